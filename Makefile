@@ -1,0 +1,48 @@
+# MAESTRO for QGIS: the two newcomer commands are `make demo` and `make test`.
+# Everything they need is installed by the project's own scripts, idempotently:
+# a second run checks what is there and costs seconds.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export QT_QPA_PLATFORM ?= offscreen
+
+.PHONY: all system venv plugin-profile test test-fast demo bench default-model clean help
+all: help
+
+help:
+	@echo "make demo    install what is missing, then segment the bundled sample through qgis_process"
+	@echo "make test    install what is missing, then run the whole test suite"
+	@echo "make bench   run the benchmarks (docs/performance.md)"
+	@echo "make default-model   retrain the bundled default model (seeded recipe)"
+
+system:
+	@bash scripts/install-system.sh
+
+# The venv sees Debian's qgis, gdal and rasterio (--system-site-packages) and adds
+# what Debian does not have, pinned in requirements/.
+$(STAMP): requirements/runtime.txt requirements/training.txt requirements/dev.txt
+	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q -r requirements/dev.txt
+	@touch $(STAMP)
+
+venv: system $(STAMP)
+
+# A private QGIS profile with the plugin enabled, for qgis_process and the tests.
+plugin-profile: venv
+	@bash scripts/plugin-profile.sh
+
+test: plugin-profile
+	@bash scripts/run-tests.sh
+
+demo: plugin-profile
+	@bash scripts/demo.sh
+
+bench: plugin-profile
+	@bash scripts/with-env.sh $(PY) -m bench
+
+default-model: venv
+	@bash scripts/with-env.sh $(PY) -m training.recipes.default_model
+
+clean:
+	rm -rf .qgis out .pytest_cache

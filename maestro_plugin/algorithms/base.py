@@ -1,0 +1,43 @@
+"""What every MAESTRO algorithm shares: group, icon, and turning engine errors into
+QgsProcessingException (a user error, shown as it is, never a traceback)."""
+from __future__ import annotations
+
+import os
+
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException
+from qgis.PyQt.QtGui import QIcon
+
+PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_MODEL = os.path.join(PLUGIN_DIR, "resources", "models", "maestro-tiny-slovenia-lulc.onnx")
+
+
+class MaestroAlgorithm(QgsProcessingAlgorithm):
+    """Base class: subclasses define name, displayName, initAlgorithm, processAlgorithm."""
+
+    def group(self):
+        return "MAESTRO"
+
+    def groupId(self):  # noqa: N802 (QGIS API name)
+        return "maestro"
+
+    def icon(self):
+        return QIcon(os.path.join(PLUGIN_DIR, "resources", "icons", "maestro.svg"))
+
+    def createInstance(self):  # noqa: N802 (QGIS API name)
+        return type(self)()
+
+    def engine_call(self, func, *args, **kwargs):
+        """Call into the engine; its errors (and a missing onnxruntime) become
+        QgsProcessingException with the engine's message."""
+        try:
+            from engine.errors import MaestroError
+        except ImportError as exc:  # numpy missing: nothing of the engine can run
+            raise QgsProcessingException(f"MAESTRO engine cannot load: {exc}") from exc
+        try:
+            return func(*args, **kwargs)
+        except MaestroError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+        except ImportError as exc:
+            raise QgsProcessingException(
+                f"A Python package MAESTRO needs is missing: {exc}. "
+                "Install it with MAESTRO > Install dependencies, or see the README.") from exc

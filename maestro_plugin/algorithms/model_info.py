@@ -1,0 +1,74 @@
+"""maestro:model_info: validate an ONNX model and report its MAESTRO metadata."""
+from __future__ import annotations
+
+from qgis.core import (QgsProcessingOutputString, QgsProcessingParameterFile,
+                       QgsProcessingParameterFileDestination)
+
+from .base import DEFAULT_MODEL, MaestroAlgorithm
+
+
+def format_report(meta) -> str:
+    """Human-readable summary of a ModelMetadata."""
+    lines = [f"Model: {meta.name} {meta.version}".rstrip(),
+             f"Task: {meta.task}" + (" (multilabel)" if meta.multilabel else ""),
+             f"Reference modality (output grid): {meta.reference_modality}",
+             "Modalities:"]
+    for m in meta.modalities:
+        dates = f"{m.min_dates}" if m.min_dates == m.max_dates else f"{m.min_dates}-{m.max_dates}"
+        lines.append(f"  {m.name}: {len(m.bands)} bands ({', '.join(m.bands)}), {m.gsd_m:g} m, "
+                     f"tile {m.tile_px} px, patch {m.patch_px} px, dates {dates}, "
+                     f"scaling {m.scaling.transform}, group {m.group}")
+    if meta.classes:
+        lines.append("Classes:")
+        lines.extend(f"  {c.id}: {c.name} {c.color}" for c in meta.classes)
+    if meta.embedding_dim:
+        lines.append(f"Embedding dimension: {meta.embedding_dim}")
+    lines.append("Provenance:")
+    for key in sorted(meta.provenance):
+        lines.append(f"  {key}: {meta.provenance[key]}")
+    return "\n".join(lines)
+
+
+class ModelInfoAlgorithm(MaestroAlgorithm):
+    MODEL = "MODEL"
+    OUTPUT = "OUTPUT"
+    REPORT = "REPORT"
+    METADATA_JSON = "METADATA_JSON"
+
+    def name(self):
+        return "model_info"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return "Model information"
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return ("Reads a MAESTRO ONNX model, checks it against the model contract "
+                "(docs/model-contract.md) and reports its task, modalities (bands, pixel size, "
+                "tile size, dates, scaling), classes and provenance.\n\n"
+                "MODEL: the .onnx file; empty means the bundled default model.\n"
+                "OUTPUT: optional JSON file that receives the validated metadata.\n\n"
+                "A file that is not ONNX, or an ONNX file without valid MAESTRO metadata, "
+                "fails with a message naming the problem.")
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        self.addParameter(QgsProcessingParameterFile(
+            self.MODEL, "MAESTRO model (.onnx; empty = bundled default)",
+            extension="onnx", optional=True))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT, "Metadata (JSON)", fileFilter="JSON files (*.json)", optional=True,
+            createByDefault=False))
+        self.addOutput(QgsProcessingOutputString(self.REPORT, "Report"))
+        self.addOutput(QgsProcessingOutputString(self.METADATA_JSON, "Metadata JSON"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        path = self.parameterAsFile(parameters, self.MODEL, context) or DEFAULT_MODEL
+        from engine.contract import read_model_metadata
+
+        meta = self.engine_call(read_model_metadata, path)
+        report = format_report(meta)
+        feedback.pushInfo(report)
+        out = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
+        if out:
+            with open(out, "w", encoding="utf-8") as fh:
+                fh.write(meta.to_json())
+        return {self.REPORT: report, self.METADATA_JSON: meta.to_json(), self.OUTPUT: out or None}

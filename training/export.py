@@ -1,0 +1,146 @@
+"""ONNX export through the model contract (docs/model-contract.md).
+
+A model to export is a ``torch.nn.Module`` whose ``forward(batch)`` takes one dict keyed by
+the contract's input names (``<m>``, ``<m>_dates``, ``<m>_mask`` per modality and
+``ref_date``) and returns the task's output tensor. :class:`ContractWrapper` turns it into a
+module with positional inputs in a fixed order for the exporter.
+
+The legacy TorchScript exporter is used (``dynamo=False``, opset 17): it writes one file
+with the weights inside, and keeps batch, dates and token axes dynamic as long as attention
+reshapes take their sizes from tensors (see ENVIRONMENT.md).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import subprocess
+import tempfile
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from engine.contract import METADATA_KEY, REF_DATE_INPUT, ModelMetadata, read_model_metadata
+
+OPSET = 17
+
+
+def input_order(meta: ModelMetadata) -> list[str]:
+    """The positional order of the graph inputs: per modality (pixels, dates, mask), then
+    ``ref_date``."""
+    names: list[str] = []
+    for m in meta.modalities:
+        names.extend(m.input_names)
+    names.append(REF_DATE_INPUT)
+    return names
+
+
+class ContractWrapper(nn.Module):
+    """Positional-argument front of a dict-input model, in :func:`input_order`."""
+
+    def __init__(self, model: nn.Module, names: list[str]):
+        super().__init__()
+        self.model = model
+        self.names = list(names)
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        batch = dict(zip(self.names, tensors))
+        out = self.model(batch)
+        # The exporter drops graph inputs a model does not read (a model may ignore a
+        # single-date modality's dates, say). The contract fixes the input list, so every
+        # small input (dates, masks, ref_date) is anchored with a zero-weight term.
+        anchor = sum(t.to(out.dtype).sum() for name, t in batch.items()
+                     if t.dtype != torch.float32)
+        return out + 0.0 * anchor
+
+
+def example_batch(meta: ModelMetadata, batch: int = 2, dates: Mapping[str, int] | None = None,
+                  seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random inputs of the contract's shapes and types.
+
+    Args:
+        batch: batch size.
+        dates: number of dates per modality (default: min(max_dates, 3)).
+
+    Returns:
+        dict: ``m`` float32 [B, T, C, H, W], ``m_dates`` int32 [B, T, 3] (year, doy, hour),
+        ``m_mask`` bool [B, T] (all False = all dates real), ``ref_date`` int32 [B, 3].
+    """
+    gen = torch.Generator().manual_seed(seed)
+    out: dict[str, torch.Tensor] = {}
+    for m in meta.modalities:
+        t = (dates or {}).get(m.name, min(m.max_dates, 3))
+        pixels, dname, mname = m.input_names
+        out[pixels] = torch.randn(batch, t, len(m.bands), m.tile_px, m.tile_px, generator=gen)
+        doy = torch.randint(1, 366, (batch, t), generator=gen, dtype=torch.int32).sort(dim=1).values
+        year = torch.full((batch, t), 2020, dtype=torch.int32)
+        out[dname] = torch.stack([year, doy, torch.zeros_like(doy)], dim=-1)
+        out[mname] = torch.zeros(batch, t, dtype=torch.bool)
+    out[REF_DATE_INPUT] = torch.tensor([[2020, 1, 0]] * batch, dtype=torch.int32)
+    return out
+
+
+def _code_version() -> str:
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        return subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def export_onnx(model: nn.Module, meta: ModelMetadata, path: str, opset: int = OPSET) -> ModelMetadata:
+    """Export ``model`` to ``path`` as ONNX with the ``maestro`` metadata, then read it back
+    through the engine's contract check.
+
+    The file is written to a temporary name and renamed when complete.
+
+    Returns:
+        The metadata as the engine reads it from the written file.
+    """
+    import onnx
+
+    names = input_order(meta)
+    wrapper = ContractWrapper(model, names).eval()
+    batch = example_batch(meta)
+    args = tuple(batch[n] for n in names)
+    dynamic_axes: dict[str, dict[int, str]] = {REF_DATE_INPUT: {0: "batch"}}
+    for m in meta.modalities:
+        pixels, dname, mname = m.input_names
+        axis = f"{m.name}_dates"
+        dynamic_axes[pixels] = {0: "batch", 1: axis}
+        dynamic_axes[dname] = {0: "batch", 1: axis}
+        dynamic_axes[mname] = {0: "batch", 1: axis}
+    dynamic_axes[meta.output_name] = {0: "batch"}
+    doc = meta.to_dict()
+    prov = dict(doc["provenance"])
+    prov.setdefault("created", _dt.date.today().isoformat())
+    prov.setdefault("code_version", _code_version())
+    doc["provenance"] = prov
+    from engine.contract import parse_metadata
+    final = parse_metadata(doc)
+
+    out_dir = os.path.dirname(os.path.abspath(path))
+    os.makedirs(out_dir, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".onnx.part", dir=out_dir)
+    os.close(fd)
+    try:
+        with torch.no_grad():
+            torch.onnx.export(wrapper, args, tmp, dynamo=False, opset_version=opset,
+                              input_names=names, output_names=[meta.output_name],
+                              dynamic_axes=dynamic_axes, do_constant_folding=True)
+        proto = onnx.load(tmp)
+        del proto.metadata_props[:]
+        entry = proto.metadata_props.add()
+        entry.key = METADATA_KEY
+        entry.value = final.to_json()
+        proto.producer_name = "maestro-qgis-training"
+        onnx.checker.check_model(proto)
+        onnx.save(proto, tmp)
+        read_back = read_model_metadata(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return read_back
