@@ -25,15 +25,37 @@ LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 def lightning_cli(args: list[str] | None = None, run: bool = True):
     """LightningCLI over any MaestroTask and MaestroDataModule subclass (``class_path`` in the
     YAML)."""
-    from lightning.pytorch.cli import LightningCLI
-
     from .datamodules.base import MaestroDataModule
     from .tasks.base import MaestroTask
 
+    import warnings
+
+    # Lightning warns when both args and sys.argv are set; sys.argv must stay intact because
+    # its DDP launcher re-runs this command line in the other processes.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
     torch.set_float32_matmul_precision("medium")  # as officially (TF32 on Ampere+ GPUs)
-    return LightningCLI(MaestroTask, MaestroDataModule, subclass_mode_model=True,
+    return _cli_class()(MaestroTask, MaestroDataModule, subclass_mode_model=True,
                         subclass_mode_data=True, args=args, run=run,
                         save_config_kwargs={"overwrite": True})
+
+
+def _cli_class():
+    from lightning.pytorch.cli import LightningCLI
+
+    class MaestroCLI(LightningCLI):
+        """LightningCLI whose mixed precision falls back to fp32 where there is no GPU, so
+        one config serves a GPU cluster (bf16/16-mixed) and a CPU test run."""
+
+        def before_instantiate_classes(self) -> None:
+            cfg = self.config[self.subcommand] if self.subcommand else self.config
+            trainer = cfg.trainer
+            mixed = str(trainer.precision or "").endswith("-mixed")
+            if mixed and (trainer.accelerator == "cpu" or not torch.cuda.is_available()):
+                print(f"training: no GPU, precision {trainer.precision} -> 32-true",
+                      file=sys.stderr)
+                trainer.precision = "32-true"
+
+    return MaestroCLI
 
 
 def load_from_config(config: str, ckpt: str | None = None, overrides: list[str] = ()):

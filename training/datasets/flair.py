@@ -100,10 +100,14 @@ class FlairHub(Dataset):
         mtd = os.path.join(root, "GLOBAL_ALL_MTD")
         self.aerial_dates = read_date_table(
             os.path.join(mtd, "GLOBAL_AERIAL_MTD_DATES.gpkg"), "date")
-        self.series_dates = {
-            m: read_date_table(os.path.join(mtd, f"GLOBAL_{DATE_TABLES[m]}_MTD_DATES.gpkg"),
-                               "acquisition_dates")
-            for m in self.modalities if m in DATE_TABLES and m != "aerial"}
+        # Time-series dates are per zone: the first two fields of the table's patch_id.
+        self.series_dates = {}
+        for m in self.modalities:
+            if m in DATE_TABLES and m != "aerial":
+                table = read_date_table(
+                    os.path.join(mtd, f"GLOBAL_{DATE_TABLES[m]}_MTD_DATES.gpkg"),
+                    "acquisition_dates")
+                self.series_dates[m] = {"_".join(k.split("_")[:2]): v for k, v in table.items()}
 
     def info(self) -> list[ModalityInfo]:
         return [ModalityInfo(**{**MODALITIES[m].__dict__, "num_dates": self.num_dates[m]})

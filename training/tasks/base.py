@@ -29,7 +29,10 @@ def build_model(config: dict, **overrides) -> nn.Module:
     from ..models.config import MaestroConfig
     from ..models.maestro import Maestro
 
-    cfg = dict(config)
+    import yaml
+
+    # Command-line overrides of a dict (--model.init_args.model.depth=4) arrive as text.
+    cfg = {k: yaml.safe_load(v) if isinstance(v, str) else v for k, v in dict(config).items()}
     cfg.update(overrides)
     return Maestro(MaestroConfig(**cfg))
 
