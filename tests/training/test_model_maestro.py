@@ -142,3 +142,18 @@ def test_dem_height_rescaling():
     x = model.pixels(batch, "dem")
     assert torch.equal(x[:, :, 0], batch["dem"][:, :, 0])
     assert torch.allclose(x[:, :, 1], 30 * (batch["dem"][:, :, 0] - batch["dem"][:, :, 1]))
+
+
+def test_treesatai_base_parameter_counts_match_the_official_figures():
+    """facts 2.1: TreeSatAI base = 254.9M parameters in total, 213.9M encoder side."""
+    mods = [ModalityConfig("aerial", 4, 20, 300, norm_bands=[1, 3]),
+            ModalityConfig("s2", 10, 2, 6, norm_bands=[4, 4, 2], max_dates=16),
+            ModalityConfig("s1_asc", 2, 2, 6, group="s1", max_dates=4),
+            ModalityConfig("s1_des", 2, 2, 6, group="s1", max_dates=4)]
+    cfg = MaestroConfig(size="medium", modalities=mods, reference_modality="aerial",
+                        grid_pos_enc=96, task="classification", num_classes=15,
+                        multilabel=True, head_name="treesat_mlc_thresh")
+    with torch.device("meta"):
+        model = Maestro(cfg)
+    assert round(sum(p.numel() for p in model.parameters()) / 1e6, 1) == 254.9
+    assert round(sum(p.numel() for p in model.encoder_parameters()) / 1e6, 1) == 213.9
