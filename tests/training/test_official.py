@@ -51,7 +51,8 @@ def official_shapes(head="treesat_mlc_thresh", classes=15):
         shapes.update(_block(f"decoder.{g}.layers.0", DEC, 16, DEC_HIDDEN))
     shapes.update(_block("encoder_inter.layers.0", D, 16, HIDDEN))
     shapes.update({"encoder_inter.norm.weight": (D,), "encoder_inter.norm.bias": (D,),
-                   f"heads.{head}.linear.weight": (classes, D), f"heads.{head}.linear.bias": (classes,),
+                   f"heads.{head}.linear.weight": (classes, D),
+                   f"heads.{head}.linear.bias": (classes,),
                    f"heads.{head}.reduce.query": (D,),
                    f"heads.{head}.reduce.norm.weight": (D,), f"heads.{head}.reduce.norm.bias": (D,),
                    f"heads.{head}.reduce.norm_fc.weight": (D,),
