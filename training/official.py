@@ -272,8 +272,8 @@ def import_official(ckpt_path: str, config_path: str, task: str, output: str) ->
         initialised and must be trained before use), ``output``, ``metadata``.
 
     Raises:
-        OfficialCheckpointError: unreadable or refused checkpoint, shape mismatches, or
-            encoder weights missing from the checkpoint.
+        OfficialCheckpointError: unreadable or refused checkpoint, shape mismatches
+            outside the task head, or encoder weights missing from the checkpoint.
     """
     doc = read_import_config(config_path)
     meta, model = build_from_config(doc, task)
@@ -281,10 +281,13 @@ def import_official(ckpt_path: str, config_path: str, task: str, output: str) ->
     state, ema = model_state(ckpt)
     report = map_state(state, model, doc.get("rename"))
     report["ema_ignored"] = ema
-    report["stubbed_classes"] = list(ckpt.get("__stubbed__", [])) if isinstance(ckpt, dict) else []
-    if report["mismatched"]:
+    report["stubbed_classes"] = list(ckpt.get("__stubbed__", []))
+    # A head of another shape (other classes, other task) is left freshly initialised and
+    # reported; any other mismatch means the config does not describe this checkpoint.
+    wrong = {k: v for k, v in report["mismatched"].items() if not k.startswith("heads.")}
+    if wrong:
         lines = ", ".join(f"{k}: checkpoint {a} vs model {b}"
-                          for k, a, b in ((k, *v) for k, v in report["mismatched"].items()))
+                          for k, a, b in ((k, *v) for k, v in wrong.items()))
         raise OfficialCheckpointError(f"shape mismatch (check sizes, bands, patch_px): {lines}")
     encoder_keys = {k for k in model.state_dict()
                     if k.startswith(("patch_embed.", "encoder.", "encoder_inter."))}

@@ -193,6 +193,14 @@ def test_embedding_and_segmentation_imports(tmp_path):
     assert any(k.startswith("heads.treesat_mlc_thresh.conv") for k in report["missing"])
     assert "heads.treesat_mlc_thresh.linear.weight" in report["unexpected"]
     assert read_model_metadata(str(tmp_path / "s.onnx")).task == "segmentation"
+    # Another number of classes: the head is re-initialised and reported, not an error.
+    cfg = write_config(str(tmp_path / "c7.yaml"), classes=[
+        {"id": i, "name": f"c{i}", "color": "#000000"} for i in range(7)])
+    report = import_official(ckpt, cfg, "classification", str(tmp_path / "c7.onnx"))
+    assert not report["head_from_checkpoint"]
+    assert set(report["mismatched"]) == {"heads.treesat_mlc_thresh.linear.weight",
+                                         "heads.treesat_mlc_thresh.linear.bias"}
+    assert "heads.treesat_mlc_thresh.reduce.to_kv.weight" not in report["missing"]
 
 
 def test_pickled_config_comes_back_as_an_inert_stub(tmp_path):

@@ -98,6 +98,9 @@ def test_perfect_reconstruction_gives_zero_loss_through_the_model():
 
 
 def test_gradients_reach_only_visible_tokens():
+    """The loss gradient on the patch embeddings (the encoder's input tokens) is zero for
+    every masked token and non-zero for every visible one. (On the pixels themselves it
+    is not zero: GroupNorm couples all tokens of a date image, as officially.)"""
     model = small_model(None)
     batch = small_batch(model.config, dates={"s2": 3, "s1_asc": 2, "s1_desc": 2})
     batch["s2_mask"][1, 2] = True                                   # one padded date
