@@ -86,3 +86,19 @@ def test_export_refuses_a_model_that_disagrees_with_its_metadata(tmp_path):
     with pytest.raises(ValueError, match="patch_px"):
         export_onnx(Maestro(cfg), meta, str(tmp_path / "x.onnx"))
     assert not any(tmp_path.iterdir())
+
+
+def test_export_refuses_weights_beyond_the_single_file_limit(tmp_path):
+    """The official ``large`` size with three groups (> 2 GiB of float32 weights) cannot
+    be one ONNX file: refused before any export work, with the reason."""
+    meta = build_metadata(
+        name="too-big", task="embedding", reference_modality="a", embedding_dim=1024,
+        modalities=[{"name": n, "bands": ["x"], "gsd_m": 10.0, "tile_px": 4, "patch_px": 2,
+                     "min_dates": 1, "max_dates": 1, "scaling": _scaling(1),
+                     "nodata": NODATA} for n in ("a", "b", "c")],
+        provenance={"training_data": "none", "licence": "MIT", "metrics": {}})
+    with torch.device("meta"):
+        model = Maestro(config_from_metadata(meta, size="large", grid_pos_enc=2))
+    with pytest.raises(ValueError, match="2 GiB"):
+        export_onnx(model, meta, str(tmp_path / "big.onnx"))
+    assert not any(tmp_path.iterdir())
