@@ -23,6 +23,8 @@ from torch import nn
 from engine.contract import METADATA_KEY, REF_DATE_INPUT, ModelMetadata, read_model_metadata
 
 OPSET = 17
+#: Protobuf's 2 GiB limit on one ONNX file (weights inside, as the contract wants).
+ONNX_SINGLE_FILE_LIMIT = 2 ** 31 - 2 ** 24
 
 
 def input_order(meta: ModelMetadata) -> list[str]:
@@ -100,6 +102,11 @@ def export_onnx(model: nn.Module, meta: ModelMetadata, path: str, opset: int = O
     """
     import onnx
 
+    check_model_metadata(model, meta)
+    size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    if size >= ONNX_SINGLE_FILE_LIMIT:
+        raise ValueError(f"model weights take {size / 2**30:.2f} GiB: a single-file ONNX is "
+                         "limited to 2 GiB (protobuf); export a smaller model")
     names = input_order(meta)
     wrapper = ContractWrapper(model, names).eval()
     batch = example_batch(meta)
@@ -163,3 +170,41 @@ def config_from_metadata(meta: ModelMetadata, norm_bands: Mapping[str, list[int]
     kwargs.update(overrides)
     kwargs.setdefault("grid_pos_enc", meta.reference.tile_px // meta.reference.patch_px)
     return MaestroConfig(modalities=mods, **kwargs)
+
+
+def check_model_metadata(model: nn.Module, meta: ModelMetadata) -> None:
+    """Refuse to export a :class:`training.models.Maestro` whose configuration disagrees
+    with the metadata the engine will trust (bands, tiles, patches, dates, task, classes,
+    embedding size). Other modules are not checked.
+
+    Raises:
+        ValueError: naming the first disagreeing field.
+    """
+    cfg = getattr(model, "config", None)
+    from .models import MaestroConfig
+
+    if not isinstance(cfg, MaestroConfig):
+        return
+    if cfg.task != meta.task:
+        raise ValueError(f"model task {cfg.task!r} but metadata task {meta.task!r}")
+    if cfg.reference_modality != meta.reference_modality:
+        raise ValueError(f"model reference modality {cfg.reference_modality!r} but metadata "
+                         f"{meta.reference_modality!r}")
+    names = [m.name for m in cfg.modalities]
+    if names != list(meta.modality_names):
+        raise ValueError(f"model modalities {names} but metadata {list(meta.modality_names)}")
+    for mc in cfg.modalities:
+        spec = meta.modality(mc.name)
+        for what, ours, theirs in (("bands", mc.bands, len(spec.bands)),
+                                   ("tile_px", mc.tile_px, spec.tile_px),
+                                   ("patch_px", mc.patch_px, spec.patch_px),
+                                   ("group", mc.group_name, spec.group or spec.name)):
+            if ours != theirs:
+                raise ValueError(f"modality {mc.name}: model {what}={ours} but metadata "
+                                 f"{what}={theirs}")
+    if meta.task == "embedding" and meta.embedding_dim != cfg.embed_dim:
+        raise ValueError(f"model embed_dim {cfg.embed_dim} but metadata embedding_dim "
+                         f"{meta.embedding_dim}")
+    if meta.task != "embedding" and len(meta.classes) != cfg.num_classes:
+        raise ValueError(f"model has {cfg.num_classes} classes but metadata lists "
+                         f"{len(meta.classes)}")
