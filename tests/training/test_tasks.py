@@ -20,8 +20,10 @@ def _fit(phase, tmp_path, steps=2, epochs=1):
                          "--data.init_args.modalities=[s2, s1_asc, s1_desc]",
                          "--model.init_args.model.modalities=["
                          "{name: s2, bands: 10, patch_px: 2, tile_px: 6, max_dates: 16},"
-                         "{name: s1_asc, bands: 2, patch_px: 2, tile_px: 6, max_dates: 4, group: s1},"
-                         "{name: s1_desc, bands: 2, patch_px: 2, tile_px: 6, max_dates: 4, group: s1}]",
+                         "{name: s1_asc, bands: 2, patch_px: 2, tile_px: 6, max_dates: 4,"
+                         " group: s1},"
+                         "{name: s1_desc, bands: 2, patch_px: 2, tile_px: 6, max_dates: 4,"
+                         " group: s1}]",
                          "--model.init_args.model.reference_modality=s2"], run=False)
     task, dm = cli.model, cli.datamodule
     before = {k: v.clone() for k, v in task.model.state_dict().items()}
