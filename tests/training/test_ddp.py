@@ -25,6 +25,7 @@ def test_two_process_ddp_keeps_replicas_identical(tmp_path):
            "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
            "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false",
            "--trainer.logger=false", "--trainer.enable_checkpointing=false",
+           f"--trainer.default_root_dir={tmp_path / 'run'}",
            "--trainer.callbacks=[{class_path: training.tasks.callbacks.WeightHashCallback, "
            f"init_args: {{folder: {hashes}}}}}]"]
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
