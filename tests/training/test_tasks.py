@@ -9,22 +9,24 @@ import torch
 
 from tests.conftest import ROOT
 from tests.training.small_model import SMALL
-from training.cli import lightning_cli
+from training.cli import export_model, lightning_cli
 
 CFG = os.path.join(ROOT, "training", "configs", "treesatai_ts_tiny_{}.yaml")
 
 
+def _overrides():
+    """Tiny dims, and the Sentinel series only (the 300 px aerial costs seconds per step)."""
+    s1 = "bands: 2, patch_px: 2, tile_px: 6, max_dates: 4, group: s1"
+    return [*SMALL, "--data.init_args.batch_size=1", "--data.init_args.num_workers=0",
+            "--data.init_args.modalities=[s2, s1_asc, s1_desc]",
+            "--model.init_args.model.modalities=["
+            "{name: s2, bands: 10, patch_px: 2, tile_px: 6, max_dates: 16},"
+            f"{{name: s1_asc, {s1}}}, {{name: s1_desc, {s1}}}]",
+            "--model.init_args.model.reference_modality=s2"]
+
+
 def _fit(phase, tmp_path, steps=2, epochs=1):
-    cli = lightning_cli(["--config", CFG.format(phase), *SMALL, "--data.init_args.batch_size=1",
-                         "--data.init_args.num_workers=0",
-                         "--data.init_args.modalities=[s2, s1_asc, s1_desc]",
-                         "--model.init_args.model.modalities=["
-                         "{name: s2, bands: 10, patch_px: 2, tile_px: 6, max_dates: 16},"
-                         "{name: s1_asc, bands: 2, patch_px: 2, tile_px: 6, max_dates: 4,"
-                         " group: s1},"
-                         "{name: s1_desc, bands: 2, patch_px: 2, tile_px: 6, max_dates: 4,"
-                         " group: s1}]",
-                         "--model.init_args.model.reference_modality=s2"], run=False)
+    cli = lightning_cli(["--config", CFG.format(phase), *_overrides()], run=False)
     task, dm = cli.model, cli.datamodule
     before = {k: v.clone() for k, v in task.model.state_dict().items()}
     ema_before = {k: v.clone() for k, v in task.ema_model.state_dict().items()}
@@ -56,6 +58,16 @@ def test_probe_trains_only_the_head_with_the_official_schedule(tmp_path):
     assert opt.defaults["betas"] == (0.9, 0.99) and opt.defaults["weight_decay"] == 0.01
     assert sched.total_steps == 2
     assert opt.param_groups[0]["min_lr"] == pytest.approx(max_lr / 1e7)   # end of the cycle
+    # The probed multilabel classifier exports through the contract with its classes.
+    ckpt = str(tmp_path / "probe.ckpt")
+    trainer.save_checkpoint(ckpt)
+    meta = export_model(CFG.format("probe"), ckpt, str(tmp_path / "c.onnx"), None, None,
+                        _overrides())
+    assert meta.task == "classification" and meta.multilabel
+    assert [c.name for c in meta.classes][:3] == ["Betula", "Cleared", "Quercus"]
+    assert meta.modality("s1_asc").scaling.transform == "log"
+    assert meta.modality("s2").max_dates == 16 and meta.modality("s2").gsd_m == 10.0
+    assert "val/weighted_f1" in meta.provenance["metrics"]
 
 
 def test_finetune_trains_the_encoder_and_keeps_an_ema(tmp_path):
