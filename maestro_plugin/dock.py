@@ -14,7 +14,7 @@ import traceback
 
 from qgis.core import Qgis, QgsMessageLog, QgsProject
 from qgis.gui import QgsCollapsibleGroupBox, QgsDockWidget, QgsFileWidget, QgsMessageBar
-from qgis.PyQt.QtCore import Qt, pyqtSignal
+from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
                                  QPushButton, QScrollArea, QSpinBox, QTextBrowser, QVBoxLayout,
                                  QWidget)
@@ -86,6 +86,7 @@ class MaestroDock(QgsDockWidget):
         self.task = None
         self.modality_inputs: dict[str, ModalityInput] = {}
         self._dialogs = []
+        self.last_message = ""
 
         body = QWidget(self)
         self.message_bar = QgsMessageBar(body)
@@ -153,10 +154,11 @@ class MaestroDock(QgsDockWidget):
         self.setWidget(scroll)
 
         self.model_widget.fileChanged.connect(self.set_model)
-        self.run_button.clicked.connect(self.run)
-        self.cancel_button.clicked.connect(self.cancel)
-        self.install_button.clicked.connect(self.open_installer)
-        self.diagnostics_button.clicked.connect(self.open_diagnostics)
+        # lambdas: clicked(bool) would pass its argument to the methods
+        self.run_button.clicked.connect(lambda: self.run())
+        self.cancel_button.clicked.connect(lambda: self.cancel())
+        self.install_button.clicked.connect(lambda: self.open_installer())
+        self.diagnostics_button.clicked.connect(lambda: self.open_diagnostics())
         self.refresh_dependencies()
         if os.path.isfile(DEFAULT_MODEL):
             self.model_widget.setFilePath(DEFAULT_MODEL)

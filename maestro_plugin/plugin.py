@@ -65,9 +65,9 @@ class MaestroPlugin:
         panel.setCheckable(True)
         self.dock.setToggleVisibilityAction(panel)
         install = QAction("Install dependencies…", main)
-        install.triggered.connect(self.dock.open_installer)
+        install.triggered.connect(lambda: self.dock.open_installer())
         diag = QAction("Diagnostics…", main)
-        diag.triggered.connect(self.dock.open_diagnostics)
+        diag.triggered.connect(lambda: self.dock.open_diagnostics())
         for action in (panel, install, diag):
             self.iface.addPluginToRasterMenu(MENU, action)
         self.iface.addRasterToolBarIcon(panel)

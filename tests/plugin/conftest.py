@@ -104,6 +104,17 @@ class Rasters:
         self.s2_no_crs = _write(folder / "S2_nocrs_20150820.tif", dn[0], None, tr, 0, "uint16")
         self.s2_empty = _write(folder / "S2_empty_20150820.tif", np.zeros_like(dn[0]), utm, tr, 0,
                                "uint16")
+        # 4 x 4 copies of the patch (404 x 400 px, 2 dates) + a DEM on the same area at
+        # 20 m: a run long enough (hundreds of tiles at batch size 1) to cancel it mid-run
+        big = np.tile(dn[:2], (1, 1, 4, 4))
+        d = folder / "s2_big"
+        d.mkdir()
+        self.s2_big = [_write(d / f"S2_{date.replace('-', '')}.tif", big[i], utm, tr, 0,
+                              "uint16") for i, date in enumerate(S2_DATES[:2])]
+        dem10 = np.load(os.path.join(SLOVENIA, "dem.npy"))[:100, :, 0].astype("float32")
+        dem20 = dem10.reshape(50, 2, 50, 2).mean(axis=(1, 3))
+        self.dem_big = _write(folder / "dem_big_utm_20m.tif", np.tile(dem20, (4, 4))[None],
+                              utm, from_origin(x0, y0, 20.0, 20.0), -9999.0, "float32")
         # DEM: second CRS (ETRS89-LAEA, EPSG:3035) and pixel size (20 m)
         dem = np.load(os.path.join(SLOVENIA, "dem.npy"))[..., 0].astype("float32")
         laea = CRS.from_epsg(3035)

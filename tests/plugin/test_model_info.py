@@ -44,7 +44,8 @@ def test_processing_run_bad_file_is_a_processing_exception(provider, tmp_path):
 def test_qgis_process_lists_and_runs(qgis_env, tiny_models):
     listing = run_qgis_process(qgis_env, "list")
     assert listing.returncode == 0, listing.stderr
-    assert "maestro:model_info" in listing.stdout
+    for name in ("model_info", "segment", "classify", "embed"):
+        assert f"maestro:{name}" in listing.stdout
     run = run_qgis_process(qgis_env, "--json", "run", "maestro:model_info", "--",
                            f"MODEL={tiny_models['classification']}")
     assert run.returncode == 0, run.stdout + run.stderr

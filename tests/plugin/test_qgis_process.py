@@ -18,13 +18,6 @@ def _json(run):
     return json.loads(run.stdout[run.stdout.index("{"):])
 
 
-def test_qgis_process_lists_the_algorithms(qgis_env):
-    listing = run_qgis_process(qgis_env, "list")
-    assert listing.returncode == 0, listing.stderr
-    for name in ("segment", "classify", "embed", "model_info"):
-        assert f"maestro:{name}" in listing.stdout
-
-
 def test_segment_time_stack_by_repeated_parameter(qgis_env, tiny_models, rasters, tmp_path):
     out = tmp_path / "lc.tif"
     doc = _json(run_qgis_process(
