@@ -82,28 +82,31 @@ def test_undated_stack_runs_with_dates_given_in_dates_parameter(tiny_models, ras
     assert json.loads(result["DATES_USED"])["s2"] == ["2020-05-01", "2020-06-01"]
 
 
-def test_segment_result_is_styled_with_class_names_when_loaded(tiny_models, rasters, tmp_path):
+def test_segment_results_are_styled_when_loaded(tiny_models, rasters, tmp_path):
+    """Land cover: paletted with the model's class names and colours; confidence: 0-1 ramp."""
     import processing
-    from qgis.core import QgsPalettedRasterRenderer, QgsProject
+    from qgis.core import (QgsPalettedRasterRenderer, QgsProject,
+                           QgsSingleBandPseudoColorRenderer)
 
-    out = str(tmp_path / "styled.tif")
+    out, conf = str(tmp_path / "styled.tif"), str(tmp_path / "styled-conf.tif")
     result = processing.runAndLoadResults(
         "maestro:segment", {"MODEL": tiny_models["segmentation"], "S2": rasters.s2[:2],
-                            "DEM": [rasters.dem], "OUTPUT": out})
-    loaded = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.source() == out]
-    assert result["OUTPUT"] == out and len(loaded) == 1
-    layer = loaded[0]
-    loaded = None
+                            "DEM": [rasters.dem], "OUTPUT": out, "CONFIDENCE": conf})
+    assert result["OUTPUT"] == out and result["CONFIDENCE"] == conf
+    by_source = {lyr.source(): lyr for lyr in QgsProject.instance().mapLayers().values()}
     try:
-        renderer = layer.renderer()
+        renderer = by_source[out].renderer()
         assert isinstance(renderer, QgsPalettedRasterRenderer)
         classes = {c.value: (c.label, c.color.name()) for c in renderer.classes()}
         assert classes == {0: ("forest", "#1b7837"), 1: ("grassland", "#a6dba0"),
                            2: ("artificial", "#d73027")}
+        renderer = by_source[conf].renderer()
+        assert isinstance(renderer, QgsSingleBandPseudoColorRenderer)
+        assert (renderer.classificationMin(), renderer.classificationMax()) == (0.0, 1.0)
     finally:
         renderer = None
-        QgsProject.instance().removeMapLayer(layer.id())
-        layer = None
+        QgsProject.instance().removeMapLayers([lyr.id() for lyr in by_source.values()])
+        by_source = None
 
 
 def test_classify_and_embed(tiny_models, rasters, tmp_path):

@@ -86,6 +86,7 @@ def test_dock_shows_model_and_runs_task_adding_styled_layer(dock, qgis_iface, pr
     out = tmp_path / "dock-lc.tif"
     dock.output_widget.setFilePath(str(out))
     dock.overlap_spin.setValue(50)
+    dock.confidence_check.setChecked(True)
     dock.run_button.click()
     assert dock.task is not None
     assert not dock.run_button.isEnabled() and dock.cancel_button.isEnabled()
@@ -98,6 +99,10 @@ def test_dock_shows_model_and_runs_task_adding_styled_layer(dock, qgis_iface, pr
     assert isinstance(renderer, QgsPalettedRasterRenderer)
     assert [c.label for c in renderer.classes()] == ["forest", "grassland", "artificial"]
     renderer = layer = None
+    conf = [lyr for lyr in QgsProject.instance().mapLayers().values()
+            if lyr.source() == str(tmp_path / "dock-lc_confidence.tif")]
+    assert len(conf) == 1 and conf[0].renderer().type() == "singlebandpseudocolor"
+    conf = None
     assert dock.progress_bar.value() == 100 and dock.run_button.isEnabled()
     assert diagnostics.last_run()["provider"] == "CPUExecutionProvider"
     assert any("CPUExecutionProvider" in m
