@@ -22,6 +22,7 @@ def build_vrt(vrt_path: str, block_files: Sequence[str]) -> str:
     tmp = vrt_path + ".tmp.vrt"
     try:
         ds = gdal.BuildVRT(tmp, [os.path.abspath(f) for f in sorted(block_files)])
+        _copy_band_labels(block_files[0], ds)
         ds.FlushCache()
         ds = None
         # The temp name sits in the same folder, so relative source paths stay valid.
@@ -31,6 +32,20 @@ def build_vrt(vrt_path: str, block_files: Sequence[str]) -> str:
             os.remove(tmp)
         raise OutputError(f"Cannot write the mosaic VRT {vrt_path}: {exc}") from exc
     return vrt_path
+
+
+def _copy_band_labels(block_file: str, vrt) -> None:
+    """Band descriptions and category names (class names of segmentation outputs) are not
+    carried by BuildVRT: copy them from one block."""
+    from osgeo import gdal
+
+    src = gdal.Open(block_file)
+    for i in range(1, src.RasterCount + 1):
+        band, out = src.GetRasterBand(i), vrt.GetRasterBand(i)
+        if band.GetDescription():
+            out.SetDescription(band.GetDescription())
+        if band.GetCategoryNames():
+            out.SetCategoryNames(band.GetCategoryNames())
 
 
 def merge_cog(vrt_path: str, cog_path: str, threads: int | str = "ALL_CPUS") -> str:

@@ -119,13 +119,17 @@ def _inputs_spec(inputs: Mapping[str, Sequence[Any]]) -> InputsSpec:
 
 
 def _reference_raster(meta, spec: InputsSpec) -> str:
-    """The raster whose grid the engine uses as the reference (the first slice given for the
-    reference modality: all slices of a stack share the grid the engine resamples onto)."""
+    """The raster whose grid the engine's output is on: the earliest slice of the reference
+    modality, chosen by the engine's own stack rules (``engine.stack.collect_stack``)."""
+    from engine.api import SliceInput
+    from engine.stack import collect_stack
+
     ref = meta.reference_modality
     if ref not in spec:
         raise InputError(f"The model needs the reference modality '{ref}'; inputs give "
                          f"{', '.join(sorted(spec)) or 'none'}.")
-    return spec[ref][0][0]
+    items = [SliceInput(p, datetime.date.fromisoformat(d) if d else None) for p, d in spec[ref]]
+    return collect_stack(meta.reference, items, lambda message: None)[0].path
 
 
 def plan_blocks(meta, grid: ReferenceGrid, block_px: int, area_raster: str | None = None,
