@@ -196,7 +196,7 @@ def _client(opts: BatchOptions, log: Callable[[str], None]):
         env = {k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                           "MKL_NUM_THREADS")}
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=None, env=env,
+                               dashboard_address=":0", env=env,
                                silence_logs=logging.ERROR)
         try:
             client = Client(cluster)
@@ -328,7 +328,9 @@ def _compute(todo: list[Block], model_path: str, spec: InputsSpec, output_dir: s
                 time.sleep(0.1)
                 continue
             for fut in batch:
-                b = futures[fut]
+                # Released once recorded: a worker dying later must not make Dask recompute
+                # a finished block to restore a result nobody needs any more.
+                b = futures.pop(fut)
                 if fut.status == "finished":
                     res = fut.result()
                     manifest.record(b.id, status="done", sha256=res["sha256"],
@@ -341,6 +343,7 @@ def _compute(todo: list[Block], model_path: str, spec: InputsSpec, output_dir: s
                     manifest.record(b.id, status="failed", error=f"{type(exc).__name__}: {exc}")
                     report.failed[b.id] = f"{type(exc).__name__}: {exc}"
                     log(f"Block {b.id} failed: {type(exc).__name__}: {exc}")
+                fut.release()
             manifest.save(force=False)
             elapsed = time.perf_counter() - t0
             report.compute_seconds = elapsed

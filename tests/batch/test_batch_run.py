@@ -126,18 +126,24 @@ def test_corrupt_and_missing_blocks_are_detected_and_redone(
 
 def test_killed_worker_loses_nothing_and_job_completes(
         tiny_models, slovenia_inputs, reference_run, tmp_path):
-    """Default path: run_batch starts its own LocalCluster of 2 worker processes; one task
-    SIGKILLs its worker; Dask reschedules it and the job completes."""
-    marker = tmp_path / "killed"
+    """Default path: run_batch starts its own LocalCluster of 2 worker processes. Once 3
+    blocks are recorded, one task SIGKILLs its worker; Dask reschedules that task, the finished
+    blocks are not computed again and the job completes."""
+    marker = tmp_path / "killed.json"
     out = tmp_path / "out"
     report = run_batch(tiny_models["segmentation"], slovenia_inputs, str(out),
                        BatchOptions(block_px=BLOCK_PX, workers=2, retries=2),
-                       block_fn=functools.partial(run_block_killing_worker_once, str(marker)))
-    killed_block, killed_pid = marker.read_text().split()     # a worker really died
+                       block_fn=functools.partial(run_block_killing_worker_once, str(marker), 3))
+    killed = json.loads(marker.read_text())                  # a worker really died
+    assert len(killed["done"]) >= 3
     assert report.workers == 2
     assert (report.blocks_run, report.failed) == (16, {})
-    rec = manifest_of(out)["blocks"][killed_block]
-    assert rec["status"] == "done" and not rec["worker"].endswith(f":{killed_pid}")
+    doc = manifest_of(out)
+    assert all(r["status"] == "done" for r in doc["blocks"].values())
+    rec = doc["blocks"][killed["block"]]                     # redone by a live worker
+    assert not rec["worker"].endswith(f":{killed['pid']}")
+    for block_id, mtime_ns in killed["done"].items():         # finished blocks untouched
+        assert os.stat(out / doc["blocks"][block_id]["file"]).st_mtime_ns == mtime_ns, block_id
     assert_equals_reference(report.vrt_path, reference_run)
 
 
