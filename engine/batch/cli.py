@@ -4,8 +4,9 @@ Registered in ``engine.cli.SUBCOMMANDS``; also runnable alone as ``python -m eng
 
 Examples::
 
-    python -m engine batch model.onnx --input s2=s2_20240501.vrt --input s2=s2_20240815.vrt \\
-        --input dem=dem.vrt --out out/region --area-vector region.gpkg --block-px 1024
+    python -m engine batch --model model.onnx --input s2=s2_20240501.vrt \\
+        --input s2=s2_20240815.vrt --input dem=dem.vrt --output out/region \\
+        --area-vector region.gpkg --block-px 1024
     python -m engine batch ... --scheduler tcp://10.0.0.5:8786      # an existing cluster
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 import json
 import sys
 
-from engine.errors import MaestroError
+from engine.errors import InputError, MaestroError
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -30,21 +31,31 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _fill(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="ONNX model file (MAESTRO contract)")
-    p.add_argument("--input", "-i", action="append", default=[], metavar="MODALITY=PATH[@DATE]",
-                   help="one raster (file or VRT mosaic) of one date; repeat per date and "
-                        "modality, e.g. -i s2=a.tif -i s2=b.tif -i dem=dem.vrt. @YYYY-MM-DD "
-                        "overrides the date read from tags or the file name")
-    p.add_argument("--out", "-o", required=True, help="output folder (created)")
+    # Same conventions as ``python -m engine run`` (engine/cli.py): --model, --input M=PATH,
+    # --date M=PATH=YYYY-MM-DD, --overlap, --batch-size, --device, --threads.
+    from engine.cli import _parse_date, _parse_input
+
+    p.add_argument("--model", required=True, help="ONNX model exported by MAESTRO's training")
+    p.add_argument("--input", action="append", type=_parse_input, default=[], metavar="M=PATH",
+                   help="an input raster (file or VRT mosaic) of modality M: repeat per date "
+                        "and modality, e.g. --input s2=a.tif --input s2=b.vrt --input dem=dem.vrt")
+    p.add_argument("--date", action="append", type=_parse_date, default=[],
+                   metavar="M=PATH=YYYY-MM-DD", help="explicit date of one input raster")
+    p.add_argument("--output", required=True,
+                   help="output folder: blocks/<id>.tif, manifest.json, mosaic.vrt")
     area = p.add_mutually_exclusive_group()
     area.add_argument("--area-raster", metavar="PATH", help="area = this raster's extent")
-    area.add_argument("--area-vector", metavar="PATH", help="area = this vector layer's extent")
-    area.add_argument("--area-bounds", metavar="XMIN,YMIN,XMAX,YMAX",
+    area.add_argument("--area-vector", metavar="PATH",
+                      help="area = this vector layer's extent (any OGR format)")
+    area.add_argument("--area-bounds", type=float, nargs=4,
+                      metavar=("XMIN", "YMIN", "XMAX", "YMAX"),
                       help="area in the reference raster's CRS")
-    area.add_argument("--block-bounds", action="append", metavar="XMIN,YMIN,XMAX,YMAX",
-                      help="an explicit block extent (repeat for a list of blocks)")
+    area.add_argument("--block-bounds", type=float, nargs=4, action="append",
+                      metavar=("XMIN", "YMIN", "XMAX", "YMAX"),
+                      help="one explicit block (reference CRS); repeat for a list of blocks")
     p.add_argument("--block-px", type=int, default=1024,
-                   help="block side in reference pixels (default 1024)")
+                   help="block side in reference pixels, rounded up to the model's tile "
+                        "(default 1024)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                    help="submit to this Dask scheduler instead of starting a local cluster")
     p.add_argument("--workers", type=int, default=None,
@@ -55,34 +66,30 @@ def _fill(p: argparse.ArgumentParser) -> None:
     p.add_argument("--merged-cog", action="store_true", help="also write mosaic.tif (one COG)")
     p.add_argument("--restart", action="store_true",
                    help="discard a job with other parameters found in the output folder")
-    p.add_argument("--overlap", type=float, default=25, help="tile overlap, percent (default 25)")
-    p.add_argument("--batch-size", type=int, default=8, help="tiles per inference batch")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--overlap", type=float, default=25, help="tile overlap, percent (0-75)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--progress", default="text", choices=["text", "json"],
                    help="progress lines on stdout: text, or JSON lines (for the QGIS algorithm)")
 
 
-def parse_inputs(items: list[str]) -> dict[str, list[tuple[str, str | None]]]:
-    """``["s2=a.tif", "s2=b.tif@2024-05-01"]`` -> ``{"s2": [("a.tif", None), ("b.tif", "2024-05-01")]}``."""
-    from engine.errors import InputError
-
-    out: dict[str, list[tuple[str, str | None]]] = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise InputError(f"--input {item!r}: expected MODALITY=PATH (e.g. s2=scene.tif)")
-        date = None
-        if "@" in path:
-            path, _, date = path.rpartition("@")
-        out.setdefault(name.strip().lower(), []).append((path, date or None))
-    if not out:
-        raise InputError("No --input given: pass MODALITY=PATH for every modality of the model.")
-    return out
+def collect_inputs(args: argparse.Namespace) -> dict[str, list[tuple[str, str | None]]]:
+    """``--input``/``--date`` -> ``{modality: [(path, ISO date | None)]}``."""
+    given = {(m, p): d for m, p, d in args.date}
+    inputs: dict[str, list[tuple[str, str | None]]] = {}
+    for modality, path in args.input:
+        day = given.pop((modality, path), None)
+        inputs.setdefault(modality, []).append((path, day.isoformat() if day else None))
+    if given:
+        raise InputError(f"--date names inputs that are not given with --input: "
+                         f"{[f'{m}={p}' for m, p in given]}")
+    if not inputs:
+        raise InputError("No --input given: pass M=PATH for every modality of the model.")
+    return inputs
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the batch job; prints progress and a summary; returns the exit status."""
-    from .blocks import parse_bounds
     from .runner import BatchOptions, run_batch
 
     as_json = args.progress == "json"
@@ -97,22 +104,23 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         report = run_batch(
-            args.model, parse_inputs(args.input), args.out,
+            args.model, collect_inputs(args), args.output,
             BatchOptions(block_px=args.block_px, workers=args.workers, scheduler=args.scheduler,
                          retries=args.retries, merged_cog=args.merged_cog, restart=args.restart,
                          threads=args.threads, tile_overlap_pct=args.overlap,
                          batch_size=args.batch_size, device=args.device),
             area_raster=args.area_raster, area_vector=args.area_vector,
-            area_bounds=parse_bounds(args.area_bounds) if args.area_bounds else None,
-            block_extents=[parse_bounds(b) for b in args.block_bounds] if args.block_bounds else None,
+            area_bounds=tuple(args.area_bounds) if args.area_bounds else None,
+            block_extents=[tuple(b) for b in args.block_bounds] if args.block_bounds else None,
             progress=lambda done, total, message: emit("progress", done=done, total=total,
                                                        message=message),
             log=lambda message: emit("log", message=message))
     except MaestroError as exc:
-        emit("error", message=str(exc))
+        # Exit status 2 for engine errors, as ``python -m engine run``.
+        emit("error", message=str(exc), error=type(exc).__name__)
         if not as_json:
-            print(f"error: {exc}", file=sys.stderr)
-        return 1
+            print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
     summary = {"blocks_total": report.blocks_total, "blocks_skipped": report.blocks_skipped,
                "blocks_run": report.blocks_run, "redone": report.redone,
                "workers": report.workers, "seconds": round(report.seconds, 2),
