@@ -53,6 +53,9 @@ def _fill(p: argparse.ArgumentParser) -> None:
     area.add_argument("--block-bounds", type=float, nargs=4, action="append",
                       metavar=("XMIN", "YMIN", "XMAX", "YMAX"),
                       help="one explicit block (reference CRS); repeat for a list of blocks")
+    p.add_argument("--area-crs", metavar="CRS",
+                   help="CRS of --area-bounds/--block-bounds (EPSG:4326, WKT...); default: "
+                        "the reference raster's")
     p.add_argument("--block-px", type=int, default=1024,
                    help="block side in reference pixels, rounded up to the model's tile "
                         "(default 1024)")
@@ -112,9 +115,16 @@ def main(args: argparse.Namespace) -> int:
             area_raster=args.area_raster, area_vector=args.area_vector,
             area_bounds=tuple(args.area_bounds) if args.area_bounds else None,
             block_extents=[tuple(b) for b in args.block_bounds] if args.block_bounds else None,
+            area_crs=args.area_crs,
             progress=lambda done, total, message: emit("progress", done=done, total=total,
                                                        message=message),
             log=lambda message: emit("log", message=message))
+    except KeyboardInterrupt:
+        emit("error", message="Interrupted: the finished blocks are recorded; run the same "
+                              "command again to resume.", error="KeyboardInterrupt")
+        if not as_json:
+            print("interrupted: run the same command again to resume", file=sys.stderr)
+        return 130
     except MaestroError as exc:
         # Exit status 2 for engine errors, as ``python -m engine run``.
         emit("error", message=str(exc), error=type(exc).__name__)
@@ -126,7 +136,8 @@ def main(args: argparse.Namespace) -> int:
                "workers": report.workers, "seconds": round(report.seconds, 2),
                "blocks_per_hour": round(report.throughput_blocks_s * 3600, 1),
                "mpx_per_s": round(report.throughput_px_s / 1e6, 3),
-               "vrt": report.vrt_path, "cog": report.cog_path}
+               "vrt": report.vrt_path, "cog": report.cog_path, "provider": report.provider,
+               "dates": report.dates}
     if as_json:
         emit("done", **summary)
     else:

@@ -90,6 +90,8 @@ class BatchReport:
     compute_seconds: float = 0.0
     throughput_blocks_s: float = 0.0
     throughput_px_s: float = 0.0
+    provider: str | None = None
+    dates: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _inputs_spec(inputs: Mapping[str, Sequence[Any]]) -> InputsSpec:
@@ -134,14 +136,21 @@ def _reference_raster(meta, spec: InputsSpec) -> str:
 
 def plan_blocks(meta, grid: ReferenceGrid, block_px: int, area_raster: str | None = None,
                 area_vector: str | None = None, area_bounds: Bounds | None = None,
-                block_extents: Sequence[Bounds] | None = None) -> list[Block]:
-    """Blocks for one of: a raster's extent, a vector layer's extent, bounds in the reference
-    CRS, or explicit block extents; none = the whole reference raster."""
+                block_extents: Sequence[Bounds] | None = None,
+                area_crs: str | None = None) -> list[Block]:
+    """Blocks for one of: a raster's extent, a vector layer's extent, bounds, or explicit
+    block extents; none = the whole reference raster. Bounds and block extents are in
+    ``area_crs`` (anything rasterio's CRS accepts: ``EPSG:4326``, WKT), default the
+    reference raster's CRS."""
     given = [a is not None for a in (area_raster, area_vector, area_bounds, block_extents)]
     if sum(given) > 1:
         raise InputError("Give at most one area: a raster, a vector layer, bounds, or a list of "
                          "block extents.")
     align = meta.reference.tile_px
+    if area_crs:
+        area_bounds = _to_grid_crs(area_bounds, area_crs, grid) if area_bounds else None
+        block_extents = ([_to_grid_crs(b, area_crs, grid) for b in block_extents]
+                         if block_extents else block_extents)
     if block_extents is not None:
         return explicit_blocks(grid, block_extents, align)
     block_px = -(-block_px // align) * align
@@ -154,6 +163,19 @@ def plan_blocks(meta, grid: ReferenceGrid, block_px: int, area_raster: str | Non
     else:
         area = grid.window_bounds((0, 0, grid.width, grid.height))
     return split_area(grid, area, block_px, align)
+
+
+def _to_grid_crs(bounds: Bounds, crs: str, grid: ReferenceGrid) -> Bounds:
+    """Bounds in ``crs`` -> the enclosing bounds in the reference CRS."""
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+    from rasterio.warp import transform_bounds
+
+    try:
+        src = CRS.from_user_input(crs)
+    except CRSError as exc:
+        raise InputError(f"Unknown area CRS {crs!r}: {exc}") from exc
+    return tuple(transform_bounds(src, grid.crs_wkt, *bounds, densify_pts=21))
 
 
 def _job_fingerprint(model_path: str, meta, spec: InputsSpec, blocks: Sequence[Block],
@@ -213,7 +235,7 @@ def _client(opts: BatchOptions, log: Callable[[str], None]):
 def run_batch(model_path: str, inputs: Mapping[str, Sequence[Any]], output_dir: str,
               options: BatchOptions | None = None, *, area_raster: str | None = None,
               area_vector: str | None = None, area_bounds: Bounds | None = None,
-              block_extents: Sequence[Bounds] | None = None,
+              block_extents: Sequence[Bounds] | None = None, area_crs: str | None = None,
               progress: Callable[[int, int, str], None] | None = None,
               log: Callable[[str], None] | None = None,
               is_cancelled: Callable[[], bool] | None = None,
@@ -251,7 +273,7 @@ def run_batch(model_path: str, inputs: Mapping[str, Sequence[Any]], output_dir: 
                          f"inputs give {', '.join(sorted(spec))}.")
     grid = ReferenceGrid.from_raster(_reference_raster(meta, spec))
     blocks = plan_blocks(meta, grid, opts.block_px, area_raster, area_vector, area_bounds,
-                         block_extents)
+                         block_extents, area_crs)
     os.makedirs(os.path.join(output_dir, BLOCKS_DIR), exist_ok=True)
     manifest = Manifest.open(output_dir, _job_fingerprint(model_path, meta, spec, blocks, opts),
                              restart=opts.restart)
@@ -294,8 +316,6 @@ def _compute(todo: list[Block], model_path: str, spec: InputsSpec, output_dir: s
              opts: BatchOptions, manifest: Manifest, report: BatchReport, total: int,
              progress, log, is_cancelled, block_fn) -> None:
     """Submit ``todo`` to the cluster and record the results as they complete."""
-    from distributed import as_completed
-
     engine_opts = {"tile_overlap_pct": opts.tile_overlap_pct, "batch_size": opts.batch_size,
                    "device": opts.device, "cog": True}
     with _client(opts, log) as client:
@@ -305,56 +325,69 @@ def _compute(todo: list[Block], model_path: str, spec: InputsSpec, output_dir: s
             engine_opts["threads"] = opts.threads
         elif not opts.scheduler:
             engine_opts["threads"] = max(1, (os.cpu_count() or 1) // n_workers)
-        t0 = time.perf_counter()
-        futures = {}
-        for b in todo:
-            out = os.path.abspath(os.path.join(output_dir, BLOCKS_DIR, f"{b.id}.tif"))
-            fut = client.submit(block_fn, model_path, spec, b.id, b.bounds, out, engine_opts,
-                                key=f"maestro-block-{b.id}-{os.urandom(4).hex()}",
-                                retries=opts.retries, pure=False)
-            futures[fut] = b
-        done_px = 0
-        pending = as_completed(list(futures))
-        while not pending.is_empty():
-            if is_cancelled and is_cancelled():
-                for fut in futures:
-                    fut.cancel()
-                manifest.save()
-                raise CancelledError(
-                    f"Batch cancelled after {report.blocks_skipped + report.blocks_run} of "
-                    f"{total} blocks; re-run the same command to resume.")
-            batch = pending.next_batch(block=False)
-            if not batch:
-                time.sleep(0.1)
-                continue
-            for fut in batch:
-                # Released once recorded: a worker dying later must not make Dask recompute
-                # a finished block to restore a result nobody needs any more.
-                b = futures.pop(fut)
-                if fut.status == "finished":
-                    res = fut.result()
-                    manifest.record(b.id, status="done", sha256=res["sha256"],
-                                    seconds=res["seconds"], worker=res["worker"], error=None,
-                                    redo_reason=None)
-                    report.blocks_run += 1
-                    done_px += b.pixels
-                else:
-                    exc = fut.exception()
-                    manifest.record(b.id, status="failed", error=f"{type(exc).__name__}: {exc}")
-                    report.failed[b.id] = f"{type(exc).__name__}: {exc}"
-                    log(f"Block {b.id} failed: {type(exc).__name__}: {exc}")
-                fut.release()
-            manifest.save(force=False)
-            elapsed = time.perf_counter() - t0
-            report.compute_seconds = elapsed
-            report.throughput_blocks_s = report.blocks_run / elapsed if elapsed else 0.0
-            report.throughput_px_s = done_px / elapsed if elapsed else 0.0
-            finished = report.blocks_skipped + report.blocks_run
-            left = len(todo) - report.blocks_run - len(report.failed)
-            eta = left / report.throughput_blocks_s if report.throughput_blocks_s else float("nan")
-            message = (f"{finished}/{total} blocks done, {report.throughput_blocks_s * 3600:.0f} "
-                       f"blocks/h ({report.throughput_px_s / 1e6:.2f} Mpx/s), "
-                       f"{len(report.failed)} failed, ETA {eta:.0f} s")
-            if progress:
-                progress(finished, total, message)
-        manifest.save()
+        try:
+            _collect(client, todo, model_path, spec, output_dir, opts, engine_opts, manifest,
+                     report, total, progress, is_cancelled, block_fn, log)
+        finally:
+            # Whatever stops the loop (cancel, Ctrl-C, a lost scheduler): keep what finished.
+            manifest.save()
+
+
+def _collect(client, todo, model_path, spec, output_dir, opts, engine_opts, manifest, report,
+             total, progress, is_cancelled, block_fn, log) -> None:
+    """Submit the blocks, then record results as they complete (see ``_compute``)."""
+    from distributed import as_completed
+
+    t0 = time.perf_counter()
+    futures = {}
+    for b in todo:
+        out = os.path.abspath(os.path.join(output_dir, BLOCKS_DIR, f"{b.id}.tif"))
+        fut = client.submit(block_fn, model_path, spec, b.id, b.bounds, out, engine_opts,
+                            key=f"maestro-block-{b.id}-{os.urandom(4).hex()}",
+                            retries=opts.retries, pure=False)
+        futures[fut] = b
+    done_px = 0
+    pending = as_completed(list(futures))
+    while not pending.is_empty():
+        if is_cancelled and is_cancelled():
+            for fut in futures:
+                fut.cancel()
+            manifest.save()
+            raise CancelledError(
+                f"Batch cancelled after {report.blocks_skipped + report.blocks_run} of "
+                f"{total} blocks; re-run the same command to resume.")
+        batch = pending.next_batch(block=False)
+        if not batch:
+            time.sleep(0.1)
+            continue
+        for fut in batch:
+            # Released once recorded: a worker dying later must not make Dask recompute
+            # a finished block to restore a result nobody needs any more.
+            b = futures.pop(fut)
+            if fut.status == "finished":
+                res = fut.result()
+                manifest.record(b.id, status="done", sha256=res["sha256"],
+                                seconds=res["seconds"], worker=res["worker"], error=None,
+                                redo_reason=None)
+                report.blocks_run += 1
+                report.provider, report.dates = res["provider"], res["dates"]
+                done_px += b.pixels
+            else:
+                exc = fut.exception()
+                manifest.record(b.id, status="failed", error=f"{type(exc).__name__}: {exc}")
+                report.failed[b.id] = f"{type(exc).__name__}: {exc}"
+                log(f"Block {b.id} failed: {type(exc).__name__}: {exc}")
+            fut.release()
+        manifest.save(force=False)
+        elapsed = time.perf_counter() - t0
+        report.compute_seconds = elapsed
+        report.throughput_blocks_s = report.blocks_run / elapsed if elapsed else 0.0
+        report.throughput_px_s = done_px / elapsed if elapsed else 0.0
+        finished = report.blocks_skipped + report.blocks_run
+        left = len(todo) - report.blocks_run - len(report.failed)
+        eta = left / report.throughput_blocks_s if report.throughput_blocks_s else float("nan")
+        message = (f"{finished}/{total} blocks done, {report.throughput_blocks_s * 3600:.0f} "
+                   f"blocks/h ({report.throughput_px_s / 1e6:.2f} Mpx/s), "
+                   f"{len(report.failed)} failed, ETA {eta:.0f} s")
+        if progress:
+            progress(finished, total, message)

@@ -21,7 +21,7 @@ def run_block(model_path: str, inputs: InputsSpec, block_id: str,
               bounds: tuple[float, float, float, float], output_path: str,
               options: dict[str, Any]) -> dict[str, Any]:
     """Run the engine over ``bounds`` into ``output_path`` (a COG) and return its record:
-    ``{block, file, sha256, seconds, tiles, provider, worker}``.
+    ``{block, file, sha256, seconds, tiles, provider, dates, worker}``.
 
     The engine writes through a temporary name renamed on success, so a task killed midway
     leaves no complete-looking block file. Errors propagate (Dask retries the task).
@@ -35,4 +35,4 @@ def run_block(model_path: str, inputs: InputsSpec, block_id: str,
     report = run_model(model_path, slices, output_path, RunOptions(bounds=tuple(bounds), **options))
     return {"block": block_id, "file": output_path, "sha256": sha256_file(output_path),
             "seconds": round(time.perf_counter() - t0, 3), "tiles": report.tiles,
-            "provider": report.provider, "worker": f"{socket.gethostname()}:{os.getpid()}"}
+            "provider": report.provider, "dates": report.dates, "worker": f"{socket.gethostname()}:{os.getpid()}"}
