@@ -7,6 +7,8 @@ import datetime as dt
 import os
 
 import numpy as np
+
+from engine.contract import read_model_metadata
 import pytest
 import rasterio
 
@@ -226,7 +228,8 @@ def test_embedding_token_grid(tiny_models, scene, slovenia, tmp_path):
     out = str(tmp_path / "emb.tif")
     run_model(tiny_models["embedding"], inputs, out, RunOptions(tile_overlap_pct=0))
     data, profile, _ = read(out)
-    assert data.shape == (8, rows // 4, cols // 4) and profile["transform"].a == pytest.approx(40.0)
+    dim = read_model_metadata(tiny_models["embedding"]).embedding_dim
+    assert data.shape == (dim, rows // 4, cols // 4) and profile["transform"].a == pytest.approx(40.0)
     tiles = [(r, c) for r in range(0, rows, T) for c in range(0, cols, T)]
     emb = run_session(tiny_models["embedding"], manual_feeds(slovenia, tiles, rows, cols))
     expected = np.zeros_like(data)
