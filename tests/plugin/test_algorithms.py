@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+from training.tiny import TINY_DIM
 from tests.plugin.conftest import NODATA_BLOCK, S2_DATES, read_raster
 
 pytestmark = pytest.mark.usefixtures("maestro")
