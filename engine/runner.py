@@ -26,9 +26,9 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .align import ModelGrid, SliceReader, model_grid
+from .align import SliceReader, model_grid
 from .blend import RowAccumulator
-from .contract import ModalitySpec, ModelMetadata, read_model_metadata, REF_DATE_INPUT
+from .contract import REF_DATE_INPUT, ModelMetadata, read_model_metadata
 from .dates import date_triplet
 from .errors import CancelledError, InputError
 from .scaling import scale_slice

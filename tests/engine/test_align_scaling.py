@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import rasterio
 
 from engine.align import SliceReader, model_grid
 from engine.contract import Scaling
 from engine.scaling import scale_slice
 from engine.stack import open_slice
-from tests.engine.conftest import CRS, downsample2, grid, write_reprojected, write_tif
+from tests.engine.conftest import CRS, downsample2, grid, write_reprojected
 from training.tiny import tiny_metadata
 
 
