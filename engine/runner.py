@@ -26,9 +26,9 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .align import ModelGrid, SliceReader, model_grid
+from .align import SliceReader, model_grid
 from .blend import RowAccumulator
-from .contract import ModalitySpec, ModelMetadata, read_model_metadata, REF_DATE_INPUT
+from .contract import REF_DATE_INPUT, ModelMetadata, read_model_metadata
 from .dates import date_triplet
 from .errors import CancelledError, InputError
 from .scaling import scale_slice
@@ -176,7 +176,7 @@ class Runner:
     # ------------------------------------------------------------------ run
     def run(self):
         from .api import RunReport
-        from .session import create_session
+        from .session import cached_session
 
         start = time.perf_counter()
         meta = read_model_metadata(self.model_path)
@@ -209,8 +209,8 @@ class Runner:
         readers: dict[str, list[SliceReader]] = {}
         executor = None
         try:
-            session, provider = create_session(self.model_path, self.options.device,
-                                               self.options.threads)
+            session, provider = cached_session(self.model_path, self.options.device,
+                                                self.options.threads)
             self.log(f"onnxruntime provider: {provider}")
             grids = {m.name: model_grid(grid_slice.crs, grid_slice.transform,
                                         tiles_grid.padded_width, tiles_grid.padded_height, T,
