@@ -53,7 +53,8 @@ def model_card_html(meta, path: str) -> str:
     for m in meta.modalities:
         dates = (f"{m.min_dates}" if m.min_dates == m.max_dates
                  else f"{m.min_dates}-{m.max_dates}")
-        parts.append(f"<li>{esc(m.name.upper())}: {len(m.bands)} bands "
+        parts.append(f"<li>{esc(m.name.upper())}: {len(m.bands)} "
+                     f"band{'s' if len(m.bands) != 1 else ''} "
                      f"({esc(', '.join(m.bands))}), {m.gsd_m:g} m, dates {dates}</li>")
     parts.append("</ul>")
     if meta.classes:
