@@ -120,7 +120,10 @@ def test_classify_and_embed(tiny_models, rasters, tmp_path):
     emb = _run("embed", {"MODEL": tiny_models["embedding"], "S2": rasters.s2[:1],
                          "DEM": [rasters.dem], "OUTPUT": str(tmp_path / "emb.tif")})
     feats, profile = read_raster(emb["OUTPUT"])
-    assert feats.shape[0] == 8 and feats.dtype == np.float32 and profile["transform"].a == 40.0
+    from engine.contract import read_model_metadata
+
+    dim = read_model_metadata(tiny_models["embedding"]).embedding_dim
+    assert feats.shape[0] == dim and feats.dtype == np.float32 and profile["transform"].a == 40.0
 
 
 def test_cancel_leaves_no_output(tiny_models, rasters, tmp_path):
@@ -167,6 +170,7 @@ def _bad(tiny_models, rasters, tmp_path, **params):
     ("bad_date_override", r"is not a date YYYY-MM-DD"),
     ("unmatched_date_override", r"matches no input layer"),
     ("not_geotiff", r"is not a GeoTIFF"),
+    ("cuda_unavailable", r"device=cuda .*CUDAExecutionProvider"),
 ])
 def test_bad_input_is_a_clear_processing_exception(case, match, tiny_models, rasters, tmp_path,
                                                   onnx_without_metadata):
@@ -192,6 +196,7 @@ def test_bad_input_is_a_clear_processing_exception(case, match, tiny_models, ras
         "bad_date_override": dict(DATES="S2_20150820.tif=20-05-2015"),
         "unmatched_date_override": dict(DATES="S2:nothing.tif=2015-05-20"),
         "not_geotiff": dict(OUTPUT=str(tmp_path / "out.png")),
+        "cuda_unavailable": dict(DEVICE="cuda"),  # CPU-only onnxruntime here
     }[case]
     with pytest.raises(QgsProcessingException, match=match):
         _run("segment", _bad(tiny_models, rasters, tmp_path, **params))
