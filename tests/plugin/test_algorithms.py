@@ -202,3 +202,19 @@ def test_bad_input_is_a_clear_processing_exception(case, match, tiny_models, ras
         _run("segment", _bad(tiny_models, rasters, tmp_path, **params))
     left = [f for f in os.listdir(tmp_path) if f not in ("corrupt.onnx", "a_file")]
     assert not left, f"output left behind: {left}"
+
+
+def test_empty_model_means_the_bundled_default_model(tmp_path):
+    """MODEL empty -> resources/models/maestro-tiny-slovenia-lulc.onnx: its report when the
+    default model is bundled, else an error naming that file (never another model)."""
+    import processing
+    from qgis.core import QgsProcessingException
+
+    from maestro_plugin.algorithms.base import DEFAULT_MODEL
+
+    if os.path.isfile(DEFAULT_MODEL):
+        report = processing.run("maestro:model_info", {"MODEL": ""})["REPORT"]
+        assert "Task: segmentation" in report
+    else:
+        with pytest.raises(QgsProcessingException, match="maestro-tiny-slovenia-lulc.onnx"):
+            _run("segment", {"MODEL": "", "OUTPUT": str(tmp_path / "x.tif")})
