@@ -39,7 +39,7 @@ COMMON_HELP = (
     "<h3>Parameters</h3>"
     "<p><b>MODEL</b>: a MAESTRO ONNX model (see maestro:model_info); empty = the bundled "
     "default model.</p>"
-    "<p><b>AERIAL, DEM, S2, S1_ASC, S1_DESC, SPOT</b>: one parameter per modality. "
+    "<p><b>AERIAL, DEM, S2, S1_ASC, S1_DESC, S1, SPOT</b>: one parameter per modality. "
     + MODALITY_HELP + " Rasters may be on any CRS and pixel size: they are resampled to the "
     "model's grid on the reference modality's CRS. Nodata pixels (the raster's nodata value, "
     "outside its extent, non-finite) stay nodata in the output.</p>"

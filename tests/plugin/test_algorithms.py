@@ -33,7 +33,8 @@ def test_algorithms_registered_with_help_icon_group_and_modality_parameters():
             assert param.help(), f"{name}.{param.name()} has no help"
     seg = registry.algorithmById("maestro:segment")
     names = [p.name() for p in seg.parameterDefinitions()]
-    for key in ("MODEL", "AERIAL", "DEM", "S2", "S1_ASC", "S1_DESC", "DATES", "TILE_OVERLAP",
+    for key in ("MODEL", "AERIAL", "DEM", "S2", "S1_ASC", "S1_DESC", "S1", "SPOT", "DATES",
+                "TILE_OVERLAP",
                 "BATCH_SIZE", "DEVICE", "OUTPUT", "CONFIDENCE"):
         assert key in names
     advanced = {p.name() for p in seg.parameterDefinitions()

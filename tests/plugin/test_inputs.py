@@ -28,6 +28,16 @@ def test_match_refuses(given, match):
         match_modalities(META, given)
 
 
+def test_model_modality_without_a_parameter_is_named():
+    from dataclasses import replace
+
+    meta = replace(META, modalities=(replace(META.modalities[0], name="planet"),
+                                     META.modalities[1]))
+    with pytest.raises(PluginInputError, match="uses the modalities PLANET, for which this "
+                                               "plugin has no input parameter"):
+        match_modalities(meta, {"S2": S2, "DEM": DEM})
+
+
 def test_parse_dates_format():
     got = parse_date_overrides(" S2:a_20200501.tif=2021-01-02;\nscene b = 2021-03-04 ;;"
                                r"C:\data\x.tif=2021-05-06")
