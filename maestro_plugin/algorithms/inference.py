@@ -83,6 +83,18 @@ class InferenceAlgorithm(MaestroAlgorithm):
 
     # ------------------------------------------------------------------ parameters
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        # An exception here would reach QGIS from inside the provider's loading.
+        try:
+            self.add_parameters()
+        except Exception:  # noqa: BLE001
+            import traceback
+
+            from qgis.core import Qgis, QgsMessageLog
+
+            QgsMessageLog.logMessage(f"maestro:{self.name()} parameters:\n"
+                                     f"{traceback.format_exc()}", "MAESTRO", Qgis.Critical)
+
+    def add_parameters(self):
         self.addParameter(_with_help(QgsProcessingParameterFile(
             self.MODEL, "MAESTRO model (.onnx; empty = bundled default)", extension="onnx",
             optional=True), "A MAESTRO ONNX model; empty = the bundled default model."))
