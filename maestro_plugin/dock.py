@@ -88,6 +88,7 @@ class MaestroDock(QgsDockWidget):
         self.modality_inputs: dict[str, ModalityInput] = {}
         self._dialogs = []
         self.last_message = ""
+        self.last_report = None  # engine RunReport of the last successful run
 
         body = QWidget(self)
         self.message_bar = QgsMessageBar(body)
@@ -293,6 +294,7 @@ class MaestroDock(QgsDockWidget):
         self.progress_bar.setValue(100)
         layer = QgsProject.instance().mapLayer(layer_id)
         where = layer.source() if layer else ""
+        self.last_report = task.report if task else None
         provider = task.report.provider if task and task.report else ""
         self.show_info(f"done on {provider}: {where}")
         self.run_finished.emit(True, layer_id)

@@ -104,6 +104,8 @@ def test_dock_shows_model_and_runs_task_adding_styled_layer(dock, qgis_iface, pr
     assert len(conf) == 1 and conf[0].renderer().type() == "singlebandpseudocolor"
     conf = None
     assert dock.progress_bar.value() == 100 and dock.run_button.isEnabled()
+    # the edited date is the one the engine used
+    assert dock.last_report.dates["s2"] == ["2015-07-31", "2015-08-20", "2015-09-10"]
     assert diagnostics.last_run()["provider"] == "CPUExecutionProvider"
     assert any("CPUExecutionProvider" in m
                for m in qgis_iface.messageBar().get_messages(3))  # Qgis.Success
