@@ -21,7 +21,7 @@ def _run(alg, params, feedback=None, context=None):
 
 
 def test_algorithms_registered_with_help_icon_group_and_modality_parameters():
-    from qgis.core import QgsApplication, QgsProcessingParameterDefinition
+    from qgis.core import QgsApplication, QgsProcessing, QgsProcessingParameterDefinition
 
     registry = QgsApplication.processingRegistry()
     for name in ("segment", "classify", "embed", "model_info"):
@@ -40,7 +40,7 @@ def test_algorithms_registered_with_help_icon_group_and_modality_parameters():
     advanced = {p.name() for p in seg.parameterDefinitions()
                 if p.flags() & QgsProcessingParameterDefinition.FlagAdvanced}
     assert advanced == {"TILE_OVERLAP", "BATCH_SIZE", "DEVICE"}
-    assert seg.parameterDefinition("S2").layerType() == 3  # QgsProcessing.TypeRaster
+    assert seg.parameterDefinition("S2").layerType() == QgsProcessing.TypeRaster
 
 
 def test_segment_time_stack_two_crs_nodata_block_and_confidence(tiny_models, rasters, tmp_path):

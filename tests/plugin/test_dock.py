@@ -7,6 +7,7 @@ import os
 import time
 
 import pytest
+from qgis.core import Qgis
 
 from tests.plugin.conftest import S2_DATES
 
@@ -108,7 +109,7 @@ def test_dock_shows_model_and_runs_task_adding_styled_layer(dock, qgis_iface, pr
     assert dock.last_report.dates["s2"] == ["2015-07-31", "2015-08-20", "2015-09-10"]
     assert diagnostics.last_run()["provider"] == "CPUExecutionProvider"
     assert any("CPUExecutionProvider" in m
-               for m in qgis_iface.messageBar().get_messages(3))  # Qgis.Success
+               for m in qgis_iface.messageBar().get_messages(Qgis.Success))
 
 
 def test_dock_cancel_mid_run_leaves_no_output(dock, qgis_iface, project_layers, tiny_models,
@@ -131,7 +132,7 @@ def test_dock_cancel_mid_run_leaves_no_output(dock, qgis_iface, project_layers, 
     assert not ok and "cancel" in message.lower()
     assert progress and 0 < progress[-1] < 100  # it was cancelled mid-run
     assert not os.listdir(tmp_path) and len(QgsProject.instance().mapLayers()) == layers_before
-    assert message in qgis_iface.messageBar().get_messages(2)[-1]  # Qgis.Critical
+    assert message in qgis_iface.messageBar().get_messages(Qgis.Critical)[-1]
 
 
 def test_dock_engine_error_goes_to_the_message_bar(dock, qgis_iface, project_layers,
@@ -143,7 +144,7 @@ def test_dock_engine_error_goes_to_the_message_bar(dock, qgis_iface, project_lay
     assert dock.run()
     ok, message, _ = wait_for(dock)
     assert not ok and "has 9 bands" in message
-    assert "has 9 bands" in qgis_iface.messageBar().get_messages(2)[-1]
+    assert "has 9 bands" in qgis_iface.messageBar().get_messages(Qgis.Critical)[-1]
     assert not os.listdir(tmp_path)
 
 
@@ -152,7 +153,7 @@ def test_dock_missing_modality_is_refused_before_running(dock, qgis_iface, proje
     dock.set_model(tiny_models["segmentation"])
     dock.modality_inputs["S2"].add_layer(project_layers(rasters.s2[0]))
     assert dock.run() is None and dock.task is None
-    assert "needs the modality DEM" in qgis_iface.messageBar().get_messages(2)[-1]
+    assert "needs the modality DEM" in qgis_iface.messageBar().get_messages(Qgis.Critical)[-1]
 
 
 def test_dock_bad_model_shows_error_without_raising(dock, qgis_iface, tmp_path):
@@ -160,7 +161,7 @@ def test_dock_bad_model_shows_error_without_raising(dock, qgis_iface, tmp_path):
     bad.write_bytes(b"not a model")
     dock.set_model(str(bad))  # guarded: must not raise into the event loop
     assert dock.meta is None and not dock.modality_inputs
-    assert "not a valid ONNX model" in qgis_iface.messageBar().get_messages(2)[-1]
+    assert "not a valid ONNX model" in qgis_iface.messageBar().get_messages(Qgis.Critical)[-1]
     assert "not a valid ONNX model" in dock.model_info.toPlainText()
 
 
