@@ -21,7 +21,7 @@ from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout,
 
 from . import deps
 from .algorithms.base import DEFAULT_MODEL
-from .inputs import PluginInputError, apply_date_overrides, match_modalities
+from .inputs import PluginInputError, match_modalities
 from .widgets import ModalityInput
 
 LOG_TAG = "MAESTRO"
@@ -254,8 +254,9 @@ class MaestroDock(QgsDockWidget):
 
         from .task import MaestroRunTask
 
+        # each row's date (read from the raster, possibly edited) travels in its LayerInput
         given = {name: w.layer_inputs() for name, w in self.modality_inputs.items()}
-        inputs = apply_date_overrides(match_modalities(self.meta, given), [])
+        inputs = match_modalities(self.meta, given)
         output = self.output_path()
         confidence = None
         if self.confidence_check.isChecked() and self.meta.task == "segmentation":
