@@ -12,6 +12,7 @@ from qgis.PyQt.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QHea
 from .inputs import MODALITY_TITLES, LayerInput, describe_modality, parameter_name
 
 LAYER_ID_ROLE = Qt.UserRole + 1
+READ_DATE_ROLE = Qt.UserRole + 2
 
 
 def slice_date(source: str) -> datetime.date | None:
@@ -79,7 +80,8 @@ class ModalityInput(QGroupBox):
             return False
         if self.spec.max_dates == 1:
             self.table.setRowCount(0)
-        date = date or slice_date(layer.source())
+        read = slice_date(layer.source())
+        date = date or read
         row = self.table.rowCount()
         self.table.insertRow(row)
         item = QTableWidgetItem(layer.name())
@@ -87,7 +89,11 @@ class ModalityInput(QGroupBox):
         item.setFlags(item.flags() & ~Qt.ItemIsEditable)
         item.setToolTip(layer.source())
         self.table.setItem(row, 0, item)
-        self.table.setItem(row, 1, QTableWidgetItem(date.isoformat() if date else ""))
+        date_item = QTableWidgetItem(date.isoformat() if date else "")
+        # what the engine reads by itself: passed on only when the user changes it (the
+        # engine's own reading keeps the hour of acquisition)
+        date_item.setData(READ_DATE_ROLE, read.isoformat() if read else "")
+        self.table.setItem(row, 1, date_item)
         self.changed.emit()
         return True
 
@@ -123,7 +129,10 @@ class ModalityInput(QGroupBox):
             layer = project.mapLayer(item.data(LAYER_ID_ROLE))
             if layer is None:
                 raise ValueError(f"{self.name}: layer '{item.text()}' is no longer in the project")
-            text = (self.table.item(row, 1).text() or "").strip()
+            cell = self.table.item(row, 1)
+            text = (cell.text() or "").strip()
+            if text == (cell.data(READ_DATE_ROLE) or ""):
+                text = ""  # unchanged: let the engine read it (with the hour)
             try:
                 date = datetime.date.fromisoformat(text) if text else None
             except ValueError:

@@ -185,3 +185,27 @@ def test_init_gui_adds_dock_menu_and_toolbar_and_unloads(qgis_iface, maestro):
         plugin.unload()
     assert plugin.dock is None and not plugin.actions
     assert QgsApplication.processingRegistry().providerById("maestro") is not None
+
+
+def test_dates_shown_are_passed_on_only_when_edited(qgis_app, project_layers, tiny_models,
+                                                   rasters):
+    """An unchanged date lets the engine read it itself (tags keep the hour); an edited
+    one is passed as the override; an invalid one is refused with the layer named."""
+    import datetime
+
+    from engine.contract import read_model_metadata
+    from maestro_plugin.widgets import ModalityInput
+
+    spec = read_model_metadata(tiny_models["segmentation"]).modality("s2")
+    widget = ModalityInput(spec)
+    try:
+        for path in rasters.s2_tagged[:2]:
+            widget.add_layer(project_layers(path))
+        assert [widget.table.item(r, 1).text() for r in range(2)] == S2_DATES[:2]  # from tags
+        widget.set_date(1, "2016-02-03")
+        assert [x.date for x in widget.layer_inputs()] == [None, datetime.date(2016, 2, 3)]
+        widget.set_date(0, "03/02/2016")
+        with pytest.raises(ValueError, match="date '03/02/2016' of layer 'scene_a'"):
+            widget.layer_inputs()
+    finally:
+        widget.deleteLater()
