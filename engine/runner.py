@@ -176,7 +176,7 @@ class Runner:
     # ------------------------------------------------------------------ run
     def run(self):
         from .api import RunReport
-        from .session import create_session
+        from .session import cached_session
 
         start = time.perf_counter()
         meta = read_model_metadata(self.model_path)
@@ -209,8 +209,8 @@ class Runner:
         readers: dict[str, list[SliceReader]] = {}
         executor = None
         try:
-            session, provider = create_session(self.model_path, self.options.device,
-                                               self.options.threads)
+            session, provider = cached_session(self.model_path, self.options.device,
+                                                self.options.threads)
             self.log(f"onnxruntime provider: {provider}")
             grids = {m.name: model_grid(grid_slice.crs, grid_slice.transform,
                                         tiles_grid.padded_width, tiles_grid.padded_height, T,
