@@ -387,7 +387,7 @@ def _collect(client, todo, model_path, spec, output_dir, opts, engine_opts, mani
         left = len(todo) - report.blocks_run - len(report.failed)
         eta = left / report.throughput_blocks_s if report.throughput_blocks_s else float("nan")
         message = (f"{finished}/{total} blocks done, {report.throughput_blocks_s * 3600:.0f} "
-                   f"blocks/h ({report.throughput_px_s / 1e6:.2f} Mpx/s), "
+                   f"blocks/h ({report.throughput_px_s / 1e6:.3f} Mpx/s), "
                    f"{len(report.failed)} failed, ETA {eta:.0f} s")
         if progress:
             progress(finished, total, message)
