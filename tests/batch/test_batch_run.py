@@ -13,11 +13,11 @@ import shutil
 import numpy as np
 import pytest
 
-from engine.batch import BatchOptions, run_batch
+from engine.batch import BatchOptions, BlocksFailedError, run_batch
 from engine.batch.manifest import JobMismatchError, sha256_file
 from engine.errors import CancelledError
 from tests.batch.conftest import NODATA_COLS, NODATA_ROWS
-from tests.batch.helpers import run_block_killing_worker_once
+from tests.batch.helpers import run_block_failing_for, run_block_killing_worker_once
 
 BLOCK_PX = 48  # 101 x 100 px -> 3 x 3 blocks, the last row and column of blocks 5 and 4 px
 TOTAL = 9
@@ -175,3 +175,39 @@ def test_other_parameters_are_refused_then_restart_starts_clean(
                        block_extents=extents)
     assert (report.blocks_run, report.blocks_skipped) == (1, 0)
     assert manifest_of(tmp_path)["job"]["engine_options"]["tile_overlap_pct"] == 50
+
+
+def test_failed_block_is_recorded_then_redone(tiny_models, slovenia_inputs, reference_run,
+                                              dask_cluster, tmp_path):
+    opts = BatchOptions(block_px=BLOCK_PX, scheduler=dask_cluster.scheduler_address, retries=1)
+    with pytest.raises(BlocksFailedError, match="1 of 9 blocks failed after 1 retries"):
+        run_batch(tiny_models["segmentation"], slovenia_inputs, str(tmp_path), opts,
+                  block_fn=functools.partial(run_block_failing_for, "r00001_c00001"))
+    blocks = manifest_of(tmp_path)["blocks"]
+    assert blocks["r00001_c00001"]["status"] == "failed"
+    assert "simulated failure of block r00001_c00001" in blocks["r00001_c00001"]["error"]
+    assert sum(r["status"] == "done" for r in blocks.values()) == TOTAL - 1
+    assert not os.path.exists(tmp_path / "mosaic.vrt")       # nothing looks complete
+
+    report = run_batch(tiny_models["segmentation"], slovenia_inputs, str(tmp_path), opts)
+    assert (report.blocks_run, report.blocks_skipped) == (1, TOTAL - 1)
+    assert_equals_reference(report.vrt_path, reference_run)
+
+
+def test_classification_blocks_fit_together(tiny_models, slovenia_inputs, dask_cluster, tmp_path):
+    """One pixel per 16 px tile: blocks start on tile multiples, so their outputs abut and the
+    mosaic equals a whole-raster run of the classification model (float32 scores: to 1e-6,
+    since tiles batched differently are summed in another order by onnxruntime)."""
+    import rasterio
+
+    from engine.api import RunOptions, run_model
+
+    model = tiny_models["classification"]
+    whole = str(tmp_path / "whole.tif")
+    run_model(model, slovenia_inputs, whole, RunOptions(threads=1))
+    report = run_batch(model, slovenia_inputs, str(tmp_path / "batch"),
+                       BatchOptions(block_px=BLOCK_PX, scheduler=dask_cluster.scheduler_address))
+    with rasterio.open(whole) as a, rasterio.open(report.vrt_path) as b:
+        assert (a.count, a.shape) == (b.count, b.shape) == (3, (7, 7))
+        assert a.transform.almost_equals(b.transform)
+        np.testing.assert_allclose(b.read(), a.read(), rtol=0, atol=1e-6)
