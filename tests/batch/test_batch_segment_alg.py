@@ -70,11 +70,32 @@ def test_batch_segment_maps_the_patch_then_resumes(plugin, tiny_models, slovenia
     again = processing.run("maestro:batch_segment", params, feedback=_feedback())
     assert (again["BLOCKS_RUN"], again["BLOCKS_SKIPPED"]) == (0, 9)
 
-    # Another area in the same folder is another job: refused with the runner's message.
-    with pytest.raises(QgsProcessingException, match="holds a batch job with other parameters"):
-        processing.run("maestro:batch_segment",
-                       dict(params, AREA="14.553,14.560,45.867,45.873 [EPSG:4326]"),
-                       feedback=_feedback())
+
+
+def test_area_and_blocks_parameters_become_runner_arguments(plugin, tmp_path):
+    """AREA (any CRS) -> --area-bounds + --area-crs; BLOCKS -> one --block-bounds per feature."""
+    from qgis.core import (QgsApplication, QgsFeature, QgsGeometry, QgsProcessingContext,
+                           QgsProcessingException, QgsRectangle, QgsVectorLayer)
+
+    alg = QgsApplication.processingRegistry().createAlgorithmById("maestro:batch_segment")
+    context = QgsProcessingContext()
+    args = alg.area_arguments({"AREA": "14.553,14.560,45.867,45.873 [EPSG:4326]"}, context)
+    assert args[:5] == ["--area-bounds", "14.553", "45.867", "14.56", "45.873"]
+    assert args[5:] == ["--area-crs", "EPSG:4326"]
+
+    layer = QgsVectorLayer("Polygon?crs=EPSG:32633", "blocks", "memory")
+    feats = []
+    for x in (465181.0, 465501.0):
+        f = QgsFeature()
+        f.setGeometry(QgsGeometry.fromRect(QgsRectangle(x, 5079934.0, x + 320, 5080254.0)))
+        feats.append(f)
+    layer.dataProvider().addFeatures(feats)
+    args = alg.area_arguments({"BLOCKS": layer}, context)
+    assert args.count("--block-bounds") == 2 and args[1:5] == ["465181.0", "5079934.0",
+                                                               "465501.0", "5080254.0"]
+    assert args[-2:] == ["--area-crs", "EPSG:32633"]
+    with pytest.raises(QgsProcessingException, match="either AREA or BLOCKS"):
+        alg.area_arguments({"BLOCKS": layer, "AREA": "0,1,0,1 [EPSG:32633]"}, context)
 
 
 def test_batch_segment_refuses_missing_modality(plugin, tiny_models, slovenia_inputs, tmp_path):
