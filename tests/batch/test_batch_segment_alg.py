@@ -15,7 +15,13 @@ from tests.conftest import ROOT
 
 @pytest.fixture(scope="module")
 def plugin(qgis_app, qgis_processing):
-    """The plugin loaded as QGIS loads it (classFactory + initProcessing)."""
+    """The plugin loaded as QGIS loads it (classFactory + initProcessing), unless another
+    test module already did."""
+    from qgis.core import QgsApplication
+
+    if QgsApplication.processingRegistry().providerById("maestro") is not None:
+        yield None
+        return
     spec = importlib.util.spec_from_file_location("maestro", os.path.join(ROOT, "__init__.py"),
                                                   submodule_search_locations=[ROOT])
     module = importlib.util.module_from_spec(spec)
