@@ -80,6 +80,18 @@ class SliceReader:
             self._mask_band = any(MaskFlags.per_dataset in f or MaskFlags.alpha in f
                                   for f in flags)
 
+    @property
+    def cache_bytes(self) -> int:
+        """GDAL block cache this reader needs to read a row of tiles without decoding a block
+        twice: one row of the source's blocks (and of the warped VRT's blocks)."""
+        src = self._src
+        block_h = src.block_shapes[0][0] if src.block_shapes else 256
+        itemsize = np.dtype(src.dtypes[0]).itemsize
+        need = src.width * min(block_h, src.height) * src.count * itemsize
+        if self._vrt is not None:
+            need += self.grid.width * min(512, self.grid.height) * src.count * 4
+        return int(need)
+
     def read(self, row: int, col: int, size: int) -> np.ndarray:
         """Pixels of the ``size`` x ``size`` window at (row, col) of the model grid.
 

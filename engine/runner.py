@@ -16,6 +16,7 @@ valid in **at least one** date of ``m``. A reference pixel is valid when it is v
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -34,6 +35,36 @@ from .scaling import scale_slice
 from .stack import Slice, collect_stack, reference_date
 from .tiling import TileGrid, offset_quantum
 from .writer import CLASS_NODATA, RasterWriter, check_writable
+
+
+#: Floor and multiplier of the GDAL block cache set for a run (see bounded_gdal_cache).
+CACHE_FLOOR_BYTES = 32 * 2 ** 20
+CACHE_ROWS_OF_BLOCKS = 2
+
+
+@contextlib.contextmanager
+def bounded_gdal_cache(row_bytes: int, log: Callable[[str], None]):
+    """Cap GDAL's block cache at about two rows of source blocks for the run.
+
+    GDAL keeps every block read in its cache up to GDAL_CACHEMAX (5% of RAM by default), so
+    without a cap the memory of a run grows with the raster's area; blocks of rows already
+    done are never read again. The previous cap is restored afterwards.
+    """
+    try:
+        from osgeo import gdal
+    except ImportError:  # rasterio without osgeo: keep GDAL's default
+        yield
+        return
+    before = gdal.GetCacheMax()
+    cap = max(CACHE_FLOOR_BYTES, CACHE_ROWS_OF_BLOCKS * int(row_bytes))
+    if cap < before:
+        gdal.SetCacheMax(cap)
+        log(f"GDAL block cache capped at {cap / 2 ** 20:.0f} MiB for the run")
+    try:
+        yield
+    finally:
+        if cap < before:
+            gdal.SetCacheMax(before)
 
 
 @dataclass
@@ -145,7 +176,7 @@ class Runner:
     # ------------------------------------------------------------------ run
     def run(self):
         from .api import RunReport
-        from .session import create_session
+        from .session import cached_session
 
         start = time.perf_counter()
         meta = read_model_metadata(self.model_path)
@@ -178,8 +209,8 @@ class Runner:
         readers: dict[str, list[SliceReader]] = {}
         executor = None
         try:
-            session, provider = create_session(self.model_path, self.options.device,
-                                               self.options.threads)
+            session, provider = cached_session(self.model_path, self.options.device,
+                                                self.options.threads)
             self.log(f"onnxruntime provider: {provider}")
             grids = {m.name: model_grid(grid_slice.crs, grid_slice.transform,
                                         tiles_grid.padded_width, tiles_grid.padded_height, T,
@@ -190,8 +221,10 @@ class Runner:
                                             dtype=np.int32) for m in meta.modalities}
             self._ref_date = np.array(date_triplet(ref_date), dtype=np.int32)
             executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maestro-read")
-            ran, seen = self._loop(session, meta, readers, grids, tiles, factor, out_rows,
-                                   out_cols, writers, executor)
+            with bounded_gdal_cache(sum(r.cache_bytes for rs in readers.values() for r in rs),
+                                    self.log):
+                ran, seen = self._loop(session, meta, readers, grids, tiles, factor, out_rows,
+                                       out_cols, writers, executor)
             if ran == 0 and self.options.bounds is None:
                 self._raise_all_nodata(meta, stacks, seen)
             if ran == 0:

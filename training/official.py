@@ -50,6 +50,7 @@ Modality items take the contract fields (``bands``, ``gsd_m``, ``tile_px``, ``pa
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any, Mapping
 
 import torch
@@ -114,10 +115,13 @@ def load_checkpoint(path: str, extra_stub_classes: tuple[str, ...] | list[str] =
     except FileNotFoundError as exc:
         raise OfficialCheckpointError(f"checkpoint not found: {path}") from exc
     except Exception as exc:  # the restricted unpickler raises UnpicklingError/RuntimeError
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if found is None:
+            raise OfficialCheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
         raise OfficialCheckpointError(
-            f"refused to load {path} with the restricted unpickler: {exc}. If the class it "
-            "names is a plain official config dataclass, list it under extra_stub_classes "
-            "in the import config") from exc
+            f"refused to load {path}: it holds a pickled {found.group(1)}, which is not on the "
+            "allow-list of the restricted unpickler. If that is a plain official config "
+            "class, list it under extra_stub_classes in the import config") from exc
 
 
 def model_state(ckpt: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], int]:

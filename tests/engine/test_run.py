@@ -7,13 +7,12 @@ import datetime as dt
 import os
 
 import numpy as np
-
-from engine.contract import read_model_metadata
 import pytest
 import rasterio
 
 from engine.api import RunOptions, RunReport, SliceInput, run_model
 from engine.blend import weight_window
+from engine.contract import read_model_metadata
 from tests.engine.conftest import CRS, SCENE_DATES, downsample2, run_session
 
 T = 16          # tiny model: S2 tile 16 px at 10 m, DEM tile 8 px at 20 m
@@ -229,7 +228,8 @@ def test_embedding_token_grid(tiny_models, scene, slovenia, tmp_path):
     run_model(tiny_models["embedding"], inputs, out, RunOptions(tile_overlap_pct=0))
     data, profile, _ = read(out)
     dim = read_model_metadata(tiny_models["embedding"]).embedding_dim
-    assert data.shape == (dim, rows // 4, cols // 4) and profile["transform"].a == pytest.approx(40.0)
+    assert data.shape == (dim, rows // 4, cols // 4)
+    assert profile["transform"].a == pytest.approx(40.0)
     tiles = [(r, c) for r in range(0, rows, T) for c in range(0, cols, T)]
     emb = run_session(tiny_models["embedding"], manual_feeds(slovenia, tiles, rows, cols))
     expected = np.zeros_like(data)
@@ -294,3 +294,13 @@ def test_device_cpu_and_threads(tiny_models, scene, tmp_path):
     report = run_model(tiny_models["segmentation"], inputs, str(tmp_path / "o.tif"),
                        RunOptions(device="cpu", threads=1, batch_size=1))
     assert report.provider == "CPUExecutionProvider"
+
+
+def test_session_is_reused_across_runs(tiny_models, scene, tmp_path):
+    from engine.session import cached_session
+
+    inputs = scene(rows=20, cols=20)
+    run_model(tiny_models["segmentation"], inputs, str(tmp_path / "a.tif"), RunOptions(threads=1))
+    first = cached_session(tiny_models["segmentation"], "auto", 1)
+    run_model(tiny_models["segmentation"], inputs, str(tmp_path / "b.tif"), RunOptions(threads=1))
+    assert cached_session(tiny_models["segmentation"], "auto", 1)[0] is first[0]
