@@ -15,7 +15,7 @@ import traceback
 from qgis.core import Qgis, QgsMessageLog, QgsProject
 from qgis.gui import QgsCollapsibleGroupBox, QgsDockWidget, QgsFileWidget, QgsMessageBar
 from qgis.PyQt.QtCore import pyqtSignal
-from qgis.PyQt.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
+from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
                                  QPushButton, QScrollArea, QSpinBox, QTextBrowser, QVBoxLayout,
                                  QWidget)
 
@@ -53,7 +53,8 @@ def model_card_html(meta, path: str) -> str:
     for m in meta.modalities:
         dates = (f"{m.min_dates}" if m.min_dates == m.max_dates
                  else f"{m.min_dates}-{m.max_dates}")
-        parts.append(f"<li>{esc(m.name.upper())}: {len(m.bands)} bands "
+        parts.append(f"<li>{esc(m.name.upper())}: {len(m.bands)} "
+                     f"band{'s' if len(m.bands) != 1 else ''} "
                      f"({esc(', '.join(m.bands))}), {m.gsd_m:g} m, dates {dates}</li>")
     parts.append("</ul>")
     if meta.classes:
@@ -105,6 +106,9 @@ class MaestroDock(QgsDockWidget):
         self.output_widget.setStorageMode(QgsFileWidget.SaveFile)
         self.output_widget.setFilter("GeoTIFF (*.tif)")
         self.output_widget.lineEdit().setPlaceholderText("[temporary file]")
+        self.confidence_check = QCheckBox("Also write the confidence raster", body)
+        self.confidence_check.setToolTip("Probability of the chosen class (0-1), beside the "
+                                         "output as <name>_confidence.tif (segmentation)")
         advanced = QgsCollapsibleGroupBox("Advanced", body)
         advanced.setCollapsed(True)
         self.overlap_spin = QSpinBox(advanced)
@@ -145,6 +149,7 @@ class MaestroDock(QgsDockWidget):
         layout.addWidget(self.modalities_box)
         layout.addWidget(QLabel("Output (GeoTIFF)", body))
         layout.addWidget(self.output_widget)
+        layout.addWidget(self.confidence_check)
         layout.addWidget(advanced)
         layout.addLayout(run_row)
         layout.addStretch(1)
@@ -250,11 +255,15 @@ class MaestroDock(QgsDockWidget):
 
         given = {name: w.layer_inputs() for name, w in self.modality_inputs.items()}
         inputs = apply_date_overrides(match_modalities(self.meta, given), [])
+        output = self.output_path()
+        confidence = None
+        if self.confidence_check.isChecked() and self.meta.task == "segmentation":
+            confidence = os.path.splitext(output)[0] + "_confidence.tif"
         options = RunOptions(tile_overlap_pct=self.overlap_spin.value(),
                              batch_size=self.batch_spin.value(),
                              device=self.device_combo.currentText(),
-                             expect_task=self.meta.task)
-        task = MaestroRunTask(self.model_path, self.meta, inputs, self.output_path(), options)
+                             confidence_path=confidence, expect_task=self.meta.task)
+        task = MaestroRunTask(self.model_path, self.meta, inputs, output, options)
         task.progressChanged.connect(lambda value: self.progress_bar.setValue(int(value)))
         task.succeeded.connect(self._succeeded)
         task.failed.connect(self._failed)

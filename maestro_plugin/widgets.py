@@ -7,9 +7,9 @@ from qgis.core import QgsMapLayerProxyModel, QgsProject, QgsRasterLayer
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView,
-                                 QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
+                                 QLabel, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
-from .inputs import LayerInput, describe_modality, parameter_name
+from .inputs import MODALITY_TITLES, LayerInput, describe_modality, parameter_name
 
 LAYER_ID_ROLE = Qt.UserRole + 1
 
@@ -33,9 +33,12 @@ class ModalityInput(QGroupBox):
     changed = pyqtSignal()
 
     def __init__(self, spec, parent=None):
-        super().__init__(describe_modality(spec), parent)
+        name = parameter_name(spec.name)
+        super().__init__(f"{name}: {MODALITY_TITLES.get(name, name)}", parent)
         self.spec = spec
-        self.name = parameter_name(spec.name)
+        self.name = name
+        self.description = QLabel(describe_modality(spec), self)
+        self.description.setWordWrap(True)
         self.setObjectName(f"modality_{self.name}")
         self.combo = QgsMapLayerComboBox(self)
         self.combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
@@ -45,6 +48,7 @@ class ModalityInput(QGroupBox):
         self.table = QTableWidget(0, 2, self)
         self.table.setHorizontalHeaderLabels(["Layer", "Date (YYYY-MM-DD)"])
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeToContents)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.verticalHeader().setVisible(True)
         self.remove_button = QPushButton("Remove", self)
@@ -57,6 +61,7 @@ class ModalityInput(QGroupBox):
         for b in (self.remove_button, self.up_button, self.down_button):
             buttons.addWidget(b)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.description)
         layout.addLayout(row)
         layout.addWidget(self.table)
         layout.addLayout(buttons)

@@ -33,7 +33,8 @@ def test_algorithms_registered_with_help_icon_group_and_modality_parameters():
             assert param.help(), f"{name}.{param.name()} has no help"
     seg = registry.algorithmById("maestro:segment")
     names = [p.name() for p in seg.parameterDefinitions()]
-    for key in ("MODEL", "AERIAL", "DEM", "S2", "S1_ASC", "S1_DESC", "DATES", "TILE_OVERLAP",
+    for key in ("MODEL", "AERIAL", "DEM", "S2", "S1_ASC", "S1_DESC", "S1", "SPOT", "DATES",
+                "TILE_OVERLAP",
                 "BATCH_SIZE", "DEVICE", "OUTPUT", "CONFIDENCE"):
         assert key in names
     advanced = {p.name() for p in seg.parameterDefinitions()
@@ -82,28 +83,31 @@ def test_undated_stack_runs_with_dates_given_in_dates_parameter(tiny_models, ras
     assert json.loads(result["DATES_USED"])["s2"] == ["2020-05-01", "2020-06-01"]
 
 
-def test_segment_result_is_styled_with_class_names_when_loaded(tiny_models, rasters, tmp_path):
+def test_segment_results_are_styled_when_loaded(tiny_models, rasters, tmp_path):
+    """Land cover: paletted with the model's class names and colours; confidence: 0-1 ramp."""
     import processing
-    from qgis.core import QgsPalettedRasterRenderer, QgsProject
+    from qgis.core import (QgsPalettedRasterRenderer, QgsProject,
+                           QgsSingleBandPseudoColorRenderer)
 
-    out = str(tmp_path / "styled.tif")
+    out, conf = str(tmp_path / "styled.tif"), str(tmp_path / "styled-conf.tif")
     result = processing.runAndLoadResults(
         "maestro:segment", {"MODEL": tiny_models["segmentation"], "S2": rasters.s2[:2],
-                            "DEM": [rasters.dem], "OUTPUT": out})
-    loaded = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.source() == out]
-    assert result["OUTPUT"] == out and len(loaded) == 1
-    layer = loaded[0]
-    loaded = None
+                            "DEM": [rasters.dem], "OUTPUT": out, "CONFIDENCE": conf})
+    assert result["OUTPUT"] == out and result["CONFIDENCE"] == conf
+    by_source = {lyr.source(): lyr for lyr in QgsProject.instance().mapLayers().values()}
     try:
-        renderer = layer.renderer()
+        renderer = by_source[out].renderer()
         assert isinstance(renderer, QgsPalettedRasterRenderer)
         classes = {c.value: (c.label, c.color.name()) for c in renderer.classes()}
         assert classes == {0: ("forest", "#1b7837"), 1: ("grassland", "#a6dba0"),
                            2: ("artificial", "#d73027")}
+        renderer = by_source[conf].renderer()
+        assert isinstance(renderer, QgsSingleBandPseudoColorRenderer)
+        assert (renderer.classificationMin(), renderer.classificationMax()) == (0.0, 1.0)
     finally:
         renderer = None
-        QgsProject.instance().removeMapLayer(layer.id())
-        layer = None
+        QgsProject.instance().removeMapLayers([lyr.id() for lyr in by_source.values()])
+        by_source = None
 
 
 def test_classify_and_embed(tiny_models, rasters, tmp_path):
@@ -117,7 +121,10 @@ def test_classify_and_embed(tiny_models, rasters, tmp_path):
     emb = _run("embed", {"MODEL": tiny_models["embedding"], "S2": rasters.s2[:1],
                          "DEM": [rasters.dem], "OUTPUT": str(tmp_path / "emb.tif")})
     feats, profile = read_raster(emb["OUTPUT"])
-    assert feats.shape[0] == 8 and feats.dtype == np.float32 and profile["transform"].a == 40.0
+    from engine.contract import read_model_metadata
+
+    dim = read_model_metadata(tiny_models["embedding"]).embedding_dim
+    assert feats.shape[0] == dim and feats.dtype == np.float32 and profile["transform"].a == 40.0
 
 
 def test_cancel_leaves_no_output(tiny_models, rasters, tmp_path):
@@ -164,6 +171,7 @@ def _bad(tiny_models, rasters, tmp_path, **params):
     ("bad_date_override", r"is not a date YYYY-MM-DD"),
     ("unmatched_date_override", r"matches no input layer"),
     ("not_geotiff", r"is not a GeoTIFF"),
+    ("cuda_unavailable", r"device=cuda .*CUDAExecutionProvider"),
 ])
 def test_bad_input_is_a_clear_processing_exception(case, match, tiny_models, rasters, tmp_path,
                                                   onnx_without_metadata):
@@ -189,8 +197,25 @@ def test_bad_input_is_a_clear_processing_exception(case, match, tiny_models, ras
         "bad_date_override": dict(DATES="S2_20150820.tif=20-05-2015"),
         "unmatched_date_override": dict(DATES="S2:nothing.tif=2015-05-20"),
         "not_geotiff": dict(OUTPUT=str(tmp_path / "out.png")),
+        "cuda_unavailable": dict(DEVICE="cuda"),  # CPU-only onnxruntime here
     }[case]
     with pytest.raises(QgsProcessingException, match=match):
         _run("segment", _bad(tiny_models, rasters, tmp_path, **params))
     left = [f for f in os.listdir(tmp_path) if f not in ("corrupt.onnx", "a_file")]
     assert not left, f"output left behind: {left}"
+
+
+def test_empty_model_means_the_bundled_default_model(tmp_path):
+    """MODEL empty -> resources/models/maestro-tiny-slovenia-lulc.onnx: its report when the
+    default model is bundled, else an error naming that file (never another model)."""
+    import processing
+    from qgis.core import QgsProcessingException
+
+    from maestro_plugin.algorithms.base import DEFAULT_MODEL
+
+    if os.path.isfile(DEFAULT_MODEL):
+        report = processing.run("maestro:model_info", {"MODEL": ""})["REPORT"]
+        assert "Task: segmentation" in report
+    else:
+        with pytest.raises(QgsProcessingException, match="maestro-tiny-slovenia-lulc.onnx"):
+            _run("segment", {"MODEL": "", "OUTPUT": str(tmp_path / "x.tif")})

@@ -86,6 +86,7 @@ def test_dock_shows_model_and_runs_task_adding_styled_layer(dock, qgis_iface, pr
     out = tmp_path / "dock-lc.tif"
     dock.output_widget.setFilePath(str(out))
     dock.overlap_spin.setValue(50)
+    dock.confidence_check.setChecked(True)
     dock.run_button.click()
     assert dock.task is not None
     assert not dock.run_button.isEnabled() and dock.cancel_button.isEnabled()
@@ -98,6 +99,10 @@ def test_dock_shows_model_and_runs_task_adding_styled_layer(dock, qgis_iface, pr
     assert isinstance(renderer, QgsPalettedRasterRenderer)
     assert [c.label for c in renderer.classes()] == ["forest", "grassland", "artificial"]
     renderer = layer = None
+    conf = [lyr for lyr in QgsProject.instance().mapLayers().values()
+            if lyr.source() == str(tmp_path / "dock-lc_confidence.tif")]
+    assert len(conf) == 1 and conf[0].renderer().type() == "singlebandpseudocolor"
+    conf = None
     assert dock.progress_bar.value() == 100 and dock.run_button.isEnabled()
     assert diagnostics.last_run()["provider"] == "CPUExecutionProvider"
     assert any("CPUExecutionProvider" in m
@@ -155,3 +160,25 @@ def test_dock_bad_model_shows_error_without_raising(dock, qgis_iface, tmp_path):
     assert dock.meta is None and not dock.modality_inputs
     assert "not a valid ONNX model" in qgis_iface.messageBar().get_messages(2)[-1]
     assert "not a valid ONNX model" in dock.model_info.toPlainText()
+
+
+def test_init_gui_adds_dock_menu_and_toolbar_and_unloads(qgis_iface, maestro):
+    """A second plugin instance with an iface: GUI parts only (the provider id is taken)."""
+    from qgis.core import QgsApplication
+
+    from maestro_plugin.plugin import MaestroPlugin
+
+    plugin = MaestroPlugin(qgis_iface)
+    plugin.initGui()
+    try:
+        assert plugin.provider is None  # the session's provider stays registered
+        assert plugin.dock is not None and plugin.dock.parent() is qgis_iface.mainWindow()
+        assert [a.text() for a in plugin.actions] == [
+            "MAESTRO land cover panel", "Install dependencies…", "Diagnostics…"]
+        assert plugin.dock.isHidden()
+        plugin.actions[0].trigger()  # the main window is not shown here: check the dock's own state
+        assert not plugin.dock.isHidden()
+    finally:
+        plugin.unload()
+    assert plugin.dock is None and not plugin.actions
+    assert QgsApplication.processingRegistry().providerById("maestro") is not None

@@ -25,7 +25,8 @@ NODATA = {"fill_value": 0.0}
 def _metadata(task):
     mods = [
         {"name": "s2", "bands": [f"B{i}" for i in range(10)], "gsd_m": 10.0, "tile_px": 16,
-         "patch_px": 4, "min_dates": 1, "max_dates": 6, "scaling": _scaling(10, 5000.0), "nodata": NODATA},
+         "patch_px": 4, "min_dates": 1, "max_dates": 6, "scaling": _scaling(10, 5000.0),
+         "nodata": NODATA},
         {"name": "s1_asc", "bands": ["VV", "VH"], "gsd_m": 20.0, "tile_px": 8, "patch_px": 2,
          "min_dates": 1, "max_dates": 4, "scaling": _scaling(2), "nodata": NODATA, "group": "s1"},
         {"name": "s1_desc", "bands": ["VV", "VH"], "gsd_m": 20.0, "tile_px": 8, "patch_px": 2,
@@ -71,3 +72,17 @@ def test_onnx_matches_torch_for_several_batch_and_date_counts(task, tmp_path):
         worst = max(worst, float(np.abs(got - want).max()))
     print(f"{task}: max |torch - onnxruntime| = {worst:.2e}")
     assert worst <= TOLERANCE
+
+
+def test_export_refuses_a_model_that_disagrees_with_its_metadata(tmp_path):
+    meta = _metadata("embedding")
+    cfg = config_from_metadata(meta, embed_dim=32, depth=1, inter_depth=0, heads=2,
+                               dim_head=8, dec_dim=20, dec_depth=1, head_heads=4)
+    with pytest.raises(ValueError, match="embedding_dim"):
+        export_onnx(Maestro(cfg), meta, str(tmp_path / "x.onnx"))
+    cfg = config_from_metadata(meta, embed_dim=24, depth=1, inter_depth=0, heads=2,
+                               dim_head=8, dec_dim=20, dec_depth=1, head_heads=4)
+    cfg.modalities[0].patch_px = 8
+    with pytest.raises(ValueError, match="patch_px"):
+        export_onnx(Maestro(cfg), meta, str(tmp_path / "x.onnx"))
+    assert not any(tmp_path.iterdir())
