@@ -190,6 +190,7 @@ def test_failed_block_is_recorded_then_redone(tiny_models, slovenia_inputs, refe
     assert not os.path.exists(tmp_path / "mosaic.vrt")       # nothing looks complete
 
     report = run_batch(tiny_models["segmentation"], slovenia_inputs, str(tmp_path), opts)
+    assert report.redone == {"r00001_c00001": "failed"}
     assert (report.blocks_run, report.blocks_skipped) == (1, TOTAL - 1)
     assert_equals_reference(report.vrt_path, reference_run)
 
