@@ -1,9 +1,10 @@
 """maestro:batch_segment in real headless QGIS (processing.run): it drives
 ``python -m engine batch`` with a LocalCluster of 2 worker processes over the real Slovenia
-patch, reports progress through the feedback, and resumes."""
+patch, reports progress through the feedback, is cancelled, and resumes."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 
@@ -33,7 +34,9 @@ def plugin(qgis_app, qgis_processing):
     loaded.unload()
 
 
-def _feedback():
+def _feedback(cancel_after_blocks: int | None = None):
+    """A feedback recording infos and progress; cancels once ``cancel_after_blocks`` blocks
+    are reported done (as a user pressing Cancel)."""
     from qgis.core import QgsProcessingFeedback
 
     class Recorder(QgsProcessingFeedback):
@@ -43,6 +46,9 @@ def _feedback():
 
         def pushInfo(self, info):  # noqa: N802 (QGIS API name)
             self.infos.append(info)
+            done = info.split("/")[0]
+            if cancel_after_blocks and done.isdigit() and int(done) >= cancel_after_blocks:
+                self.cancel()
 
         def setProgress(self, progress):  # noqa: N802 (QGIS API name)
             self.percents.append(progress)
@@ -51,7 +57,7 @@ def _feedback():
     return Recorder()
 
 
-def test_batch_segment_maps_the_patch_then_resumes(plugin, tiny_models, slovenia_inputs,
+def test_batch_segment_cancel_resume_and_mosaic(plugin, tiny_models, slovenia_inputs,
                                                    reference_run, tmp_path):
     import processing
     import rasterio
@@ -62,9 +68,18 @@ def test_batch_segment_maps_the_patch_then_resumes(plugin, tiny_models, slovenia
     params = {"MODEL": tiny_models["segmentation"], "S2": slovenia_inputs["s2"],
               "DEM": slovenia_inputs["dem"], "BLOCK_SIZE": 48, "WORKERS": 2,
               "MERGED_COG": True, "OUTPUT_FOLDER": str(tmp_path)}
+    # Cancel after 2 blocks: the child job is interrupted, what finished stays recorded.
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        processing.run("maestro:batch_segment", params, feedback=_feedback(cancel_after_blocks=2))
+    with open(tmp_path / "manifest.json") as f:
+        done_before = sum(r["status"] == "done" for r in json.load(f)["blocks"].values())
+    assert 2 <= done_before < 9
+    assert not (tmp_path / "mosaic.vrt").exists()
+
     feedback = _feedback()
     result = processing.run("maestro:batch_segment", params, feedback=feedback)
-    assert (result["BLOCKS_TOTAL"], result["BLOCKS_RUN"], result["BLOCKS_SKIPPED"]) == (9, 9, 0)
+    assert result["BLOCKS_TOTAL"] == 9 and result["BLOCKS_SKIPPED"] == done_before
+    assert result["BLOCKS_RUN"] == 9 - done_before
     assert result["OUTPUT"] == str(tmp_path / "mosaic.vrt")
     for path in (result["OUTPUT"], result["MERGED"]):
         with rasterio.open(path) as src:
