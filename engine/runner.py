@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,29 +43,43 @@ CACHE_FLOOR_BYTES = 32 * 2 ** 20
 CACHE_ROWS_OF_BLOCKS = 2
 
 
+_CACHE_LOCK = threading.Lock()
+_CACHE_STATE: dict = {"saved": None, "active": []}
+
+
+def _apply_cache_cap(gdal) -> None:
+    active, saved = _CACHE_STATE["active"], _CACHE_STATE["saved"]
+    gdal.SetCacheMax(min(saved, sum(active)) if active else saved)
+
+
 @contextlib.contextmanager
 def bounded_gdal_cache(row_bytes: int, log: Callable[[str], None]):
     """Cap GDAL's block cache at about two rows of source blocks for the run.
 
     GDAL keeps every block read in its cache up to GDAL_CACHEMAX (5% of RAM by default), so
     without a cap the memory of a run grows with the raster's area; blocks of rows already
-    done are never read again. The previous cap is restored afterwards.
+    done are never read again. The cap is process-wide: runs in several threads at once
+    (the batch runner's workers) get the sum of their needs, and the cap found before the
+    first run is restored after the last.
     """
     try:
         from osgeo import gdal
     except ImportError:  # rasterio without osgeo: keep GDAL's default
         yield
         return
-    before = gdal.GetCacheMax()
     cap = max(CACHE_FLOOR_BYTES, CACHE_ROWS_OF_BLOCKS * int(row_bytes))
-    if cap < before:
-        gdal.SetCacheMax(cap)
-        log(f"GDAL block cache capped at {cap / 2 ** 20:.0f} MiB for the run")
+    with _CACHE_LOCK:
+        if not _CACHE_STATE["active"]:
+            _CACHE_STATE["saved"] = gdal.GetCacheMax()
+        _CACHE_STATE["active"].append(cap)
+        _apply_cache_cap(gdal)
+    log(f"GDAL block cache capped at {gdal.GetCacheMax() / 2 ** 20:.0f} MiB during the run")
     try:
         yield
     finally:
-        if cap < before:
-            gdal.SetCacheMax(before)
+        with _CACHE_LOCK:
+            _CACHE_STATE["active"].remove(cap)
+            _apply_cache_cap(gdal)
 
 
 @dataclass
