@@ -323,32 +323,47 @@ class Runner:
 
     # ------------------------------------------------------------------ tiles
     def _prepare(self, batch_tiles, meta: ModelMetadata, readers, grids) -> PreparedBatch:
-        """Read, scale and mask one batch of tiles (runs in the reader thread)."""
+        """Read, scale and mask one batch of tiles (runs in the reader thread).
+
+        Tiles of one tile row are read as one strip per slice (one GDAL read for several
+        tiles), then cut.
+        """
         T = meta.reference.tile_px
-        per_tile = []
+        n = len(batch_tiles)
         seen = {m.name: False for m in meta.modalities}
-        for (row, col) in batch_tiles:
-            arrays, masks, valid = {}, {}, np.ones((T, T), dtype=bool)
-            runnable = True
-            for m in meta.modalities:
-                grid = grids[m.name]
-                t = m.tile_px
-                mrow, mcol = int(round(row * grid.scale)), int(round(col * grid.scale))
-                x = np.empty((len(readers[m.name]), len(m.bands), t, t), dtype=np.float32)
-                slot_masked = np.zeros(len(readers[m.name]), dtype=bool)
-                any_valid = np.zeros((t, t), dtype=bool)
-                for k, reader in enumerate(readers[m.name]):
-                    x[k], v = scale_slice(reader.read(mrow, mcol, t), m)
-                    slot_masked[k] = not v.any()
-                    any_valid |= v
-                arrays[m.name], masks[m.name] = x, slot_masked
-                if slot_masked.all():
-                    runnable = False
-                    continue
-                seen[m.name] = True
-                idx = ((np.arange(T) + 0.5) * t / T).astype(int)  # model pixel under each ref pixel
-                valid &= any_valid[np.ix_(idx, idx)]
-            per_tile.append((runnable and valid.any(), arrays, masks, valid))
+        arrays = {m.name: [None] * n for m in meta.modalities}
+        masks = {m.name: [None] * n for m in meta.modalities}
+        valid = [np.ones((T, T), dtype=bool) for _ in range(n)]
+        runnable = [True] * n
+        strips: dict[int, list[int]] = {}
+        for i, (row, _) in enumerate(batch_tiles):
+            strips.setdefault(row, []).append(i)
+        for m in meta.modalities:
+            grid, t, stack = grids[m.name], m.tile_px, readers[m.name]
+            idx = ((np.arange(T) + 0.5) * t / T).astype(int)   # model pixel under each ref pixel
+            for row, members in strips.items():
+                offsets = [int(round(batch_tiles[i][1] * grid.scale)) for i in members]
+                c0 = min(offsets)
+                width = max(offsets) + t - c0
+                mrow = int(round(row * grid.scale))
+                scaled = np.empty((len(stack), len(m.bands), t, width), dtype=np.float32)
+                ok = np.empty((len(stack), t, width), dtype=bool)
+                for k, reader in enumerate(stack):
+                    scaled[k], ok[k] = scale_slice(reader.read(mrow, c0, t, width), m)
+                for i, off in zip(members, offsets):
+                    cols = slice(off - c0, off - c0 + t)
+                    tile_ok = ok[:, :, cols]                                  # [dates, t, t]
+                    slot_masked = ~tile_ok.any(axis=(1, 2))
+                    arrays[m.name][i] = scaled[:, :, :, cols]
+                    masks[m.name][i] = slot_masked
+                    if slot_masked.all():
+                        runnable[i] = False
+                        continue
+                    seen[m.name] = True
+                    valid[i] &= tile_ok.any(axis=0)[np.ix_(idx, idx)]
+        per_tile = [(runnable[i] and valid[i].any(),
+                     {name: arrays[name][i] for name in arrays},
+                     {name: masks[name][i] for name in masks}, valid[i]) for i in range(n)]
         run = [i for i, p in enumerate(per_tile) if p[0]]
         feeds = None
         if run:
