@@ -144,3 +144,22 @@ def export_onnx(model: nn.Module, meta: ModelMetadata, path: str, opset: int = O
             os.remove(tmp)
         raise
     return read_back
+
+
+def config_from_metadata(meta: ModelMetadata, norm_bands: Mapping[str, list[int]] | None = None,
+                         **overrides):
+    """The :class:`training.models.MaestroConfig` matching a contract's metadata: one
+    ModalityConfig per listed modality (bands, patch, tile, group, max_dates), the task,
+    the number of classes and multilabel; ``overrides`` set the size (``size=`` or custom
+    ``embed_dim=`` ...), ``grid_pos_enc`` and the rest."""
+    from .models import MaestroConfig, ModalityConfig
+
+    mods = [ModalityConfig(name=m.name, bands=len(m.bands), patch_px=m.patch_px,
+                           tile_px=m.tile_px, group=m.group or None,
+                           norm_bands=(norm_bands or {}).get(m.name), max_dates=m.max_dates)
+            for m in meta.modalities]
+    kwargs = dict(task=meta.task, num_classes=len(meta.classes), multilabel=meta.multilabel,
+                  reference_modality=meta.reference_modality)
+    kwargs.update(overrides)
+    kwargs.setdefault("grid_pos_enc", meta.reference.tile_px // meta.reference.patch_px)
+    return MaestroConfig(modalities=mods, **kwargs)

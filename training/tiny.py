@@ -3,19 +3,22 @@ tests (seconds to build on CPU).
 
 ``tiny_metadata`` describes a two-modality model (Sentinel-2 time series as reference,
 plus a DEM on a coarser grid) so that alignment, dates and masks are exercised.
-TODO(training issue): the network is replaced by a tiny MAESTRO once training/models lands.
+The network is a real :class:`training.models.Maestro` with tiny custom dimensions, so
+the engine's tests run the real architecture (encoders, attention pooling, dates, masks).
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from engine.contract import ModelMetadata, build_metadata
 
-from .export import export_onnx
+from .export import config_from_metadata, export_onnx
+from .models import Maestro, MaestroConfig
 
 S2_BANDS = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
+#: Width of the tiny network (the smallest that holds the 8 date channels plus a 2D
+#: sin-cos position encoding of 2 frequencies per axis).
+TINY_DIM = 16
 TINY_CLASSES = [
     {"id": 0, "name": "forest", "color": "#1b7837"},
     {"id": 1, "name": "grassland", "color": "#a6dba0"},
@@ -39,43 +42,36 @@ def tiny_metadata(task: str = "segmentation", tile_px: int = 16) -> ModelMetadat
         ],
         classes=TINY_CLASSES if task != "embedding" else [],
         multilabel=task == "classification",
-        embedding_dim=8 if task == "embedding" else None,
+        embedding_dim=TINY_DIM if task == "embedding" else None,
         provenance={"training_data": "random weights (test model)", "licence": "MIT",
                     "metrics": {}},
     )
 
 
-class _TinyNet(nn.Module):
-    """Masked temporal mean per modality, 1x1 convs, fused on the reference grid."""
+def tiny_config(meta: ModelMetadata) -> MaestroConfig:
+    """A tiny real MAESTRO for ``meta``: dim 16, 2 blocks (1 per group + 1 shared)."""
+    return config_from_metadata(
+        meta, embed_dim=TINY_DIM, depth=2, inter_depth=1, heads=2, dim_head=8, mlp_ratio=2,
+        dec_dim=TINY_DIM, dec_depth=1, dec_heads=2, dec_dim_head=8, dec_mlp_ratio=1,
+        head_heads=2, grid_pos_enc=meta.reference.tile_px // meta.reference.patch_px * 2)
+
+
+class _TinyNet(Maestro):
+    """The tiny MAESTRO built from the contract metadata (kept under this name for tests)."""
 
     def __init__(self, meta: ModelMetadata):
-        super().__init__()
+        super().__init__(tiny_config(meta))
         self.meta = meta
-        out = meta.embedding_dim or len(meta.classes)
-        self.proj = nn.ModuleDict({m.name: nn.Conv2d(len(m.bands), 8, 1) for m in meta.modalities})
-        self.head = nn.Conv2d(8, out, 1)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        ref = self.meta.reference
-        feats = 0
-        for m in self.meta.modalities:
-            x = batch[m.name]                                  # [B, T, C, H, W]
-            valid = (~batch[f"{m.name}_mask"]).to(x.dtype)     # [B, T]
-            w = valid[:, :, None, None, None]
-            mean = (x * w).sum(1) / w.sum(1).clamp(min=1.0)    # [B, C, H, W]
-            f = self.proj[m.name](mean)
-            feats = feats + F.interpolate(f, size=(ref.tile_px, ref.tile_px), mode="bilinear",
-                                          align_corners=False)
-        out = self.head(torch.relu(feats))
-        if self.meta.task == "classification":
-            return out.mean(dim=(2, 3))
-        if self.meta.task == "embedding":
-            return F.avg_pool2d(out, ref.patch_px)
-        return out
+
+def build_tiny(task: str = "segmentation", seed: int = 0) -> _TinyNet:
+    """The tiny network with weights drawn from ``torch.manual_seed(seed)``, in eval mode."""
+    torch.manual_seed(seed)
+    return _TinyNet(tiny_metadata(task)).eval()
 
 
 def export_tiny(path: str, task: str = "segmentation", seed: int = 0) -> ModelMetadata:
-    """Build a tiny model with seeded weights and export it to ``path``."""
-    torch.manual_seed(seed)
-    meta = tiny_metadata(task)
-    return export_onnx(_TinyNet(meta).eval(), meta, path)
+    """Build the tiny model with seeded weights (:func:`build_tiny`) and export it to
+    ``path``."""
+    net = build_tiny(task, seed)
+    return export_onnx(net, net.meta, path)

@@ -1,0 +1,73 @@
+"""Per-modality patch embedding and pixel reconstruction heads.
+
+official: maestro/layers/embed.py (``Patchify``/``PatchifyBands``, ``Pixelify``/
+``PixelifyBands``). Every released config uses one band group per modality, so each
+modality has exactly one ``patchify_bands.0`` / ``pixelify_bands.0``.
+"""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class PatchifyBands(nn.Module):
+    """Conv2d(C, D, kernel = stride = p) then GroupNorm(1, D) over the whole per-date image
+    (all channels and all token positions of that date): embeddings depend on the tile's
+    global statistics (official trap 2)."""
+
+    def __init__(self, in_chans: int, embed_dim: int, patch_px: int):
+        super().__init__()
+        self.patch_px = patch_px
+        self.conv = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_px, stride=patch_px)
+        self.norm = nn.GroupNorm(1, embed_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x [B, T, C, H, W] -> tokens [B, T, L, D] with L = (H/p)(W/p), row-major."""
+        b, t = x.shape[0], x.shape[1]
+        y = self.norm(self.conv(x.flatten(0, 1)))            # [B*T, D, h, w]
+        y = y.flatten(2).transpose(1, 2)                      # [B*T, L, D]
+        return y.reshape(b, t, y.shape[1], y.shape[2])
+
+
+class Patchify(nn.Module):
+    """One :class:`PatchifyBands` over all bands (``patchify_bands.0``), shared by dates."""
+
+    def __init__(self, bands: int, embed_dim: int, patch_px: int):
+        super().__init__()
+        self.patchify_bands = nn.ModuleList([PatchifyBands(bands, embed_dim, patch_px)])
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.patchify_bands[0](x)
+
+
+class PixelifyBands(nn.Module):
+    """1x1 Conv(D -> C p^2) per token; output channels ordered ``(p1 p2 c)``."""
+
+    def __init__(self, embed_dim: int, out_chans: int, patch_px: int):
+        super().__init__()
+        self.patch_px = patch_px
+        self.out_chans = out_chans
+        self.conv = nn.Conv2d(embed_dim, out_chans * patch_px ** 2, kernel_size=1)
+
+    def forward(self, x: Tensor, grid: int) -> Tensor:
+        """x [N, L, D] tokens of a ``grid x grid`` image -> pixels [N, C, grid p, grid p]."""
+        n, d = x.shape[0], x.shape[2]
+        y = self.conv(x.transpose(1, 2).reshape(n, d, grid, grid))   # [N, p*p*C, h, w]
+        return unpatchify(y, self.patch_px, self.out_chans)
+
+
+def unpatchify(y: Tensor, p: int, c: int) -> Tensor:
+    """[N, (p1 p2 c), h, w] -> [N, c, h p, w p] (the official ``(p1 p2 c)`` order)."""
+    n, h, w = y.shape[0], y.shape[2], y.shape[3]
+    y = y.reshape(n, p, p, c, h, w).permute(0, 3, 4, 1, 5, 2)         # n c h p1 w p2
+    return y.reshape(n, c, h * p, w * p)
+
+
+class Pixelify(nn.Module):
+    """Per-modality reconstruction head (``pixelify_bands.0.conv``)."""
+
+    def __init__(self, embed_dim: int, bands: int, patch_px: int):
+        super().__init__()
+        self.pixelify_bands = nn.ModuleList([PixelifyBands(embed_dim, bands, patch_px)])
+
+    def forward(self, x: Tensor, grid: int) -> Tensor:
+        return self.pixelify_bands[0](x, grid)

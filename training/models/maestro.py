@@ -1,0 +1,304 @@
+"""MAESTRO: per-modality tokenisation, per-group encoders, shared inter-group blocks, MAE
+pretraining and attentive-pooling task heads.
+
+official: maestro/ssl/mim.py (BaseMIM: embedding, encodings, heads) and maestro/ssl/mae.py
+(MAE: encoders, decoders, masking); facts: /work/shared/reference/maestro-official-facts.md.
+Module names reproduce the official state-dict keys (``patch_embed.<mod>``,
+``encoder.<group>``, ``encoder_inter``, ``enc_to_dec.<group>``, ``decoder.<group>``,
+``embed_to_rec.<mod>``, ``mask_token.<mod>``, ``heads.<name>``) so official checkpoints load
+with little renaming (see training/official.py).
+
+Batch dict (docs/model-contract.md): ``<m>`` float32 [B, T, C, H, W], ``<m>_dates`` int
+[B, T, 3] (year, day_of_year, hour), ``<m>_mask`` bool [B, T] (True = padded date,
+optional), ``ref_date`` int [B, 3].
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..masking import MaskConfig, draw_masks, n_masked
+from ..targets import combine_losses, masked_l1, normalise_patches, patchify_pixels
+from .config import MaestroConfig
+from .embed import Patchify, Pixelify
+from .encodings import date_encoding, position_encoding
+from .heads import ClassificationHead, PixelifyHead
+from .transformer import Transformer
+
+
+class Maestro(nn.Module):
+    """The MAESTRO network (fusion mode "group" with ``inter_depth`` shared blocks).
+
+    Encoder: for each present modality, patch embedding [B, T, L, D] + position encoding
+    (first D-8 channels) + date encoding (last 8); per group, the modalities' tokens
+    (dates x locations) are concatenated into one sequence through the group's encoder
+    (``depth - inter_depth`` blocks + LayerNorm); then all groups' tokens go jointly through
+    ``encoder_inter`` (``inter_depth`` blocks + LayerNorm). Padded dates are excluded as
+    attention keys everywhere.
+    """
+
+    def __init__(self, config: MaestroConfig):
+        super().__init__()
+        self.config = cfg = config
+        dim, dec = cfg.embed_dim, cfg.dec_dim
+        self.groups = cfg.groups
+        enc_depth = cfg.depth - cfg.inter_depth
+        self.patch_embed = nn.ModuleDict(
+            {m.name: Patchify(m.bands, dim, m.patch_px) for m in cfg.modalities})
+        self.encoder = nn.ModuleDict(
+            {g: Transformer(dim, enc_depth, cfg.heads, cfg.dim_head, int(dim * cfg.mlp_ratio))
+             for g in self.groups})
+        self.encoder_inter = (
+            Transformer(dim, cfg.inter_depth, cfg.heads, cfg.dim_head, int(dim * cfg.mlp_ratio))
+            if cfg.inter_depth > 0 else None)
+        self.enc_to_dec = nn.ModuleDict({g: nn.Linear(dim, dec) for g in self.groups})
+        # Decoder MLP width follows the encoder dim (official: mlp_dim=embed_dim*4).
+        self.decoder = nn.ModuleDict(
+            {g: Transformer(dec, cfg.dec_depth, cfg.dec_heads, cfg.dec_dim_head,
+                            int(dim * cfg.dec_mlp_ratio)) for g in self.groups})
+        self.embed_to_rec = nn.ModuleDict(
+            {m.name: Pixelify(dec, m.bands, m.patch_px) for m in cfg.modalities})
+        self.mask_token = nn.ParameterDict(
+            {m.name: nn.Parameter(torch.randn(1, 1, 1, 1, dec) * 0.02) for m in cfg.modalities})
+        self.heads = nn.ModuleDict()
+        ref = cfg.reference
+        if cfg.task == "classification":
+            self.heads[cfg.head_name] = ClassificationHead(dim, cfg.num_classes, cfg.head_heads)
+        elif cfg.task == "segmentation":
+            self.heads[cfg.head_name] = PixelifyHead(dim, cfg.num_classes, ref.patch_px,
+                                                     cfg.head_heads)
+        for m in cfg.modalities:
+            self.register_buffer(f"pos_enc_{m.name}",
+                                 position_encoding(cfg.grid_pos_enc, m.grid, dim), persistent=False)
+            self.register_buffer(f"dec_pos_enc_{m.name}",
+                                 position_encoding(cfg.grid_pos_enc, m.grid, dec), persistent=False)
+
+    # ------------------------------------------------------------------ parameters
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """Everything a linear probe freezes: patch embeddings and encoders."""
+        mods = [self.patch_embed, self.encoder]
+        if self.encoder_inter is not None:
+            mods.append(self.encoder_inter)
+        return [p for mod in mods for p in mod.parameters()]
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return list(self.heads.parameters())
+
+    def decoder_parameters(self) -> list[nn.Parameter]:
+        """Pretraining-only parameters: enc_to_dec, decoders, pixel heads, mask tokens."""
+        mods = [self.enc_to_dec, self.decoder, self.embed_to_rec]
+        return [p for mod in mods for p in mod.parameters()] + list(self.mask_token.parameters())
+
+    # ------------------------------------------------------------------ embedding
+    def _present(self, batch: dict[str, Tensor]) -> list[str]:
+        names = [m.name for m in self.config.modalities if m.name in batch]
+        if not names:
+            raise KeyError(f"batch holds none of the modalities "
+                           f"{[m.name for m in self.config.modalities]}")
+        return names
+
+    @staticmethod
+    def _padding(batch: dict[str, Tensor], name: str) -> Tensor:
+        """bool [B, T], True = padded date (all False when ``<m>_mask`` is absent)."""
+        pad = batch.get(f"{name}_mask")
+        if pad is None:
+            x = batch[name]
+            return torch.zeros(x.shape[0], x.shape[1], dtype=torch.bool, device=x.device)
+        return pad.to(torch.bool)
+
+    def _encodings(self, batch: dict[str, Tensor], name: str, decoder: bool) -> Tensor:
+        """Position + date encoding [B, T, L, dim] of a modality (encoder or decoder dim)."""
+        dim = self.config.dec_dim if decoder else self.config.embed_dim
+        pos = getattr(self, f"{'dec_' if decoder else ''}pos_enc_{name}")     # [L, dim]
+        for key in (f"{name}_dates", "ref_date"):
+            if key not in batch:
+                raise KeyError(f"batch lacks {key!r} (dates are needed for the date encoding)")
+        date = date_encoding(batch[f"{name}_dates"], batch["ref_date"], dim)  # [B, T, dim]
+        return pos[None, None] + date[:, :, None, :]
+
+    def embed(self, batch: dict[str, Tensor], name: str) -> Tensor:
+        """Patch tokens of one modality with encodings added: [B, T, L, D]."""
+        x = batch[name]
+        if x.dim() != 5:
+            raise ValueError(f"input {name!r} must be [B, T, C, H, W], got {tuple(x.shape)}")
+        return self.patch_embed[name](x) + self._encodings(batch, name, decoder=False)
+
+    # ------------------------------------------------------------------ encoder
+    def _run_encoders(self, seqs: dict[str, Tensor], pads: dict[str, Tensor]
+                      ) -> dict[str, Tensor]:
+        """Per-group encoders then the shared blocks. seqs: group -> [B, N_g, D],
+        pads: group -> bool [B, N_g]. Returns group -> [B, N_g, D]."""
+        out = {g: self.encoder[g](seqs[g], pads[g]) for g in seqs}
+        if self.encoder_inter is None:
+            return out
+        names = list(out)
+        joint = self.encoder_inter(torch.cat([out[g] for g in names], dim=1),
+                                   torch.cat([pads[g] for g in names], dim=1))
+        start = 0
+        for g in names:
+            n = out[g].shape[1]
+            out[g] = joint[:, start:start + n]
+            start = start + n
+        return out
+
+    def _group_members(self, names: list[str]) -> dict[str, list[str]]:
+        return {g: [m for m in mods if m in names] for g, mods in self.groups.items()
+                if any(m in names for m in mods)}
+
+    def encode(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Encoder tokens per present modality [B, T, L, D] (no masking)."""
+        names = self._present(batch)
+        groups = self._group_members(names)
+        tokens = {m: self.embed(batch, m) for m in names}
+        seqs, pads = {}, {}
+        for g, mods in groups.items():
+            seqs[g] = torch.cat([tokens[m].flatten(1, 2) for m in mods], dim=1)
+            pads[g] = torch.cat([self._token_padding(batch, m) for m in mods], dim=1)
+        out = self._run_encoders(seqs, pads)
+        result = {}
+        for g, mods in groups.items():
+            start = 0
+            for m in mods:
+                b, t, l, d = tokens[m].shape
+                n = t * l
+                result[m] = out[g][:, start:start + n].reshape(b, t, l, d)
+                start = start + n
+        return result
+
+    def _token_padding(self, batch: dict[str, Tensor], name: str) -> Tensor:
+        """bool [B, T * L]: the date padding repeated over the modality's tokens."""
+        pad = self._padding(batch, name)
+        l = self.config.modality(name).tokens
+        return pad[:, :, None].expand(-1, -1, l).flatten(1)
+
+    # ------------------------------------------------------------------ tasks
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        """The task output of the contract.
+
+        Returns:
+            segmentation: logits [B, K, H, W] on the reference tile grid;
+            classification: logits [B, K];
+            embedding: [B, D, h, w] on the reference token grid.
+        """
+        task = self.config.task
+        if task is None:
+            raise RuntimeError("this Maestro has no task (pretraining only); "
+                               "use encode() or pretrain_loss()")
+        enc = self.encode(batch)
+        if task == "classification":
+            tokens = torch.cat([enc[m].flatten(1, 2) for m in enc], dim=1)
+            pad = torch.cat([self._token_padding(batch, m) for m in enc], dim=1)
+            return self.heads[self.config.head_name](tokens, pad)
+        if task == "segmentation":
+            return self._segment(batch, enc)
+        return self.embedding(batch, enc)
+
+    def _segment(self, batch: dict[str, Tensor], enc: dict[str, Tensor]) -> Tensor:
+        """Each modality's token grid bilinearly resized to the reference token grid, all
+        (modality, date) tokens pooled per location, then the per-token pixel head."""
+        gr = self.config.reference.grid
+        stacked, pads = [], []
+        for m, tok in enc.items():
+            b, t, l, d = tok.shape
+            g = self.config.modality(m).grid
+            if g != gr:
+                grid = tok.reshape(b * t, g, g, d).permute(0, 3, 1, 2)
+                grid = F.interpolate(grid, size=(gr, gr), mode="bilinear", align_corners=False)
+                tok = grid.permute(0, 2, 3, 1).reshape(b, t, gr * gr, d)
+            stacked.append(tok)
+            pads.append(self._padding(batch, m))
+        return self.heads[self.config.head_name](torch.cat(stacked, dim=1), gr,
+                                                  torch.cat(pads, dim=1))
+
+    def embedding(self, batch: dict[str, Tensor], enc: dict[str, Tensor] | None = None
+                  ) -> Tensor:
+        """Reference-modality encoder tokens averaged over its real (not padded) dates:
+        [B, D, h, w]. (Our choice: the fused tokens after ``encoder_inter``, so the
+        embedding carries the other modalities' information through attention.)"""
+        if enc is None:
+            enc = self.encode(batch)
+        ref = self.config.reference
+        tok = enc[ref.name]                                               # [B, T, L, D]
+        valid = (~self._padding(batch, ref.name)).to(tok.dtype)[:, :, None, None]
+        mean = (tok * valid).sum(1) / valid.sum(1).clamp(min=1.0)        # [B, L, D]
+        b, d = mean.shape[0], mean.shape[2]
+        return mean.transpose(1, 2).reshape(b, d, ref.grid, ref.grid)
+
+    # ------------------------------------------------------------------ pretraining
+    def pretrain_loss(self, batch: dict[str, Tensor], mask: MaskConfig | None = None,
+                      generator: torch.Generator | None = None,
+                      return_details: bool = False) -> dict[str, Tensor]:
+        """Masked-autoencoder loss on one batch.
+
+        Modalities absent from ``batch`` are skipped. ``generator`` (CPU) seeds the masks.
+
+        Returns:
+            ``loss`` (scalar), ``loss_<m>`` per present modality, ``mask_ratio`` (masked
+            share of all tokens). With ``return_details``: also ``details`` = dict with
+            ``tokens`` (patch embeddings [B, T, L, D], grads retained), ``masked`` and
+            ``structural`` (bool [B, T, L]), ``pred`` and ``target`` ([B, T, L, p, p, C]).
+        """
+        cfg = self.config
+        mask = mask or MaskConfig()
+        names = self._present(batch)
+        groups = self._group_members(names)
+        embeds = {m: self.patch_embed[m](batch[m]) for m in names}
+        if return_details:
+            for t in embeds.values():
+                if t.requires_grad:
+                    t.retain_grad()
+        tokens = {m: embeds[m] + self._encodings(batch, m, decoder=False) for m in names}
+        padding = {m: self._padding(batch, m) for m in names}
+        shapes = {m: tuple(tokens[m].shape[:3]) for m in names}
+        masked, struct = draw_masks(shapes, groups, mask, generator, padding)
+        device = tokens[names[0]].device
+        masked = {m: v.to(device) for m, v in masked.items()}
+
+        seqs, pads, keep_ids = {}, {}, {}
+        for g, mods in groups.items():
+            seq = torch.cat([tokens[m].flatten(1, 2) for m in mods], dim=1)
+            pad = torch.cat([self._token_padding(batch, m) for m in mods], dim=1)
+            hidden = torch.cat([masked[m].flatten(1) for m in mods], dim=1)
+            n_keep = hidden.shape[1] - n_masked(hidden.shape[1], mask.ratio)
+            ids = torch.argsort(hidden.to(torch.int8), dim=1, stable=True)[:, :n_keep]
+            keep_ids[g] = ids
+            seqs[g] = torch.gather(seq, 1, ids[..., None].expand(-1, -1, seq.shape[-1]))
+            pads[g] = torch.gather(pad, 1, ids)
+        encoded = self._run_encoders(seqs, pads)
+
+        losses, counts, weights, out = {}, {}, {}, {}
+        preds, targets = {}, {}
+        for g, mods in groups.items():
+            y = self.enc_to_dec[g](encoded[g])                            # [B, n_keep, dec]
+            b, dec = y.shape[0], y.shape[-1]
+            full = torch.cat([self.mask_token[m].reshape(1, 1, dec).expand(
+                b, shapes[m][1] * shapes[m][2], dec) for m in mods], dim=1)
+            full = full.scatter(1, keep_ids[g][..., None].expand(-1, -1, dec), y)
+            full = full + torch.cat([self._encodings(batch, m, decoder=True).flatten(1, 2)
+                                     for m in mods], dim=1)
+            pad = torch.cat([self._token_padding(batch, m) for m in mods], dim=1)
+            decoded = self.decoder[g](full, pad)
+            start = 0
+            for m in mods:
+                _, t, l = shapes[m]
+                mc = cfg.modality(m)
+                part = decoded[:, start:start + t * l]
+                start += t * l
+                conv = self.embed_to_rec[m].pixelify_bands[0].conv
+                pred = F.linear(part, conv.weight.flatten(1), conv.bias)  # [B, T*L, p*p*C]
+                pred = pred.reshape(b, t, l, mc.patch_px, mc.patch_px, mc.bands)
+                target = normalise_patches(patchify_pixels(batch[m].detach(), mc.patch_px),
+                                           mc.band_groups)
+                sel = masked[m] & ~padding[m][:, :, None]
+                losses[m], counts[m] = masked_l1(pred, target, sel)
+                weights[m] = float(t * l)
+                out[f"loss_{m}"] = losses[m]
+                preds[m], targets[m] = pred, target
+        out["loss"] = combine_losses(losses, weights, counts)
+        total = sum(v.numel() for v in masked.values())
+        out["mask_ratio"] = sum(v.sum() for v in masked.values()).float() / total
+        if return_details:
+            out["details"] = {"tokens": embeds, "masked": masked,
+                              "structural": struct, "pred": preds, "target": targets}
+        return out
