@@ -1,0 +1,240 @@
+"""Generic GeoTIFF time stacks: what a QGIS user has (one raster per date and modality).
+
+Each modality is a set of GeoTIFFs, one per date (a glob under ``root``), whose date is read
+from GDAL tags or the file name (:func:`.dates.raster_date`). Optional per-date cloud masks
+(one raster per date, matched by date) steer the date selection. A label raster gives the
+segmentation target; ``classes`` maps its values to class ids (the list order).
+
+Items are crops of ``tile_px`` pixels of the reference modality, inside a rectangular
+``region`` of the reference raster (a spatial split: e.g. columns 0-63 for training, 64-99 for
+the held-out set). Training draws ``samples_per_epoch`` random crops; evaluation covers the
+region with a regular grid (stride ``stride``, the last row/column of tiles flush with the
+region's end). Other modalities are read for the same ground footprint on their own grid
+(``tile_px * gsd_ref / gsd_m`` pixels), reprojected with a WarpedVRT when their CRS differs.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window, from_bounds
+from torch.utils.data import Dataset
+
+from .base import IGNORE_INDEX, ModalityInfo, flip_item, item_rng, series_item
+from .dates import raster_date, triplet, triplets
+from .scaling import Scaling
+from .selection import cloudy_dates, select_dates
+
+
+@dataclass
+class StackModality:
+    """One modality of a GeoTIFF stack.
+
+    Attributes:
+        name: contract name (``s2``, ``dem``...).
+        files: glob (relative to the dataset root) matching one GeoTIFF per date.
+        bands: band names, one per band read.
+        band_indexes: 1-based bands to read from each file (default: all, which must match
+            ``bands``).
+        divisor, log: constant scaling (see :class:`.scaling.Scaling`).
+        num_dates: date slots per item; longer series are subsampled by bins.
+        cloud_masks: glob of per-date cloud masks (matched by date), or None.
+        mask_threshold: mask value above which a pixel is cloudy.
+        resampling: rasterio resampling name used when a file's grid differs.
+        group: fusion group.
+    """
+
+    name: str
+    files: str
+    bands: list[str]
+    band_indexes: list[int] | None = None
+    divisor: float = 1.0
+    log: bool = False
+    num_dates: int = 1
+    cloud_masks: str | None = None
+    mask_threshold: float = 0.0
+    resampling: str = "nearest"
+    group: str | None = None
+
+
+@dataclass
+class _Files:
+    paths: list[str]
+    dates: np.ndarray                  # int32 [T, 3]
+    masks: list[str | None] = field(default_factory=list)
+
+
+class GeoTiffStack(Dataset):
+    """Crops of GeoTIFF time stacks (segmentation with ``labels``, or pretraining without).
+
+    Args:
+        root: folder the globs are relative to.
+        modalities: list of :class:`StackModality` (or dicts of its fields).
+        reference: name of the modality whose grid defines crops and the target grid.
+        tile_px: crop side on the reference grid, pixels.
+        labels: label raster (relative to root) on any grid covering the reference, or None.
+        classes: ``[{"value": raster value, "name": ..., "color": "#rrggbb"}, ...]``; the class
+            id is the list index; other values (and nodata) become -1 (ignored).
+        region: ``{"rows": [r0, r1], "cols": [c0, c1]}``, half-open pixel ranges of the
+            reference raster the crops stay in (default: all of it).
+        train: random crops, random dates per bin and flips; else a deterministic grid.
+        samples_per_epoch: random crops per epoch in training.
+        stride: grid step in evaluation (default ``tile_px``).
+    """
+
+    def __init__(self, root: str, modalities: list, reference: str, tile_px: int,
+                 labels: str | None = None, classes: list[dict] | None = None,
+                 region: dict | None = None, train: bool = False, samples_per_epoch: int = 64,
+                 stride: int | None = None):
+        self.root = root
+        self.mods = [m if isinstance(m, StackModality) else StackModality(**m) for m in modalities]
+        names = [m.name for m in self.mods]
+        if reference not in names:
+            raise ValueError(f"reference modality {reference!r} is not among {names}")
+        self.reference = reference
+        self.tile_px = int(tile_px)
+        self.train = train
+        self.samples_per_epoch = int(samples_per_epoch)
+        self.labels = os.path.join(root, labels) if labels else None
+        self.class_list = list(classes or [])
+        self.files = {m.name: self._index(m) for m in self.mods}
+        with rasterio.open(self.files[reference].paths[0]) as src:
+            self.ref_crs, self.ref_transform = src.crs, src.transform
+            self.ref_shape = (src.height, src.width)
+        self.gsd_ref = abs(self.ref_transform.a)
+        self.gsd = {}
+        for m in self.mods:
+            with rasterio.open(self.files[m.name].paths[0]) as src:
+                self.gsd[m.name] = abs(src.transform.a)
+        rows = (region or {}).get("rows", [0, self.ref_shape[0]])
+        cols = (region or {}).get("cols", [0, self.ref_shape[1]])
+        self.rows, self.cols = (int(rows[0]), int(rows[1])), (int(cols[0]), int(cols[1]))
+        for (a, b), n, what in ((self.rows, self.ref_shape[0], "rows"),
+                                (self.cols, self.ref_shape[1], "cols")):
+            if not (0 <= a < b <= n):
+                raise ValueError(f"region {what} {[a, b]} is outside the reference raster (0..{n})")
+            if b - a < self.tile_px:
+                raise ValueError(f"region {what} {[a, b]} is narrower than tile_px {self.tile_px}")
+        s = int(stride or self.tile_px)
+        self.grid = [(r, c) for r in _starts(*self.rows, self.tile_px, s)
+                     for c in _starts(*self.cols, self.tile_px, s)]
+        self.ref_date = self.files[reference].dates[0]
+
+    # ------------------------------------------------------------------ index
+    def _index(self, m: StackModality) -> _Files:
+        paths = sorted(glob.glob(os.path.join(self.root, m.files)))
+        if not paths:
+            raise FileNotFoundError(f"modality {m.name!r}: no file matches {m.files!r} under "
+                                    f"{self.root}")
+        dated = []
+        for p in paths:
+            d = raster_date(p)
+            if d is None and len(paths) > 1:
+                raise ValueError(f"modality {m.name!r}: no date in the tags or the name of {p}")
+            dated.append((d, p))
+        if all(d is not None for d, _ in dated):
+            dated.sort()
+        masks: list[str | None] = [None] * len(dated)
+        if m.cloud_masks:
+            by_date = {}
+            for p in sorted(glob.glob(os.path.join(self.root, m.cloud_masks))):
+                d = raster_date(p)
+                if d is not None:
+                    by_date[d.date()] = p
+            masks = [by_date.get(d.date()) if d is not None else None for d, _ in dated]
+        dates = triplets([d for d, _ in dated]) if dated[0][0] is not None else None
+        return _Files([p for _, p in dated], dates, masks)
+
+    def info(self) -> list[ModalityInfo]:
+        out = []
+        for m in self.mods:
+            tile = int(round(self.tile_px * self.gsd_ref / self.gsd[m.name]))
+            out.append(ModalityInfo(m.name, tuple(m.bands), float(self.gsd[m.name]), tile,
+                                    m.num_dates, Scaling(m.divisor, m.log), m.group))
+        return out
+
+    def classes(self) -> list[dict]:
+        return [{"id": i, "name": c["name"], "color": c.get("color", "#808080")}
+                for i, c in enumerate(self.class_list)]
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch if self.train else len(self.grid)
+
+    # ------------------------------------------------------------------ items
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = item_rng(self.train)
+        if rng is not None:
+            r = int(rng.integers(self.rows[0], self.rows[1] - self.tile_px + 1))
+            c = int(rng.integers(self.cols[0], self.cols[1] - self.tile_px + 1))
+        else:
+            r, c = self.grid[index]
+        bounds = rasterio.windows.bounds(Window(c, r, self.tile_px, self.tile_px),
+                                         self.ref_transform)
+        item: dict[str, torch.Tensor] = {}
+        for m in self.mods:
+            item.update(self._modality(m, bounds, rng))
+        item["ref_date"] = torch.from_numpy(self.ref_date.astype(np.int32))
+        if self.labels:
+            item["target"] = torch.from_numpy(self._target(bounds))
+        if rng is not None:
+            flip_item(item, rng, [m.name for m in self.mods] + (["target"] if self.labels else []))
+        return item
+
+    def _read(self, path: str, bounds, size: int, indexes, resampling: str) -> np.ndarray:
+        with rasterio.open(path) as src:
+            ds = src if src.crs == self.ref_crs else WarpedVRT(src, crs=self.ref_crs)
+            try:
+                win = from_bounds(*bounds, transform=ds.transform)
+                return ds.read(indexes, window=win, out_shape=(len(indexes) if indexes else
+                                                                ds.count, size, size),
+                               resampling=Resampling[resampling], boundless=True, fill_value=0,
+                               masked=False)
+            finally:
+                if ds is not src:
+                    ds.close()
+
+    def _modality(self, m: StackModality, bounds, rng) -> dict[str, torch.Tensor]:
+        files = self.files[m.name]
+        size = int(round(self.tile_px * self.gsd_ref / self.gsd[m.name]))
+        stack = np.stack([self._read(p, bounds, size, m.band_indexes, m.resampling)
+                          for p in files.paths]).astype(np.float32)       # [T, C, h, w]
+        if stack.shape[1] != len(m.bands):
+            raise ValueError(f"modality {m.name!r}: files have {stack.shape[1]} bands, "
+                             f"{len(m.bands)} band names given")
+        cloudy = None
+        if any(files.masks):
+            cloudy = np.zeros(len(files.paths), bool)
+            for i, p in enumerate(files.masks):
+                if p is not None:
+                    mk = self._read(p, bounds, size, None, "nearest")
+                    cloudy[i] = cloudy_dates(mk[None], m.mask_threshold)[0]
+        keep = select_dates(stack, m.num_dates, rng, cloudy)
+        dates = files.dates[keep] if files.dates is not None else \
+            np.repeat(self.ref_date[None], len(keep), axis=0)
+        x = Scaling(m.divisor, m.log).apply(stack[keep])
+        return series_item(m.name, x, dates, m.num_dates)
+
+    def _target(self, bounds) -> np.ndarray:
+        with rasterio.open(self.labels) as src:
+            nodata = src.nodata
+        raw = self._read(self.labels, bounds, self.tile_px, [1], "nearest")[0]
+        out = np.full(raw.shape, IGNORE_INDEX, np.int64)
+        for i, c in enumerate(self.class_list):
+            out[raw == c["value"]] = i
+        if nodata is not None:
+            out[raw == nodata] = IGNORE_INDEX
+        return out
+
+
+def _starts(a: int, b: int, tile: int, stride: int) -> list[int]:
+    """Tile starts covering [a, b): every ``stride``, the last flush with ``b``."""
+    starts = list(range(a, b - tile + 1, stride))
+    if starts[-1] + tile < b:
+        starts.append(b - tile)
+    return starts
