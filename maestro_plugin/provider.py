@@ -24,6 +24,10 @@ class MaestroProvider(QgsProcessingProvider):
     def icon(self):
         return QIcon(os.path.join(PLUGIN_DIR, "resources", "icons", "maestro.svg"))
 
+    def supportedOutputRasterLayerExtensions(self):  # noqa: N802 (QGIS API name)
+        # The engine writes GeoTIFF (COG) only.
+        return ["tif"]
+
     def loadAlgorithms(self):  # noqa: N802 (QGIS API name)
         for cls in ALGORITHMS:
             self.addAlgorithm(cls())

@@ -1,4 +1,7 @@
 """One module per Processing algorithm; ALGORITHMS is what the provider registers."""
+from .classify import ClassifyAlgorithm
+from .embed import EmbedAlgorithm
 from .model_info import ModelInfoAlgorithm
+from .segment import SegmentAlgorithm
 
-ALGORITHMS = [ModelInfoAlgorithm]
+ALGORITHMS = [SegmentAlgorithm, ClassifyAlgorithm, EmbedAlgorithm, ModelInfoAlgorithm]

@@ -1,0 +1,217 @@
+"""What maestro:segment, maestro:classify and maestro:embed share: the parameters
+(model, one multiple-raster parameter per modality, dates, advanced run options, output)
+and the call into ``engine.api.run_model``.
+
+Processing declares parameters before the model is known, so every modality MAESTRO knows
+has an optional parameter; processAlgorithm checks them against the model's metadata.
+"""
+from __future__ import annotations
+
+import os
+
+from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingOutputString,
+                       QgsProcessingParameterDefinition,
+                       QgsProcessingParameterEnum, QgsProcessingParameterFile,
+                       QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
+
+from .. import inputs as plugin_inputs
+from ..inputs import MODALITY_PARAMS, MODALITY_TITLES, LayerInput, PluginInputError
+from .base import DEFAULT_MODEL, MaestroAlgorithm
+
+DEVICES = ("auto", "cpu", "cuda")
+OUTPUT_EXTENSIONS = (".tif", ".tiff")
+
+MODALITY_HELP = (
+    "One layer per date for a time series (order does not matter: the engine sorts by date), "
+    "one layer for a single-date modality. Only the modalities the model declares are used; "
+    "give exactly those (model_info lists them). From qgis_process repeat the parameter: "
+    "S2=a.tif S2=b.tif.")
+
+DATES_HELP = (
+    "Optional date overrides. By default each layer's date is read from its metadata "
+    "(ACQUISITIONDATETIME, TIFFTAG_DATETIME, DATE_ACQUIRED, ACQUISITION_DATE, DATETIME), then "
+    "from a YYYYMMDD or YYYY-MM-DD in its file name. Format: entries separated by ';', each "
+    "[MODALITY:]LAYER=YYYY-MM-DD where LAYER is the file path, file name or layer name, e.g. "
+    "'S2:scene_a.tif=2020-05-01; S2:scene_b.tif=2020-06-12'.")
+
+COMMON_HELP = (
+    "<h3>Parameters</h3>"
+    "<p><b>MODEL</b>: a MAESTRO ONNX model (see maestro:model_info); empty = the bundled "
+    "default model.</p>"
+    "<p><b>AERIAL, DEM, S2, S1_ASC, S1_DESC, SPOT</b>: one parameter per modality. "
+    + MODALITY_HELP + " Rasters may be on any CRS and pixel size: they are resampled to the "
+    "model's grid on the reference modality's CRS. Nodata pixels (the raster's nodata value, "
+    "outside its extent, non-finite) stay nodata in the output.</p>"
+    "<p><b>DATES</b>: " + DATES_HELP + "</p>"
+    "<p><b>TILE_OVERLAP</b> (advanced): overlap between neighbouring tiles in percent of a "
+    "tile (0-75, default 25); more overlap smooths tile seams and costs time.</p>"
+    "<p><b>BATCH_SIZE</b> (advanced): tiles per model call (default 8).</p>"
+    "<p><b>DEVICE</b> (advanced): auto (CUDA when onnxruntime-gpu has it, else CPU), cpu, "
+    "cuda (fails if CUDA is unusable).</p>"
+    "<p>Progress is reported per batch; Cancel stops the run and leaves no output file. "
+    "A bad input (band count, missing modality, rasters that do not overlap, no CRS, all "
+    "nodata, a time series without dates, an unwritable output) stops with a message naming "
+    "it.</p>")
+
+
+def _advanced(param):
+    param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    return param
+
+
+def _with_help(param, text):
+    param.setHelp(text)
+    return param
+
+
+class InferenceAlgorithm(MaestroAlgorithm):
+    """Base of the algorithms that run a model on rasters; subclasses set TASK and help."""
+
+    TASK = ""
+    MODEL = "MODEL"
+    DATES = "DATES"
+    TILE_OVERLAP = "TILE_OVERLAP"
+    BATCH_SIZE = "BATCH_SIZE"
+    DEVICE = "DEVICE"
+    OUTPUT = "OUTPUT"
+    PROVIDER = "PROVIDER"
+    DATES_USED = "DATES_USED"
+
+    OUTPUT_DESCRIPTION = "Output raster"
+    OUTPUT_HELP = ""
+
+    # ------------------------------------------------------------------ parameters
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        self.addParameter(_with_help(QgsProcessingParameterFile(
+            self.MODEL, "MAESTRO model (.onnx; empty = bundled default)", extension="onnx",
+            optional=True), "A MAESTRO ONNX model; empty = the bundled default model."))
+        for pname in MODALITY_PARAMS:
+            self.addParameter(_with_help(QgsProcessingParameterMultipleLayers(
+                pname, f"{MODALITY_TITLES[pname]} [{pname}]", QgsProcessing.TypeRaster,
+                optional=True), f"{MODALITY_TITLES[pname]}. {MODALITY_HELP}"))
+        self.addParameter(_with_help(QgsProcessingParameterString(
+            self.DATES, "Date overrides (optional, [MODALITY:]LAYER=YYYY-MM-DD;...)",
+            optional=True), DATES_HELP))
+        self.addParameter(_with_help(_advanced(QgsProcessingParameterNumber(
+            self.TILE_OVERLAP, "Tile overlap (%)", QgsProcessingParameterNumber.Integer,
+            defaultValue=25, minValue=0, maxValue=75)),
+            "Overlap between neighbouring tiles, percent of a tile (0-75)."))
+        self.addParameter(_with_help(_advanced(QgsProcessingParameterNumber(
+            self.BATCH_SIZE, "Batch size (tiles per model call)",
+            QgsProcessingParameterNumber.Integer, defaultValue=8, minValue=1,
+            maxValue=1024)), "Tiles per model call; larger uses more memory."))
+        self.addParameter(_with_help(_advanced(QgsProcessingParameterEnum(
+            self.DEVICE, "Device", options=list(DEVICES), defaultValue="auto",
+            usesStaticStrings=True)),
+            "auto: CUDA when available, else CPU; cpu; cuda (fails when CUDA is unusable)."))
+        self.addParameter(_with_help(QgsProcessingParameterRasterDestination(
+            self.OUTPUT, self.OUTPUT_DESCRIPTION), self.OUTPUT_HELP))
+        self.add_task_parameters()
+        self.addOutput(QgsProcessingOutputString(self.PROVIDER, "Execution provider used"))
+        self.addOutput(QgsProcessingOutputString(self.DATES_USED, "Dates used per modality"))
+
+    def add_task_parameters(self):
+        """Extra parameters of a task (segmentation adds CONFIDENCE)."""
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.TASK_HELP + COMMON_HELP + f"<p><b>OUTPUT</b>: {self.OUTPUT_HELP}</p>"
+
+    TASK_HELP = ""
+
+    # ------------------------------------------------------------------ running
+    def model_metadata(self, parameters, context):
+        """(model path, validated metadata) of MODEL, refusing another task's model."""
+        path = self.parameterAsFile(parameters, self.MODEL, context) or DEFAULT_MODEL
+        from engine.contract import read_model_metadata
+
+        meta = self.engine_call(read_model_metadata, path)
+        if meta.task != self.TASK:
+            raise QgsProcessingException(
+                f"model '{meta.name}' ({path}) is a {meta.task} model; maestro:{self.name()} "
+                f"needs a {self.TASK} model (use maestro:{_ALG_BY_TASK[meta.task]})")
+        return path, meta
+
+    def layer_inputs(self, parameters, context) -> dict[str, list[LayerInput]]:
+        """Parameter name -> the layers given (file sources)."""
+        given = {}
+        for pname in MODALITY_PARAMS:
+            layers = self.parameterAsLayerList(parameters, pname, context) or []
+            items = []
+            for layer in layers:
+                if layer.providerType() != "gdal":
+                    raise QgsProcessingException(
+                        f"{pname}: layer '{layer.name()}' is a '{layer.providerType()}' raster; "
+                        "MAESTRO reads GDAL rasters (files)")
+                items.append(LayerInput(layer.source(), layer.name()))
+            if items:
+                given[pname] = items
+        return given
+
+    def output_path(self, parameters, key, context) -> str:
+        path = self.parameterAsOutputLayer(parameters, key, context)
+        if path and os.path.splitext(path)[1].lower() not in OUTPUT_EXTENSIONS:
+            raise QgsProcessingException(
+                f"{key}: '{path}' is not a GeoTIFF (.tif): MAESTRO writes GeoTIFF/COG only")
+        return path
+
+    def run_options(self, parameters, context, **extra):
+        from engine.api import RunOptions
+
+        return RunOptions(
+            tile_overlap_pct=self.parameterAsInt(parameters, self.TILE_OVERLAP, context),
+            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+            device=self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto",
+            expect_task=self.TASK, **extra)
+
+    def check_dependencies(self):
+        from ..deps import missing_dependencies, missing_message
+
+        missing = missing_dependencies()
+        if missing:
+            raise QgsProcessingException(missing_message(missing))
+
+    def run_engine(self, parameters, context, feedback, output_key=OUTPUT, **option_extra):
+        """Check dependencies, model and inputs, then run the engine.
+
+        Returns:
+            (RunReport, model metadata, output path).
+        """
+        self.check_dependencies()
+        model_path, meta = self.model_metadata(parameters, context)
+        try:
+            matched = plugin_inputs.match_modalities(meta, self.layer_inputs(parameters, context))
+            overrides = plugin_inputs.parse_date_overrides(
+                self.parameterAsString(parameters, self.DATES, context))
+            matched = plugin_inputs.apply_date_overrides(matched, overrides)
+        except PluginInputError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+        output = self.output_path(parameters, output_key, context)
+        options = self.run_options(parameters, context, **option_extra)
+        feedback.pushInfo(f"Model: {meta.name} ({meta.task}), {model_path}")
+
+        def progress(fraction, message=""):
+            feedback.setProgress(100.0 * max(0.0, min(1.0, float(fraction))))
+            if message:
+                feedback.setProgressText(message)
+
+        from engine.api import run_model
+
+        report = self.engine_call(
+            run_model, model_path, plugin_inputs.to_engine_inputs(matched), output, options,
+            progress=progress, is_cancelled=feedback.isCanceled, log=feedback.pushInfo)
+        from ..diagnostics import record_run
+
+        record_run(report, model_path)
+        feedback.pushInfo(f"Execution provider: {report.provider}; {report.tiles} tiles in "
+                          f"{report.seconds:.1f} s")
+        return report, meta, output
+
+    def base_results(self, report, output):
+        import json
+
+        return {self.OUTPUT: output, self.PROVIDER: report.provider,
+                self.DATES_USED: json.dumps(report.dates, sort_keys=True, default=str)}
+
+
+_ALG_BY_TASK = {"segmentation": "segment", "classification": "classify", "embedding": "embed"}

@@ -1,0 +1,288 @@
+"""Runtime dependencies of the engine inside QGIS's Python: what is missing, which
+interpreter QGIS runs, where the plugin installs packages, and the pip command.
+
+No qgis import at module level (the folder for installed packages comes from QGIS's
+profile only when asked) so that this module is testable and importable anywhere.
+
+Rules (see README "Dependencies inside QGIS"):
+- onnxruntime comes from pip: ``onnxruntime-gpu`` where an NVIDIA GPU is present,
+  ``onnxruntime`` otherwise, installed with ``--target`` into a folder that the plugin
+  *appends* to ``sys.path`` (QGIS's own numpy, GDAL and rasterio stay first).
+- rasterio comes from the platform's package where one exists (Debian/Ubuntu
+  ``python3-rasterio``, OSGeo4W ``python3-rasterio``), never from pip there: a pip rasterio
+  wheel carries its own GDAL, a second GDAL in QGIS's process. Only where no platform
+  package exists does the installer fall back to the wheel, and it says so.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+
+#: pins, kept equal to requirements/runtime.txt; onnxruntime-gpu stops at 1.31.1.
+ONNXRUNTIME_CPU = "onnxruntime==1.32.0"
+ONNXRUNTIME_GPU = "onnxruntime-gpu==1.31.1"
+#: onnxruntime's own dependencies, installed with it; numpy is deliberately absent: it is
+#: QGIS's (a second numpy in the target folder would never be imported, as the folder is
+#: appended to sys.path, so pip must not fetch one: see pip_install_command).
+ONNXRUNTIME_DEPS = ("flatbuffers", "packaging", "protobuf>=4.25.8")
+RASTERIO_WHEEL = "rasterio==1.4.3"
+ENV_DEPS_DIR = "MAESTRO_DEPS_DIR"
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A module the engine needs at run time."""
+
+    module: str
+    purpose: str
+
+
+DEPENDENCIES = (
+    Dependency("numpy", "arrays"),
+    Dependency("onnxruntime", "running the ONNX models"),
+    Dependency("rasterio", "reading and writing rasters (GDAL)"),
+)
+
+
+def missing_dependencies() -> list[tuple[str, str]]:
+    """(module, why it failed) for each dependency that does not import.
+
+    Any exception counts (a DLL that fails to load raises OSError, not ImportError).
+    """
+    missing = []
+    for dep in DEPENDENCIES:
+        try:
+            importlib.import_module(dep.module)
+        except Exception as exc:  # noqa: BLE001 (any failure means unusable)
+            missing.append((dep.module, f"{type(exc).__name__}: {exc}"))
+    return missing
+
+
+def missing_message(missing: list[tuple[str, str]]) -> str:
+    """What to tell the user (algorithms raise it, the dock shows it)."""
+    names = ", ".join(m for m, _ in missing)
+    return (f"MAESTRO cannot run: the Python package{'s' if len(missing) > 1 else ''} {names} "
+            f"{'are' if len(missing) > 1 else 'is'} missing from QGIS's Python "
+            f"({'; '.join(f'{m}: {why}' for m, why in missing)}). "
+            "Use the MAESTRO panel's 'Install dependencies', or see the README (Dependencies).")
+
+
+def deps_dir() -> str:
+    """Folder the plugin installs packages into and appends to ``sys.path``.
+
+    ``$MAESTRO_DEPS_DIR`` if set, else ``<QGIS profile>/python/maestro-deps``, else
+    ``~/.maestro-qgis/python-deps`` when QGIS is not importable.
+    """
+    if os.environ.get(ENV_DEPS_DIR):
+        return os.environ[ENV_DEPS_DIR]
+    try:
+        from qgis.core import QgsApplication
+
+        base = QgsApplication.qgisSettingsDirPath()
+        if base:
+            return os.path.join(base, "python", "maestro-deps")
+    except Exception:  # noqa: BLE001 (outside QGIS)
+        pass
+    return os.path.join(os.path.expanduser("~"), ".maestro-qgis", "python-deps")
+
+
+def add_deps_dir_to_path(path: str | None = None) -> str:
+    """Append the deps folder to ``sys.path`` (after QGIS's own packages) once."""
+    path = path or deps_dir()
+    if path not in sys.path:
+        sys.path.append(path)
+    importlib.invalidate_caches()
+    return path
+
+
+def _python_version_of(candidate: str) -> tuple[int, int] | None:
+    try:
+        out = subprocess.run([candidate, "-c", "import sys; print(*sys.version_info[:2])"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    try:
+        major, minor = (int(x) for x in out.stdout.split())
+    except ValueError:
+        return None
+    return major, minor
+
+
+def python_candidates(executable: str | None = None, exec_prefix: str | None = None,
+                      version: tuple[int, int] | None = None, system: str | None = None) -> list[str]:
+    """Interpreters that may be the one QGIS embeds, most likely first.
+
+    Inside QGIS, ``sys.executable`` is often QGIS itself (``qgis-bin.exe`` on Windows,
+    ``QGIS`` in the macOS bundle, ``/usr/bin/qgis`` on Linux), or whatever ``python3`` is
+    first on PATH under qgis_process. The interpreter that matches QGIS's Python is
+    found beside ``sys.exec_prefix`` (OSGeo4W: ``<prefix>/python.exe``; macOS bundle and
+    Linux: ``<prefix>/bin/python3.X``).
+    """
+    executable = sys.executable if executable is None else executable
+    exec_prefix = exec_prefix or sys.base_exec_prefix
+    major, minor = version or sys.version_info[:2]
+    system = system or platform.system()
+    names = []
+    if os.path.basename(executable or "").lower().startswith("python"):
+        names.append(executable)
+    base = getattr(sys, "_base_executable", None)
+    if base and os.path.basename(base).lower().startswith("python") and executable == sys.executable:
+        names.append(base)
+    if system == "Windows":
+        names += [os.path.join(exec_prefix, "python.exe"),
+                  os.path.join(exec_prefix, "python3.exe")]
+    else:
+        names += [os.path.join(exec_prefix, "bin", f"python{major}.{minor}"),
+                  os.path.join(exec_prefix, "bin", f"python{major}"),
+                  os.path.join(exec_prefix, "bin", "python3")]
+    which = shutil.which(f"python{major}.{minor}")
+    if which:
+        names.append(which)
+    seen, out = set(), []
+    for name in names:
+        if name and name not in seen:
+            seen.add(name)
+            out.append(name)
+    return out
+
+
+def find_qgis_python(candidates: list[str] | None = None,
+                     version: tuple[int, int] | None = None) -> str:
+    """The first candidate that exists and runs the same Python major.minor as QGIS.
+
+    Raises:
+        RuntimeError: none found (the message lists what was tried).
+    """
+    version = version or tuple(sys.version_info[:2])
+    candidates = python_candidates() if candidates is None else candidates
+    for candidate in candidates:
+        if os.path.isfile(candidate) and _python_version_of(candidate) == version:
+            return candidate
+    raise RuntimeError(
+        f"no Python {version[0]}.{version[1]} interpreter matching QGIS's was found "
+        f"(tried: {', '.join(candidates) or 'nothing'})")
+
+
+def has_nvidia_gpu() -> bool:
+    """True when an NVIDIA driver reports a GPU (``nvidia-smi -L`` or the Linux driver's
+    /proc entry)."""
+    if os.path.isdir("/proc/driver/nvidia/gpus") and os.listdir("/proc/driver/nvidia/gpus"):
+        return True
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return False
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and "GPU" in out.stdout
+
+
+def platform_rasterio_package() -> str | None:
+    """How the platform provides rasterio with QGIS's own GDAL, or None where it does not.
+
+    Returns a short instruction ("apt install python3-rasterio", ...).
+    """
+    if os.environ.get("OSGEO4W_ROOT") or "osgeo4w" in sys.prefix.lower():
+        return "the OSGeo4W installer (Advanced install > Libs > python3-rasterio)"
+    if os.path.exists("/etc/debian_version"):
+        return "sudo apt install python3-rasterio"
+    if os.path.exists("/etc/fedora-release"):
+        return "sudo dnf install python3-rasterio"
+    return None
+
+
+@dataclass(frozen=True)
+class InstallPlan:
+    """What 'Install dependencies' will do.
+
+    Attributes:
+        python: the interpreter pip runs with.
+        target: folder packages go into.
+        packages: pip requirement strings.
+        command: the full pip command (list) or None when nothing is for pip.
+        notes: sentences to show before running (GPU choice, rasterio advice, warnings).
+    """
+
+    python: str
+    target: str
+    packages: tuple[str, ...]
+    command: tuple[str, ...] | None
+    notes: tuple[str, ...]
+
+
+def pip_install_command(python: str, target: str, packages: list[str]) -> list[str]:
+    """pip into ``target`` without dependencies (those are listed explicitly), so that no
+    second numpy or GDAL lands in QGIS's process."""
+    return [python, "-m", "pip", "install", "--upgrade", "--no-deps", "--target", target,
+            "--disable-pip-version-check", "--no-input", *packages]
+
+
+def plan_install(missing: list[str] | None = None, gpu: bool | None = None,
+                 python: str | None = None, target: str | None = None,
+                 rasterio_platform: str | None | bool = False) -> InstallPlan:
+    """Decide what to install.
+
+    Args:
+        missing: modules missing (default: :func:`missing_dependencies`).
+        gpu: NVIDIA GPU present (default: :func:`has_nvidia_gpu`).
+        python: interpreter (default: :func:`find_qgis_python`).
+        target: folder (default: :func:`deps_dir`).
+        rasterio_platform: platform package instruction, None when there is none
+            (default: :func:`platform_rasterio_package`).
+    """
+    if missing is None:
+        missing = [m for m, _ in missing_dependencies()]
+    gpu = has_nvidia_gpu() if gpu is None else gpu
+    target = target or deps_dir()
+    if rasterio_platform is False:
+        rasterio_platform = platform_rasterio_package()
+    notes, packages = [], []
+    if "numpy" in missing:
+        notes.append("numpy is missing: QGIS's Python normally ships it; install your "
+                     "platform's python3-numpy (pip would install numpy<2 into the folder).")
+        packages.append("numpy<2")
+    if "onnxruntime" in missing or not missing:
+        if gpu:
+            packages.append(ONNXRUNTIME_GPU)
+            notes.append("An NVIDIA GPU was found: installing onnxruntime-gpu (CUDA 12 and "
+                         "cuDNN 9 must be installed for the CUDA provider; CPU always works).")
+        else:
+            packages.append(ONNXRUNTIME_CPU)
+            notes.append("No NVIDIA GPU found: installing onnxruntime (CPU).")
+        packages.extend(ONNXRUNTIME_DEPS)
+    if "rasterio" in missing:
+        if rasterio_platform:
+            notes.append("rasterio is missing: install it from your platform so that it uses "
+                         f"QGIS's own GDAL: {rasterio_platform}. It is not installed with pip "
+                         "here (a pip wheel brings a second GDAL into QGIS).")
+        else:
+            packages.extend([RASTERIO_WHEEL, "affine", "attrs", "certifi", "click", "cligj",
+                             "click-plugins", "pyparsing"])
+            notes.append("rasterio is missing and this platform has no rasterio package built "
+                         "on QGIS's GDAL: installing the pip wheel, which brings its own GDAL "
+                         "library (a second GDAL in QGIS's process). MAESTRO's tests check that "
+                         "the engine reads and writes correctly this way.")
+    try:
+        python = python or find_qgis_python()
+    except RuntimeError as exc:
+        notes.append(f"Cannot run pip: {exc}.")
+        return InstallPlan("", target, tuple(packages), None, tuple(notes))
+    command = tuple(pip_install_command(python, target, packages)) if packages else None
+    return InstallPlan(python, target, tuple(packages), command, tuple(notes))
+
+
+def manual_command(plan: InstallPlan) -> str:
+    """The plan as one shell command line (the README gives the same)."""
+    import shlex
+
+    if not plan.command:
+        return ""
+    return " ".join(shlex.quote(part) for part in plan.command)
