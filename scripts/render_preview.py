@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 
 import numpy as np
 
@@ -37,7 +39,9 @@ def raster_classes(path: str) -> list[tuple[int, str, tuple[int, int, int, int]]
     table = band.GetColorTable()
     if table is None:
         raise ValueError(f"{path}: band 1 has no colour table: it is not a class raster")
-    names = band.GetCategoryNames() or []
+    # gdal.Info loads the PAM side-car (.aux.xml) first; with GDAL 3.6's GTiff driver a bare
+    # band.GetCategoryNames() can return None before that.
+    names = gdal.Info(ds, format="json")["bands"][0].get("categories") or []
     nodata = band.GetNoDataValue()
     values = np.unique(band.ReadAsArray())
     out = []
@@ -135,8 +139,31 @@ def _drop_band_caption(model, node) -> None:
 
 def render(s2: str, reference: str | None, prediction: str | None, output: str,
            heldout: tuple[float, float, float, float] | None = None, title: str = "",
-           dpi: int = 150) -> str:
+           dpi: int = 150, save_style: str | None = None) -> str:
     """Compose the layout and export it to ``output`` (PNG). Needs a QgsApplication."""
+    with tempfile.TemporaryDirectory(prefix="maestro-preview-") as tmp:
+        # QGIS may write statistics into a raster's .aux.xml: render from copies so that the
+        # inputs (the bundled sample, say) stay untouched.
+        s2, reference, prediction = (_copy(p, tmp, str(i)) for i, p in
+                                     enumerate((s2, reference, prediction)))
+        return _render(s2, reference, prediction, output, heldout, title, dpi, save_style)
+
+
+def _copy(path: str | None, folder: str, tag: str) -> str | None:
+    """Copy ``path`` and its GDAL side-car (.aux.xml) into ``folder/tag/``."""
+    if not path:
+        return None
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"raster not found: {path}")
+    dest = os.path.join(folder, tag)
+    os.makedirs(dest)
+    for src in (path, path + ".aux.xml"):
+        if os.path.exists(src):
+            shutil.copy(src, dest)
+    return os.path.join(dest, os.path.basename(path))
+
+
+def _render(s2, reference, prediction, output, heldout, title, dpi, save_style) -> str:
     from qgis.core import (QgsLayoutExporter, QgsLayoutItemLabel, QgsLayoutItemLegend,
                            QgsLayoutItemMap, QgsLayoutItemScaleBar, QgsLayoutPoint,
                            QgsLayoutSize, QgsPrintLayout, QgsProject, QgsUnitTypes)
@@ -147,8 +174,13 @@ def render(s2: str, reference: str | None, prediction: str | None, output: str,
     if reference:
         panels.append(("Reference land cover", [paletted_layer(reference, "reference")]))
     if prediction:
-        panels.append(("Prediction (default model)",
-                       [paletted_layer(prediction, "predicted land cover")]))
+        predicted = paletted_layer(prediction, "predicted land cover")
+        panels.append(("Prediction (default model)", [predicted]))
+        if save_style:
+            # A .qml beside the GeoTIFF: QGIS applies it when the raster is opened.
+            message, ok = predicted.saveNamedStyle(save_style)
+            if not ok:
+                raise RuntimeError(f"could not save the style {save_style}: {message}")
     overlay = heldout_layer(heldout, panels[0][1][0].crs()) if heldout else None
     all_layers = [lyr for _, lyrs in panels for lyr in lyrs] + ([overlay] if overlay else [])
     project.addMapLayers(all_layers)
@@ -234,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout", help="XMIN,YMIN,XMAX,YMAX of the held-out area (outlined)")
     parser.add_argument("--title", default="")
     parser.add_argument("--dpi", type=int, default=150)
+    parser.add_argument("--save-style", help="also save the prediction's style to this .qml")
     args = parser.parse_args(argv)
     heldout = tuple(float(v) for v in args.heldout.split(",")) if args.heldout else None
 
@@ -243,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     app.initQgis()
     try:
         render(args.s2, args.reference, args.prediction, args.output, heldout, args.title,
-               args.dpi)
+               args.dpi, args.save_style)
     finally:
         app.exitQgis()
     print(args.output)

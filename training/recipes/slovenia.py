@@ -133,3 +133,23 @@ def heldout_scores(pred: np.ndarray, target: np.ndarray) -> dict:
     mask = split_mask(target.shape, "heldout")
     tgt = np.where(mask, target, IGNORE)
     return scores(confusion(pred, tgt, len(CLASSES)))
+
+
+def heldout_bounds(sample_dir: str = DEFAULT_OUT) -> tuple[float, float, float, float]:
+    """(xmin, ymin, xmax, ymax) of the held-out columns in the sample's CRS."""
+    import rasterio
+
+    with rasterio.open(os.path.join(sample_dir, "lulc_reference.tif")) as ds:
+        t, h = ds.transform, ds.height
+    x0, y0 = t * (HELDOUT_COLS[0], 0)
+    x1, y1 = t * (HELDOUT_COLS[1], h)
+    return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+
+
+if __name__ == "__main__":
+    # `python -m training.recipes.slovenia heldout-bounds`: for scripts/demo.sh.
+    import sys
+
+    if sys.argv[1:] != ["heldout-bounds"]:
+        sys.exit("usage: python -m training.recipes.slovenia heldout-bounds")
+    print(",".join(f"{v:.3f}" for v in heldout_bounds()))
