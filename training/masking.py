@@ -7,7 +7,7 @@ official: maestro/conf/mask.py (defaults) and maestro/ssl/mae.py (``mask_struct`
    modality (p_modality, only when its group holds several modalities of the batch), whole
    dates (p_date, only for multi-date inputs) and spatial tubes (p_location, the same
    location on every date). Samples where a group would be entirely structurally masked are
-   redrawn.
+   redrawn (up to ``max_redraws`` times, then left without structural priorities).
 2. Per group (all its modalities, dates and locations flattened, length N): exactly
    ``n_masked(N, ratio)`` tokens are masked, structurally masked tokens first, the rest at
    random. Padded dates (``<m>_mask`` True) come before everything else: they are masked
@@ -92,10 +92,15 @@ def structural_masks(shapes: dict[str, tuple[int, int, int]], groups: dict[str, 
     for _ in range(cfg.max_redraws):
         bad = bad_samples(masks)
         if not bad.any():
-            break
+            return masks
         redo = draw(int(bad.sum()))
         for m in masks:
             masks[m][bad] = redo[m]
+    # Still unlucky after max_redraws (only with extreme probabilities): those samples get
+    # no structural priority, i.e. plain random masking.
+    bad = bad_samples(masks)
+    for m in masks:
+        masks[m][bad] = False
     return masks
 
 

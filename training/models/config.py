@@ -41,6 +41,9 @@ class ModalityConfig:
             target (sum = bands); None = one group (official: norm_bands in
             maestro/conf/dataset/*.py).
         max_dates: largest number of dates (1 for single-date modalities).
+        rescale_elev: DEM input (DSM, DTM): the model replaces channel 1 by
+            30 * (channel 0 - channel 1), a scaled height above ground, before the patch
+            embedding (official: ``resize_and_rescale`` with ``rescale_elev=True``).
     """
 
     name: str
@@ -50,8 +53,11 @@ class ModalityConfig:
     group: str | None = None
     norm_bands: list[int] | None = None
     max_dates: int = 1
+    rescale_elev: bool = False
 
     def __post_init__(self):
+        if self.rescale_elev and self.bands != 2:
+            raise ValueError(f"modality {self.name}: rescale_elev needs 2 bands (DSM, DTM)")
         if self.tile_px % self.patch_px:
             raise ValueError(f"modality {self.name}: tile_px {self.tile_px} is not a multiple "
                              f"of patch_px {self.patch_px}")

@@ -6,6 +6,7 @@ modality has exactly one ``patchify_bands.0`` / ``pixelify_bands.0``.
 """
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -71,3 +72,9 @@ class Pixelify(nn.Module):
 
     def forward(self, x: Tensor, grid: int) -> Tensor:
         return self.pixelify_bands[0](x, grid)
+
+    def token_pixels(self, x: Tensor) -> Tensor:
+        """Per-token reconstruction [..., N, D] -> [..., N, p * p * C] in ``(p1 p2 c)``
+        order (the 1x1 conv applied as a linear map, no reshaping to an image)."""
+        conv = self.pixelify_bands[0].conv
+        return F.linear(x, conv.weight.flatten(1), conv.bias)

@@ -60,7 +60,7 @@ class Maestro(nn.Module):
         self.embed_to_rec = nn.ModuleDict(
             {m.name: Pixelify(dec, m.bands, m.patch_px) for m in cfg.modalities})
         self.mask_token = nn.ParameterDict(
-            {m.name: nn.Parameter(torch.randn(1, 1, 1, 1, dec) * 0.02) for m in cfg.modalities})
+            {m.name: nn.Parameter(torch.randn(1, 1, 1, 1, dec)) for m in cfg.modalities})
         self.heads = nn.ModuleDict()
         ref = cfg.reference
         if cfg.task == "classification":
@@ -117,12 +117,24 @@ class Maestro(nn.Module):
         date = date_encoding(batch[f"{name}_dates"], batch["ref_date"], dim)  # [B, T, dim]
         return pos[None, None] + date[:, :, None, :]
 
+    def pixels(self, batch: dict[str, Tensor], name: str) -> Tensor:
+        """The modality's input as the patch embedding sees it: [B, T, C, H, W] (the DEM
+        height rescaling applied when configured)."""
+        x = batch[name]
+        mc = self.config.modality(name)
+        if not torch.jit.is_tracing() and (x.dim() != 5 or x.shape[2] != mc.bands or x.shape[-1] != mc.tile_px \
+                or x.shape[-2] != mc.tile_px):
+            raise ValueError(f"input {name!r} must be [B, T, {mc.bands}, {mc.tile_px}, "
+                             f"{mc.tile_px}], got {tuple(x.shape)}")
+        if mc.rescale_elev:
+            # official: maestro/ssl/mim.py resize_and_rescale (DEM: 30 * (DSM - DTM)).
+            x = torch.cat([x[:, :, :1], 30.0 * (x[:, :, :1] - x[:, :, 1:2])], dim=2)
+        return x
+
     def embed(self, batch: dict[str, Tensor], name: str) -> Tensor:
         """Patch tokens of one modality with encodings added: [B, T, L, D]."""
-        x = batch[name]
-        if x.dim() != 5:
-            raise ValueError(f"input {name!r} must be [B, T, C, H, W], got {tuple(x.shape)}")
-        return self.patch_embed[name](x) + self._encodings(batch, name, decoder=False)
+        return self.patch_embed[name](self.pixels(batch, name)) \
+            + self._encodings(batch, name, decoder=False)
 
     # ------------------------------------------------------------------ encoder
     def _run_encoders(self, seqs: dict[str, Tensor], pads: dict[str, Tensor]
@@ -243,7 +255,7 @@ class Maestro(nn.Module):
         mask = mask or MaskConfig()
         names = self._present(batch)
         groups = self._group_members(names)
-        embeds = {m: self.patch_embed[m](batch[m]) for m in names}
+        embeds = {m: self.patch_embed[m](self.pixels(batch, m)) for m in names}
         if return_details:
             for t in embeds.values():
                 if t.requires_grad:
@@ -285,11 +297,11 @@ class Maestro(nn.Module):
                 mc = cfg.modality(m)
                 part = decoded[:, start:start + t * l]
                 start += t * l
-                conv = self.embed_to_rec[m].pixelify_bands[0].conv
-                pred = F.linear(part, conv.weight.flatten(1), conv.bias)  # [B, T*L, p*p*C]
+                pred = self.embed_to_rec[m].token_pixels(part)         # [B, T*L, p*p*C]
                 pred = pred.reshape(b, t, l, mc.patch_px, mc.patch_px, mc.bands)
-                target = normalise_patches(patchify_pixels(batch[m].detach(), mc.patch_px),
-                                           mc.band_groups)
+                target = normalise_patches(
+                    patchify_pixels(self.pixels(batch, m).detach(), mc.patch_px),
+                    mc.band_groups)
                 sel = masked[m] & ~padding[m][:, :, None]
                 losses[m], counts[m] = masked_l1(pred, target, sel)
                 weights[m] = float(t * l)

@@ -1,0 +1,412 @@
+"""Orchestration of one run: model, stacks, grids, tiles, onnxruntime, blending, writing.
+
+Nodata rule (what the output marks as nodata)
+---------------------------------------------
+For each modality ``m`` and each of its date slots, a pixel of ``m``'s model grid is *valid*
+when every band has data there (not the raster's nodata, not masked, inside the raster, finite).
+A reference pixel is valid for ``m`` when the ``m`` model-grid pixel containing its centre is
+valid in **at least one** date of ``m``. A reference pixel is valid when it is valid for
+**every** modality of the model (all are required). Then:
+
+- segmentation: invalid reference pixels are written as nodata (255; confidence NaN);
+- classification / embedding: an output pixel (tile footprint / token) is nodata when none of
+  its reference pixels is valid;
+- a date slot whose tile has no valid pixel is passed as ``m_mask = True``; a tile where some
+  modality has no valid pixel in any date is not run at all (all its pixels are invalid).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from .align import ModelGrid, SliceReader, model_grid
+from .blend import RowAccumulator
+from .contract import ModalitySpec, ModelMetadata, read_model_metadata, REF_DATE_INPUT
+from .dates import date_triplet
+from .errors import CancelledError, InputError
+from .scaling import scale_slice
+from .stack import Slice, collect_stack, reference_date
+from .tiling import TileGrid, offset_quantum
+from .writer import CLASS_NODATA, RasterWriter, check_writable
+
+
+#: Floor and multiplier of the GDAL block cache set for a run (see bounded_gdal_cache).
+CACHE_FLOOR_BYTES = 32 * 2 ** 20
+CACHE_ROWS_OF_BLOCKS = 2
+
+
+@contextlib.contextmanager
+def bounded_gdal_cache(row_bytes: int, log: Callable[[str], None]):
+    """Cap GDAL's block cache at about two rows of source blocks for the run.
+
+    GDAL keeps every block read in its cache up to GDAL_CACHEMAX (5% of RAM by default), so
+    without a cap the memory of a run grows with the raster's area; blocks of rows already
+    done are never read again. The previous cap is restored afterwards.
+    """
+    try:
+        from osgeo import gdal
+    except ImportError:  # rasterio without osgeo: keep GDAL's default
+        yield
+        return
+    before = gdal.GetCacheMax()
+    cap = max(CACHE_FLOOR_BYTES, CACHE_ROWS_OF_BLOCKS * int(row_bytes))
+    if cap < before:
+        gdal.SetCacheMax(cap)
+        log(f"GDAL block cache capped at {cap / 2 ** 20:.0f} MiB for the run")
+    try:
+        yield
+    finally:
+        if cap < before:
+            gdal.SetCacheMax(before)
+
+
+@dataclass
+class PreparedBatch:
+    """Inputs of one batch of tiles.
+
+    Attributes:
+        tiles: (row, col) reference-pixel origins of every tile of the batch.
+        run: indices (into ``tiles``) of the tiles that go through the model.
+        feeds: onnxruntime inputs for the ``run`` tiles (None when no tile runs).
+        valid: bool [T, T] per tile of ``run``: valid reference pixels.
+        seen: modality -> whether any valid pixel was seen in the batch.
+    """
+
+    tiles: list
+    run: list
+    feeds: dict | None
+    valid: list
+    seen: dict
+
+
+class Runner:
+    """One call of :func:`engine.api.run_model` (see its docstring)."""
+
+    def __init__(self, model_path: str, inputs: Mapping[str, Sequence], output_path: str,
+                 options, progress: Callable | None = None, is_cancelled: Callable | None = None,
+                 log: Callable | None = None):
+        self.model_path = os.fspath(model_path)
+        self.inputs = inputs
+        self.output_path = os.fspath(output_path)
+        self.options = options
+        self._progress = progress
+        self._is_cancelled = is_cancelled
+        self._log_fn = log
+        self.messages: list[str] = []
+
+    # ------------------------------------------------------------------ callbacks
+    def log(self, message: str) -> None:
+        self.messages.append(message)
+        if self._log_fn:
+            self._log_fn(message)
+
+    def progress(self, fraction: float, message: str) -> None:
+        if self._progress:
+            self._progress(min(max(fraction, 0.0), 1.0), message)
+
+    def check_cancel(self) -> None:
+        if self._is_cancelled and self._is_cancelled():
+            raise CancelledError("run cancelled by the user; no output was written")
+
+    # ------------------------------------------------------------------ set-up
+    def _check_options(self, meta: ModelMetadata) -> None:
+        opts = self.options
+        if opts.expect_task and meta.task != opts.expect_task:
+            raise InputError(f"model '{self.model_path}' is a {meta.task} model; this tool needs "
+                             f"a {opts.expect_task} model")
+        if int(opts.batch_size) < 1:
+            raise InputError(f"batch size must be at least 1 (got {opts.batch_size})")
+
+    def _collect(self, meta: ModelMetadata) -> dict[str, list[Slice]]:
+        given = {str(k).lower(): v for k, v in self.inputs.items()}
+        unknown = sorted(set(given) - set(meta.modality_names))
+        if unknown:
+            raise InputError(f"inputs {unknown} are not modalities of model '{meta.name}' "
+                             f"(it takes {list(meta.modality_names)})")
+        missing = [m for m in meta.modality_names if not given.get(m)]
+        if missing:
+            raise InputError(f"model '{meta.name}' needs modality(ies) {missing}, which were not "
+                             f"given (given: {sorted(k for k, v in given.items() if v)})")
+        return {m.name: collect_stack(m, list(given[m.name]), self.log) for m in meta.modalities}
+
+    def _check_overlap(self, stacks: dict[str, list[Slice]], grid_slice: Slice) -> None:
+        from rasterio.warp import transform_bounds
+
+        gx0, gy0, gx1, gy1 = grid_slice.bounds
+        for name, stack in stacks.items():
+            for sl in stack:
+                try:
+                    x0, y0, x1, y1 = transform_bounds(sl.crs, grid_slice.crs, *sl.bounds)
+                except Exception as exc:
+                    raise InputError(f"input raster '{sl.path}' ({name}) cannot be transformed "
+                                     f"to the reference CRS: {exc}") from exc
+                if not (x0 < gx1 and x1 > gx0 and y0 < gy1 and y1 > gy0):
+                    raise InputError(
+                        f"input raster '{sl.path}' ({name}) does not overlap the reference raster "
+                        f"'{grid_slice.path}' (bounds {tuple(round(v, 3) for v in (x0, y0, x1, y1))}"
+                        f" vs {tuple(round(v, 3) for v in grid_slice.bounds)} in the reference CRS)")
+
+    def _output_window(self, grid_slice: Slice, factor: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Half-open (rows, cols) of the output grid to compute, in output pixels."""
+        out_h, out_w = math.ceil(grid_slice.height / factor), math.ceil(grid_slice.width / factor)
+        if self.options.bounds is None:
+            return (0, out_h), (0, out_w)
+        from rasterio.windows import from_bounds
+
+        xmin, ymin, xmax, ymax = self.options.bounds
+        win = from_bounds(xmin, ymin, xmax, ymax, transform=grid_slice.transform)
+        r0, c0 = math.floor(win.row_off + 1e-9), math.floor(win.col_off + 1e-9)
+        r1 = math.ceil(win.row_off + win.height - 1e-9)
+        c1 = math.ceil(win.col_off + win.width - 1e-9)
+        r0, c0 = max(r0, 0), max(c0, 0)
+        r1, c1 = min(r1, grid_slice.height), min(c1, grid_slice.width)
+        if r1 <= r0 or c1 <= c0:
+            raise InputError(f"bounds {self.options.bounds} do not overlap the reference raster "
+                             f"'{grid_slice.path}' (bounds {tuple(grid_slice.bounds)})")
+        return ((r0 // factor, min(math.ceil(r1 / factor), out_h)),
+                (c0 // factor, min(math.ceil(c1 / factor), out_w)))
+
+    # ------------------------------------------------------------------ run
+    def run(self):
+        from .api import RunReport
+        from .session import create_session
+
+        start = time.perf_counter()
+        meta = read_model_metadata(self.model_path)
+        self._check_options(meta)
+        self.meta = meta
+        stacks = self._collect(meta)
+        ref_date = reference_date(meta, stacks)
+        ref = meta.reference
+        grid_slice = stacks[ref.name][0]  # the earliest reference slice defines the output grid
+        self._check_overlap(stacks, grid_slice)
+        self._report_grids(meta, stacks, grid_slice)
+
+        T = ref.tile_px
+        if meta.task == "segmentation":
+            factor, quantum = 1, offset_quantum(meta)
+        elif meta.task == "classification":
+            factor, quantum = T, offset_quantum(meta, extra=T)
+        else:
+            factor, quantum = ref.patch_px, offset_quantum(meta, extra=ref.patch_px)
+        tiles_grid = TileGrid.build(grid_slice.width, grid_slice.height, T,
+                                    self.options.tile_overlap_pct, quantum,
+                                    no_overlap=meta.task == "classification")
+        out_rows, out_cols = self._output_window(grid_slice, factor)
+        tiles = tiles_grid.tiles((out_rows[0] * factor, out_rows[1] * factor),
+                                 (out_cols[0] * factor, out_cols[1] * factor))
+        self.log(f"tiles: {len(tiles)} of {T} px, stride {tiles_grid.stride} px "
+                 f"({len(tiles_grid.rows)} x {len(tiles_grid.cols)} over the raster)")
+
+        writers = self._open_writers(meta, grid_slice, factor, out_rows, out_cols)
+        readers: dict[str, list[SliceReader]] = {}
+        executor = None
+        try:
+            session, provider = create_session(self.model_path, self.options.device,
+                                               self.options.threads)
+            self.log(f"onnxruntime provider: {provider}")
+            grids = {m.name: model_grid(grid_slice.crs, grid_slice.transform,
+                                        tiles_grid.padded_width, tiles_grid.padded_height, T,
+                                        m.tile_px) for m in meta.modalities}
+            for m in meta.modalities:
+                readers[m.name] = [SliceReader(sl, grids[m.name]) for sl in stacks[m.name]]
+            self._dates = {m.name: np.array([date_triplet(s.when) for s in stacks[m.name]],
+                                            dtype=np.int32) for m in meta.modalities}
+            self._ref_date = np.array(date_triplet(ref_date), dtype=np.int32)
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maestro-read")
+            with bounded_gdal_cache(sum(r.cache_bytes for rs in readers.values() for r in rs),
+                                    self.log):
+                ran, seen = self._loop(session, meta, readers, grids, tiles, factor, out_rows,
+                                       out_cols, writers, executor)
+            if ran == 0 and self.options.bounds is None:
+                self._raise_all_nodata(meta, stacks, seen)
+            if ran == 0:
+                self.log("no tile has valid data in every modality within the bounds: "
+                         "the output is all nodata")
+            self.check_cancel()
+            self.progress(1.0, "writing the output")
+            paths = [w.commit() for w in writers]
+        except BaseException:
+            for w in writers:
+                w.abort()
+            raise
+        finally:
+            if executor is not None:
+                executor.shutdown(wait=True)
+            for rs in readers.values():
+                for r in rs:
+                    r.close()
+        seconds = time.perf_counter() - start
+        self.log(f"done: {ran} tiles in {seconds:.1f} s -> {paths[0]}")
+        return RunReport(output_path=paths[0], confidence_path=paths[1] if len(paths) > 1 else None,
+                         provider=provider, task=meta.task, tiles=ran, seconds=seconds,
+                         dates={n: [s.when.date().isoformat() for s in st]
+                                for n, st in stacks.items()},
+                         messages=list(self.messages))
+
+    def _report_grids(self, meta, stacks, grid_slice) -> None:
+        ref = meta.reference
+        px = abs(grid_slice.transform.a)
+        if grid_slice.crs.is_projected and abs(px - ref.gsd_m) > 0.25 * ref.gsd_m:
+            self.log(f"warning: the reference raster's pixel is {px:g} m but the model was "
+                     f"trained at {ref.gsd_m:g} m")
+        for name, stack in stacks.items():
+            self.log(f"{name}: {len(stack)} date(s): " + ", ".join(
+                f"{os.path.basename(s.path)} {s.when.date().isoformat()} ({s.date_source})"
+                for s in stack))
+
+    def _open_writers(self, meta, grid_slice, factor, out_rows, out_cols) -> list[RasterWriter]:
+        from affine import Affine
+
+        transform = grid_slice.transform * Affine.translation(out_cols[0] * factor,
+                                                              out_rows[0] * factor) * Affine.scale(factor)
+        height, width = out_rows[1] - out_rows[0], out_cols[1] - out_cols[0]
+        conf = self.options.confidence_path
+        if conf:
+            check_writable(conf)
+        check_writable(self.output_path)
+        common = dict(width=width, height=height, crs=grid_slice.crs, transform=transform,
+                      cog=self.options.cog)
+        if meta.task == "embedding":
+            main = RasterWriter(self.output_path, count=meta.embedding_dim, dtype="float32",
+                                band_names=[f"embedding_{i}" for i in range(meta.embedding_dim)],
+                                **common)
+        elif meta.task == "classification" and meta.multilabel:
+            main = RasterWriter(self.output_path, count=len(meta.classes), dtype="float32",
+                                band_names=[c.name for c in meta.classes], **common)
+        else:
+            main = RasterWriter(self.output_path, count=1, dtype="uint8", classes=meta.classes,
+                                band_names=["class"], **common)
+        writers = [main]
+        self._with_confidence = bool(conf) and main.dtype == "uint8"
+        if conf and not self._with_confidence:
+            self.log("no confidence raster for this task (its output already holds scores)")
+        if self._with_confidence:
+            try:
+                writers.append(RasterWriter(conf, count=1, dtype="float32",
+                                            band_names=["confidence"], **common))
+            except BaseException:
+                main.abort()
+                raise
+        return writers
+
+    def _raise_all_nodata(self, meta, stacks, seen) -> None:
+        empty = [m for m in meta.modality_names if not seen.get(m)]
+        if empty:
+            m = empty[0]
+            raise InputError(f"modality '{m}' has no valid pixel over the reference raster: "
+                             f"{', '.join(s.path for s in stacks[m])} are all nodata there")
+        raise InputError("no pixel of the reference raster has valid data in every modality "
+                         f"({', '.join(meta.modality_names)}): the inputs' valid areas do not meet")
+
+    # ------------------------------------------------------------------ tiles
+    def _prepare(self, batch_tiles, meta: ModelMetadata, readers, grids) -> PreparedBatch:
+        """Read, scale and mask one batch of tiles (runs in the reader thread)."""
+        T = meta.reference.tile_px
+        per_tile = []
+        seen = {m.name: False for m in meta.modalities}
+        for (row, col) in batch_tiles:
+            arrays, masks, valid = {}, {}, np.ones((T, T), dtype=bool)
+            runnable = True
+            for m in meta.modalities:
+                grid = grids[m.name]
+                t = m.tile_px
+                mrow, mcol = int(round(row * grid.scale)), int(round(col * grid.scale))
+                x = np.empty((len(readers[m.name]), len(m.bands), t, t), dtype=np.float32)
+                slot_masked = np.zeros(len(readers[m.name]), dtype=bool)
+                any_valid = np.zeros((t, t), dtype=bool)
+                for k, reader in enumerate(readers[m.name]):
+                    x[k], v = scale_slice(reader.read(mrow, mcol, t), m)
+                    slot_masked[k] = not v.any()
+                    any_valid |= v
+                arrays[m.name], masks[m.name] = x, slot_masked
+                if slot_masked.all():
+                    runnable = False
+                    continue
+                seen[m.name] = True
+                idx = ((np.arange(T) + 0.5) * t / T).astype(int)  # model pixel under each ref pixel
+                valid &= any_valid[np.ix_(idx, idx)]
+            per_tile.append((runnable and valid.any(), arrays, masks, valid))
+        run = [i for i, p in enumerate(per_tile) if p[0]]
+        feeds = None
+        if run:
+            feeds = {}
+            for m in meta.modalities:
+                pixels, dates, mask = m.input_names
+                feeds[pixels] = np.stack([per_tile[i][1][m.name] for i in run])
+                feeds[mask] = np.stack([per_tile[i][2][m.name] for i in run])
+                feeds[dates] = np.repeat(self._dates[m.name][None], len(run), axis=0)
+            feeds[REF_DATE_INPUT] = np.repeat(self._ref_date[None], len(run), axis=0)
+        return PreparedBatch(list(batch_tiles), run, feeds, [per_tile[i][3] for i in run], seen)
+
+    def _loop(self, session, meta, readers, grids, tiles, factor, out_rows, out_cols, writers,
+              executor) -> tuple[int, dict]:
+        task, T = meta.task, meta.reference.tile_px
+        to = T // factor
+        channels = meta.embedding_dim if task == "embedding" else len(meta.classes)
+        flush = self._make_flush(meta, writers)
+        acc = RowAccumulator(channels, out_rows, out_cols, to, flush)
+        bs = int(self.options.batch_size)
+        batches = [tiles[i:i + bs] for i in range(0, len(tiles), bs)]
+        output_name = meta.output_name
+        ran, done = 0, 0
+        seen = {m: False for m in meta.modality_names}
+        pending = executor.submit(self._prepare, batches[0], meta, readers, grids) if batches else None
+        for b in range(len(batches)):
+            self.check_cancel()
+            prepared = pending.result()
+            pending = (executor.submit(self._prepare, batches[b + 1], meta, readers, grids)
+                       if b + 1 < len(batches) else None)
+            for m, s in prepared.seen.items():
+                seen[m] |= s
+            out = None
+            if prepared.feeds is not None:
+                out = session.run([output_name], prepared.feeds)[0]
+                if task == "classification":
+                    out = out[:, :, None, None]                          # [B, K, 1, 1]
+            for j, i in enumerate(prepared.run):
+                row, col = prepared.tiles[i]
+                valid = prepared.valid[j]
+                if factor > 1:
+                    valid = valid.reshape(to, factor, to, factor).any(axis=(1, 3))
+                acc.add(out[j].astype(np.float32, copy=False), valid, row // factor, col // factor)
+            ran += len(prepared.run)
+            done += len(prepared.tiles)
+            # rows above the next batch's first tile are final
+            acc.advance(batches[b + 1][0][0] // factor if b + 1 < len(batches) else out_rows[1])
+            self.progress(0.98 * done / len(tiles), f"tile {done}/{len(tiles)}")
+        acc.finish()
+        return ran, seen
+
+    def _make_flush(self, meta: ModelMetadata, writers: list[RasterWriter]):
+        """The callback turning blended sums into output rows and writing them."""
+        task, multilabel = meta.task, meta.multilabel
+        with_conf = self._with_confidence
+
+        def flush(row: int, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray) -> None:
+            ok = valid & (weights > 0)
+            values = sums / np.where(weights > 0, weights, 1.0)[None]
+            if task == "embedding" or multilabel:
+                if multilabel:
+                    values = 1.0 / (1.0 + np.exp(-values))
+                values = values.astype(np.float32)
+                values[:, ~ok] = np.nan
+                writers[0].write_rows(row, values)
+                return
+            classes = values.argmax(axis=0).astype(np.uint8)
+            classes[~ok] = CLASS_NODATA
+            writers[0].write_rows(row, classes[None])
+            if with_conf:
+                shifted = values - values.max(axis=0, keepdims=True)
+                conf = (1.0 / np.exp(shifted).sum(axis=0)).astype(np.float32)  # max softmax
+                conf[~ok] = np.nan
+                writers[1].write_rows(row, conf[None])
+
+        return flush

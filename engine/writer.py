@@ -1,0 +1,162 @@
+"""Output rasters written window by window to a temporary tiled GeoTIFF, then (optionally)
+converted to a Cloud-Optimized GeoTIFF with GDAL's COG driver and renamed into place.
+
+Until :meth:`RasterWriter.commit` succeeds, nothing exists under the final name: an error
+or a cancel removes the temporary files (:meth:`RasterWriter.abort`).
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Sequence
+
+import numpy as np
+
+from .contract import ClassSpec
+from .errors import OutputError
+
+#: Nodata of class rasters (uint8); float rasters use NaN.
+CLASS_NODATA = 255
+BLOCK = 256
+
+
+def check_writable(path: str) -> None:
+    """Raise OutputError unless a file can be created beside ``path``."""
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.path.isdir(folder):
+        raise OutputError(f"cannot write '{path}': folder '{folder}' does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write '{path}': folder '{folder}' is not writable")
+    if os.path.isdir(path):
+        raise OutputError(f"cannot write '{path}': it is a folder")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise OutputError(f"cannot write '{path}': the existing file is read-only")
+
+
+def _hex_rgb(color: str) -> tuple[int, int, int]:
+    return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
+
+
+class RasterWriter:
+    """One output raster.
+
+    Args:
+        path: final file name.
+        width, height, count, dtype: raster shape and type (``uint8`` or ``float32``).
+        crs, transform: georeferencing (rasterio objects).
+        cog: convert to COG on commit.
+        classes: for class rasters, the colour table and category names.
+        band_names: band descriptions (e.g. class names of multilabel scores).
+    """
+
+    def __init__(self, path: str, width: int, height: int, count: int, dtype: str, crs, transform,
+                 cog: bool = True, classes: Sequence[ClassSpec] = (),
+                 band_names: Sequence[str] = ()):
+        import rasterio
+
+        check_writable(path)
+        self.path = os.path.abspath(path)
+        self.cog = cog
+        self.classes = tuple(classes)
+        self.dtype = dtype
+        self.nodata = CLASS_NODATA if dtype == "uint8" else float("nan")
+        folder, base = os.path.split(self.path)
+        tag = uuid.uuid4().hex[:8]
+        self._tmp = os.path.join(folder, f".{base}.{tag}.part.tif")
+        self._tmp_cog = os.path.join(folder, f".{base}.{tag}.cog.tif")
+        profile = dict(driver="GTiff", width=width, height=height, count=count, dtype=dtype,
+                       crs=crs, transform=transform, nodata=self.nodata, tiled=True,
+                       blockxsize=BLOCK, blockysize=BLOCK, BIGTIFF="IF_SAFER",
+                       compress="deflate" if not cog else "none")
+        try:
+            self._dst = rasterio.open(self._tmp, "w", **profile)
+        except Exception as exc:
+            raise OutputError(f"cannot write '{path}': {exc}") from exc
+        if self.classes:
+            cmap = {c.id: (*_hex_rgb(c.color), 255) for c in self.classes}
+            cmap[CLASS_NODATA] = (0, 0, 0, 0)
+            self._dst.write_colormap(1, cmap)
+        for i, name in enumerate(band_names, start=1):
+            self._dst.set_band_description(i, name)
+
+    def write_rows(self, row: int, data: np.ndarray) -> None:
+        """Write ``data`` [count, h, w] (full width) at output row ``row``."""
+        from rasterio.windows import Window
+
+        try:
+            self._dst.write(data.astype(self.dtype, copy=False),
+                            window=Window(0, row, data.shape[2], data.shape[1]))
+        except Exception as exc:
+            raise OutputError(f"writing '{self.path}' failed: {exc}") from exc
+
+    def commit(self) -> str:
+        """Finish the file (COG when asked), add category names, rename into place."""
+        try:
+            self._dst.close()
+            final_tmp = self._tmp
+            if self.cog:
+                self._to_cog()
+                final_tmp = self._tmp_cog
+            if self.classes:
+                self._set_category_names(final_tmp)
+            aux = self.path + ".aux.xml"
+            if os.path.exists(final_tmp + ".aux.xml"):
+                os.replace(final_tmp + ".aux.xml", aux)
+            elif os.path.exists(aux):
+                os.remove(aux)  # a stale sidecar would describe another raster
+            os.replace(final_tmp, self.path)
+        except OutputError:
+            self.abort()
+            raise
+        except Exception as exc:
+            self.abort()
+            raise OutputError(f"finishing '{self.path}' failed: {exc}") from exc
+        finally:
+            self._remove(self._tmp)
+        return self.path
+
+    def _to_cog(self) -> None:
+        from osgeo import gdal
+
+        gdal.UseExceptions()
+        resampling = "NEAREST" if self.dtype == "uint8" else "AVERAGE"
+        options = ["COMPRESS=DEFLATE", "BLOCKSIZE=512", "OVERVIEWS=AUTO",
+                   f"RESAMPLING={resampling}", "BIGTIFF=IF_SAFER", "NUM_THREADS=ALL_CPUS"]
+        if self.dtype == "float32":
+            options.append("PREDICTOR=YES")
+        result = gdal.Translate(self._tmp_cog, self._tmp, format="COG", creationOptions=options)
+        if result is None:
+            raise OutputError(f"COG conversion of '{self.path}' failed: {gdal.GetLastErrorMsg()}")
+        result = None  # close
+
+    def _set_category_names(self, path: str) -> None:
+        from osgeo import gdal
+
+        gdal.UseExceptions()
+        ds = gdal.Open(path)  # read-only: GDAL keeps category names in the .aux.xml sidecar
+        names = [""] * (CLASS_NODATA + 1)
+        for c in self.classes:
+            names[c.id] = c.name
+        while names and not names[-1]:
+            names.pop()
+        ds.GetRasterBand(1).SetCategoryNames(names)
+        ds = None
+
+    @staticmethod
+    def _remove(path: str) -> None:
+        for p in (path, path + ".aux.xml"):
+            if os.path.exists(p):
+                try:
+                    os.remove(p)
+                except OSError:
+                    pass
+
+    def abort(self) -> None:
+        """Close and delete the temporary files; the final name is left untouched."""
+        try:
+            if not self._dst.closed:
+                self._dst.close()
+        except Exception:
+            pass
+        self._remove(self._tmp)
+        self._remove(self._tmp_cog)
