@@ -100,6 +100,7 @@ def export_onnx(model: nn.Module, meta: ModelMetadata, path: str, opset: int = O
     """
     import onnx
 
+    check_model_metadata(model, meta)
     names = input_order(meta)
     wrapper = ContractWrapper(model, names).eval()
     batch = example_batch(meta)
@@ -163,3 +164,41 @@ def config_from_metadata(meta: ModelMetadata, norm_bands: Mapping[str, list[int]
     kwargs.update(overrides)
     kwargs.setdefault("grid_pos_enc", meta.reference.tile_px // meta.reference.patch_px)
     return MaestroConfig(modalities=mods, **kwargs)
+
+
+def check_model_metadata(model: nn.Module, meta: ModelMetadata) -> None:
+    """Refuse to export a :class:`training.models.Maestro` whose configuration disagrees
+    with the metadata the engine will trust (bands, tiles, patches, dates, task, classes,
+    embedding size). Other modules are not checked.
+
+    Raises:
+        ValueError: naming the first disagreeing field.
+    """
+    cfg = getattr(model, "config", None)
+    from .models import MaestroConfig
+
+    if not isinstance(cfg, MaestroConfig):
+        return
+    if cfg.task != meta.task:
+        raise ValueError(f"model task {cfg.task!r} but metadata task {meta.task!r}")
+    if cfg.reference_modality != meta.reference_modality:
+        raise ValueError(f"model reference modality {cfg.reference_modality!r} but metadata "
+                         f"{meta.reference_modality!r}")
+    names = [m.name for m in cfg.modalities]
+    if names != list(meta.modality_names):
+        raise ValueError(f"model modalities {names} but metadata {list(meta.modality_names)}")
+    for mc in cfg.modalities:
+        spec = meta.modality(mc.name)
+        for what, ours, theirs in (("bands", mc.bands, len(spec.bands)),
+                                   ("tile_px", mc.tile_px, spec.tile_px),
+                                   ("patch_px", mc.patch_px, spec.patch_px),
+                                   ("group", mc.group_name, spec.group or spec.name)):
+            if ours != theirs:
+                raise ValueError(f"modality {mc.name}: model {what}={ours} but metadata "
+                                 f"{what}={theirs}")
+    if meta.task == "embedding" and meta.embedding_dim != cfg.embed_dim:
+        raise ValueError(f"model embed_dim {cfg.embed_dim} but metadata embedding_dim "
+                         f"{meta.embedding_dim}")
+    if meta.task != "embedding" and len(meta.classes) != cfg.num_classes:
+        raise ValueError(f"model has {cfg.num_classes} classes but metadata lists "
+                         f"{len(meta.classes)}")

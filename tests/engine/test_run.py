@@ -7,6 +7,8 @@ import datetime as dt
 import os
 
 import numpy as np
+
+from engine.contract import read_model_metadata
 import pytest
 import rasterio
 

@@ -71,3 +71,17 @@ def test_onnx_matches_torch_for_several_batch_and_date_counts(task, tmp_path):
         worst = max(worst, float(np.abs(got - want).max()))
     print(f"{task}: max |torch - onnxruntime| = {worst:.2e}")
     assert worst <= TOLERANCE
+
+
+def test_export_refuses_a_model_that_disagrees_with_its_metadata(tmp_path):
+    meta = _metadata("embedding")
+    cfg = config_from_metadata(meta, embed_dim=32, depth=1, inter_depth=0, heads=2,
+                               dim_head=8, dec_dim=20, dec_depth=1, head_heads=4)
+    with pytest.raises(ValueError, match="embedding_dim"):
+        export_onnx(Maestro(cfg), meta, str(tmp_path / "x.onnx"))
+    cfg = config_from_metadata(meta, embed_dim=24, depth=1, inter_depth=0, heads=2,
+                               dim_head=8, dec_dim=20, dec_depth=1, head_heads=4)
+    cfg.modalities[0].patch_px = 8
+    with pytest.raises(ValueError, match="patch_px"):
+        export_onnx(Maestro(cfg), meta, str(tmp_path / "x.onnx"))
+    assert not any(tmp_path.iterdir())

@@ -53,7 +53,8 @@ def test_state_dict_uses_the_official_key_layout():
 def test_official_shapes_of_the_base_size():
     cfg = MaestroConfig(size="base", modalities=[ModalityConfig("s2", 10, 2, 10, max_dates=16)],
                         reference_modality="s2", grid_pos_enc=160, inter_depth=3)
-    sd = Maestro(cfg).state_dict()
+    with torch.device("meta"):          # shapes only: no memory, no weight init
+        sd = Maestro(cfg).state_dict()
     assert sd["encoder.s2.layers.0.0.to_qkv.weight"].shape == (2304, 768)
     assert sd["encoder.s2.layers.0.1.net.1.weight"].shape == (3072, 768)
     assert sd["enc_to_dec.s2.weight"].shape == (512, 768)
@@ -74,7 +75,8 @@ def test_flair_tiny_parameter_counts_match_the_official_figures():
             ModalityConfig("s1_des", 2, 2, 10, group="s1", norm_bands=[1, 1], max_dates=4)]
     cfg = MaestroConfig(size="tiny", modalities=mods, reference_modality="aerial",
                         grid_pos_enc=160, task="segmentation", num_classes=15, head_name="cosia")
-    model = Maestro(cfg)
+    with torch.device("meta"):
+        model = Maestro(cfg)
     total = sum(p.numel() for p in model.parameters())
     encoder = sum(p.numel() for p in model.encoder_parameters())
     assert round(total / 1e6, 1) == 22.3
@@ -140,3 +142,18 @@ def test_dem_height_rescaling():
     x = model.pixels(batch, "dem")
     assert torch.equal(x[:, :, 0], batch["dem"][:, :, 0])
     assert torch.allclose(x[:, :, 1], 30 * (batch["dem"][:, :, 0] - batch["dem"][:, :, 1]))
+
+
+def test_treesatai_base_parameter_counts_match_the_official_figures():
+    """facts 2.1: TreeSatAI base = 254.9M parameters in total, 213.9M encoder side."""
+    mods = [ModalityConfig("aerial", 4, 20, 300, norm_bands=[1, 3]),
+            ModalityConfig("s2", 10, 2, 6, norm_bands=[4, 4, 2], max_dates=16),
+            ModalityConfig("s1_asc", 2, 2, 6, group="s1", max_dates=4),
+            ModalityConfig("s1_des", 2, 2, 6, group="s1", max_dates=4)]
+    cfg = MaestroConfig(size="medium", modalities=mods, reference_modality="aerial",
+                        grid_pos_enc=96, task="classification", num_classes=15,
+                        multilabel=True, head_name="treesat_mlc_thresh")
+    with torch.device("meta"):
+        model = Maestro(cfg)
+    assert round(sum(p.numel() for p in model.parameters()) / 1e6, 1) == 254.9
+    assert round(sum(p.numel() for p in model.encoder_parameters()) / 1e6, 1) == 213.9

@@ -235,3 +235,22 @@ def test_shape_mismatch_and_missing_encoder_are_errors(tmp_path):
         import_official(ckpt, cfg, "embedding", str(tmp_path / "y.onnx"))
     with pytest.raises(OfficialCheckpointError, match="not found"):
         import_official(str(tmp_path / "none.ckpt"), cfg, "embedding", str(tmp_path / "z.onnx"))
+
+
+def test_bundled_flair_hub_config_builds_the_official_base_model():
+    """facts 2.1: FLAIR base = 336.5M parameters, 278.8M on the encoder side."""
+    from tests.conftest import ROOT
+
+    doc = read_import_config(os.path.join(ROOT, "training", "configs", "official",
+                                          "flair-hub-base.yaml"))
+    with torch.device("meta"):                       # shapes only, no weight init
+        meta, model = build_from_config(doc, "segmentation")
+    total = sum(p.numel() for p in model.parameters())
+    encoder = sum(p.numel() for p in model.encoder_parameters())
+    assert round(total / 1e6, 1) == 336.5 and round(encoder / 1e6, 1) == 278.8
+    sd = model.state_dict()
+    assert sd["patch_embed.aerial.patchify_bands.0.conv.weight"].shape == (768, 4, 16, 16)
+    assert sd["patch_embed.dem.patchify_bands.0.conv.weight"].shape == (768, 2, 32, 32)
+    assert sd["heads.cosia.conv.weight"].shape == (3840, 768, 1, 1)
+    assert meta.reference.tile_ground_m == pytest.approx(102.4)
+    assert model.config.modality("dem").rescale_elev

@@ -26,6 +26,11 @@ def key_keep_mask(key_padding: Tensor | None) -> Tensor | None:
     """
     if key_padding is None:
         return None
+    if not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export() \
+            and not bool(key_padding.any()):
+        # Nothing padded: no mask, so SDPA may pick its fused kernels (an exported graph
+        # keeps the mask path, whose padding varies at run time).
+        return None
     all_pad = key_padding.all(dim=-1, keepdim=True)
     keep = ~(key_padding & ~all_pad)
     return keep[:, None, None, :]
