@@ -1,0 +1,88 @@
+"""Generic GeoTIFF stacks on the real Slovenia patch written as GeoTIFFs (one per date)."""
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from training.datasets.collate import collate
+from training.datasets.geotiff_stack import GeoTiffStack
+from training.datasets.slovenia import CLASSES, S2_L1C_BANDS, SOURCE, write_slovenia_stack
+
+
+@pytest.fixture(scope="module")
+def slovenia(tmp_path_factory):
+    out = tmp_path_factory.mktemp("slovenia")
+    write_slovenia_stack(str(out))
+    return str(out)
+
+
+def _mods(ndvi=False):
+    mods = [dict(name="s2", files="s2/*.tif", bands=S2_L1C_BANDS, divisor=0.5, num_dates=5),
+            dict(name="dem", files="dem.tif", bands=["elevation"], divisor=1000.0)]
+    if ndvi:
+        mods.append(dict(name="ndvi", files="ndvi/*.tif", bands=["NDVI"], num_dates=8,
+                         cloud_masks="clouds/*.tif", mask_threshold=0))
+    return mods
+
+
+def test_grid_crops_match_the_source_arrays(slovenia):
+    ds = GeoTiffStack(slovenia, _mods(), "s2", 32, labels="lulc.tif", classes=CLASSES,
+                      region={"cols": [64, 100]})
+    # 101 rows x 36 cols: row starts 0, 32, 64, 69; col starts 64, 68.
+    assert ds.grid == [(r, c) for r in (0, 32, 64, 69) for c in (64, 68)]
+    item = ds[3]                                              # rows 32-63, cols 68-99
+    scenes = np.load(f"{SOURCE}/s2_l1c_reference_scenes.npy")
+    order = np.argsort([2, 1, 4, 3, 0])                       # scenes sorted by date
+    want = np.moveaxis(scenes[order][:, 32:64, 68:100], -1, 1) / 0.5
+    np.testing.assert_allclose(item["s2"].numpy(), want, rtol=1e-6)
+    assert [tuple(d) for d in item["s2_dates"].tolist()] == [
+        (2015, 192, 10), (2015, 212, 10), (2015, 232, 10), (2015, 242, 10), (2015, 252, 10)]
+    lulc = np.load(f"{SOURCE}/lulc.npy")[32:64, 68:100, 0]
+    lut = {c["value"]: i for i, c in enumerate(CLASSES)}
+    want_t = np.vectorize(lambda v: lut.get(int(v), -1))(lulc)
+    assert torch.equal(item["target"], torch.from_numpy(want_t.astype(np.int64)))
+    dem = np.load(f"{SOURCE}/dem.npy")[32:64, 68:100, 0]
+    np.testing.assert_allclose(item["dem"][0, 0].numpy(), dem / 1000.0, rtol=1e-6)
+    assert tuple(item["ref_date"].tolist()) == (2015, 192, 10)
+
+
+def test_cloud_masks_steer_the_date_choice(slovenia):
+    ds = GeoTiffStack(slovenia, _mods(ndvi=True), "s2", 16, region={"rows": [0, 16],
+                                                                    "cols": [0, 16]})
+    item = ds[0]
+    cm = np.load(f"{SOURCE}/cloud_mask.npy")[:, 0:16, 0:16, 0]
+    cloudy = cm.reshape(68, -1).any(1)
+    import json
+    with open(f"{SOURCE}/timestamps.json") as f:
+        import datetime as dt
+        stamps = [dt.datetime.fromisoformat(s) for s in json.load(f)]
+    picked = [stamps.index(next(s for s in stamps if (s.year, s.timetuple().tm_yday, s.hour)
+                                == tuple(d))) for d in item["ndvi_dates"].tolist()]
+    k = 68 // 8
+    for b, i in enumerate(picked):
+        assert b * k <= i < (b + 1) * k
+        if not cloudy[b * k:(b + 1) * k].all():
+            assert not cloudy[i], f"bin {b}: cloudy date {i} picked although clear ones exist"
+
+
+def test_random_training_crops_stay_in_region_and_collate(slovenia):
+    torch.manual_seed(0)
+    ds = GeoTiffStack(slovenia, _mods(), "s2", 16, labels="lulc.tif", classes=CLASSES,
+                      region={"cols": [0, 64]}, train=True, samples_per_epoch=6)
+    batch = collate([ds[i] for i in range(len(ds))])
+    assert batch["s2"].shape == (6, 5, 13, 16, 16) and batch["target"].shape == (6, 16, 16)
+    assert batch["s2_mask"].dtype == torch.bool and not batch["s2_mask"].any()
+    # Short series are padded with masked slots.
+    mods = _mods()
+    mods[0]["num_dates"] = 7
+    item = GeoTiffStack(slovenia, mods, "s2", 16)[0]
+    assert item["s2"].shape[0] == 7 and item["s2_mask"].tolist() == [False] * 5 + [True] * 2
+
+
+def test_bad_regions_and_globs_are_named(slovenia):
+    with pytest.raises(ValueError, match="narrower than tile_px"):
+        GeoTiffStack(slovenia, _mods(), "s2", 32, region={"cols": [80, 100]})
+    with pytest.raises(FileNotFoundError, match="no file matches"):
+        GeoTiffStack(slovenia, [dict(name="s2", files="nope/*.tif", bands=["a"])], "s2", 8)
+    with pytest.raises(ValueError, match="band names"):
+        GeoTiffStack(slovenia, [dict(name="s2", files="s2/*.tif", bands=["a"])], "s2", 8)[0]
