@@ -1,18 +1,39 @@
 """The plugin object QGIS creates through ``classFactory``."""
 from __future__ import annotations
 
-from qgis.core import QgsApplication
+import os
+import traceback
 
+from qgis.core import Qgis, QgsApplication, QgsMessageLog
+
+from .deps import add_deps_dir_to_path
 from .provider import MaestroProvider
+
+PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MENU = "&MAESTRO land cover"
+
+
+def _log_exception(where: str) -> None:
+    QgsMessageLog.logMessage(f"{where}:\n{traceback.format_exc()}", "MAESTRO", Qgis.Critical)
 
 
 class MaestroPlugin:
     """Registers the Processing provider (in ``initProcessing``, so qgis_process sees it)
-    and, with a GUI, the dock panel."""
+    and, with a GUI, the dock panel, its menu entries and toolbar button.
+
+    Nothing here raises into QGIS: failures are logged to the MAESTRO log tab.
+    """
 
     def __init__(self, iface):
         self.iface = iface
         self.provider: MaestroProvider | None = None
+        self.dock = None
+        self.actions = []
+        try:
+            # Packages installed by "Install dependencies" (appended after QGIS's own).
+            add_deps_dir_to_path()
+        except Exception:  # noqa: BLE001
+            _log_exception("MAESTRO: dependencies folder")
 
     def initProcessing(self):  # noqa: N802 (QGIS API name)
         if self.provider is None:
@@ -21,8 +42,51 @@ class MaestroPlugin:
 
     def initGui(self):  # noqa: N802 (QGIS API name)
         self.initProcessing()
+        if self.iface is None:
+            return
+        try:
+            self._init_gui()
+        except Exception:  # noqa: BLE001
+            _log_exception("MAESTRO: initGui")
+
+    def _init_gui(self):
+        from qgis.PyQt.QtCore import Qt
+        from qgis.PyQt.QtGui import QIcon
+        from qgis.PyQt.QtWidgets import QAction
+
+        from .dock import MaestroDock
+
+        icon = QIcon(os.path.join(PLUGIN_DIR, "resources", "icons", "maestro.svg"))
+        main = self.iface.mainWindow()
+        self.dock = MaestroDock(self.iface, main)
+        main.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        self.dock.hide()
+        panel = QAction(icon, "MAESTRO land cover panel", main)
+        panel.setCheckable(True)
+        self.dock.setToggleVisibilityAction(panel)
+        install = QAction("Install dependencies…", main)
+        install.triggered.connect(lambda: self.dock.open_installer())
+        diag = QAction("Diagnostics…", main)
+        diag.triggered.connect(lambda: self.dock.open_diagnostics())
+        for action in (panel, install, diag):
+            self.iface.addPluginToRasterMenu(MENU, action)
+        self.iface.addRasterToolBarIcon(panel)
+        self.actions = [panel, install, diag]
 
     def unload(self):
+        try:
+            for action in self.actions:
+                self.iface.removePluginRasterMenu(MENU, action)
+                self.iface.removeRasterToolBarIcon(action)
+            self.actions = []
+            if self.dock is not None:
+                if self.dock.task is not None:
+                    self.dock.task.cancel()
+                self.iface.mainWindow().removeDockWidget(self.dock)
+                self.dock.deleteLater()
+                self.dock = None
+        except Exception:  # noqa: BLE001
+            _log_exception("MAESTRO: unload")
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None

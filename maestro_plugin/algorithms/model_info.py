@@ -51,12 +51,16 @@ class ModelInfoAlgorithm(MaestroAlgorithm):
                 "fails with a message naming the problem.")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
-        self.addParameter(QgsProcessingParameterFile(
+        model = QgsProcessingParameterFile(
             self.MODEL, "MAESTRO model (.onnx; empty = bundled default)",
-            extension="onnx", optional=True))
-        self.addParameter(QgsProcessingParameterFileDestination(
+            extension="onnx", optional=True)
+        model.setHelp("A MAESTRO ONNX model; empty = the bundled default model.")
+        self.addParameter(model)
+        output = QgsProcessingParameterFileDestination(
             self.OUTPUT, "Metadata (JSON)", fileFilter="JSON files (*.json)", optional=True,
-            createByDefault=False))
+            createByDefault=False)
+        output.setHelp("Optional JSON file receiving the validated metadata.")
+        self.addParameter(output)
         self.addOutput(QgsProcessingOutputString(self.REPORT, "Report"))
         self.addOutput(QgsProcessingOutputString(self.METADATA_JSON, "Metadata JSON"))
 

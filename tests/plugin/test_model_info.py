@@ -1,27 +1,15 @@
 """maestro:model_info in real headless QGIS: through processing.run and qgis_process."""
 import json
-import os
 
 import pytest
 
-from tests.conftest import ROOT, run_qgis_process
+from tests.conftest import run_qgis_process
 
 
 @pytest.fixture(scope="module")
-def provider(qgis_app, qgis_processing):
-    """Load the plugin as QGIS does (classFactory + initProcessing)."""
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location("maestro", os.path.join(ROOT, "__init__.py"),
-                                                  submodule_search_locations=[ROOT])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["maestro"] = module
-    spec.loader.exec_module(module)
-    plugin = module.classFactory(None)
-    plugin.initProcessing()
-    yield plugin.provider
-    plugin.unload()
+def provider(maestro):
+    """The plugin loaded as QGIS does (tests/plugin/conftest.py)."""
+    return maestro.provider
 
 
 def test_provider_lists_model_info(provider):
@@ -56,7 +44,8 @@ def test_processing_run_bad_file_is_a_processing_exception(provider, tmp_path):
 def test_qgis_process_lists_and_runs(qgis_env, tiny_models):
     listing = run_qgis_process(qgis_env, "list")
     assert listing.returncode == 0, listing.stderr
-    assert "maestro:model_info" in listing.stdout
+    for name in ("model_info", "segment", "classify", "embed"):
+        assert f"maestro:{name}" in listing.stdout
     run = run_qgis_process(qgis_env, "--json", "run", "maestro:model_info", "--",
                            f"MODEL={tiny_models['classification']}")
     assert run.returncode == 0, run.stdout + run.stderr

@@ -1,0 +1,109 @@
+"""The "Install dependencies" dialog: shows the plan, runs pip with the Python QGIS runs
+(QProcess, so QGIS stays responsive) and streams pip's output into the dialog."""
+from __future__ import annotations
+
+from qgis.PyQt.QtCore import QProcess, pyqtSignal
+from qgis.PyQt.QtGui import QFont
+from qgis.PyQt.QtWidgets import (QDialog, QDialogButtonBox, QLabel, QLineEdit, QPlainTextEdit,
+                                 QPushButton, QVBoxLayout)
+
+from . import deps
+
+
+class InstallDependenciesDialog(QDialog):
+    """Args: plan: an ``deps.InstallPlan`` (default: ``deps.plan_install()``)."""
+
+    finished_install = pyqtSignal(bool)   # True when pip succeeded and nothing is missing
+
+    def __init__(self, plan: deps.InstallPlan | None = None, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("MAESTRO: install dependencies")
+        self.plan = plan or deps.plan_install()
+        self.process: QProcess | None = None
+        self.exit_code: int | None = None
+        missing = deps.missing_dependencies()
+        status = ("Missing: " + ", ".join(m for m, _ in missing)) if missing else \
+            "Nothing is missing; the install upgrades onnxruntime."
+        self.status_label = QLabel(status, self)
+        self.notes_label = QLabel("\n".join(self.plan.notes), self)
+        self.notes_label.setWordWrap(True)
+        self.command_edit = QLineEdit(deps.manual_command(self.plan), self)
+        self.command_edit.setReadOnly(True)
+        self.command_edit.setToolTip("The same as one command, to run by hand")
+        self.log_view = QPlainTextEdit(self)
+        self.log_view.setReadOnly(True)
+        self.log_view.setFont(QFont("monospace"))
+        self.install_button = QPushButton("Install", self)
+        self.install_button.setEnabled(self.plan.command is not None)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.Close, self)
+        self.buttons.addButton(self.install_button, QDialogButtonBox.ActionRole)
+        self.buttons.rejected.connect(self.reject)
+        self.install_button.clicked.connect(self.start)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.status_label)
+        layout.addWidget(self.notes_label)
+        layout.addWidget(QLabel(f"Python: {self.plan.python or 'not found'}; into: "
+                                f"{self.plan.target}", self))
+        layout.addWidget(self.command_edit)
+        layout.addWidget(self.log_view, 1)
+        layout.addWidget(self.buttons)
+        self.resize(720, 420)
+
+    def append(self, text: str) -> None:
+        self.log_view.appendPlainText(text.rstrip("\n"))
+
+    def start(self) -> None:
+        """Run pip (asynchronously); output goes to the log view as it comes."""
+        if not self.plan.command or (self.process and self.process.state() != QProcess.NotRunning):
+            return
+        import os
+
+        os.makedirs(self.plan.target, exist_ok=True)
+        self.install_button.setEnabled(False)
+        self.exit_code = None
+        self.append("$ " + deps.manual_command(self.plan))
+        self.process = QProcess(self)
+        self.process.setProcessChannelMode(QProcess.MergedChannels)
+        self.process.readyReadStandardOutput.connect(self._read)
+        self.process.finished.connect(self._done)
+        self.process.errorOccurred.connect(self._error)
+        self.process.start(self.plan.command[0], list(self.plan.command[1:]))
+
+    def _read(self) -> None:
+        data = bytes(self.process.readAllStandardOutput()).decode("utf-8", "replace")
+        if data:
+            self.append(data)
+
+    def _error(self, error) -> None:
+        if error == QProcess.FailedToStart:
+            self.append(f"Could not start {self.plan.command[0]}")
+            self._done(-1, None)
+
+    def _done(self, exit_code, _status=None) -> None:
+        if self.exit_code is not None:
+            return
+        self.exit_code = int(exit_code)
+        if self.process is not None and exit_code != -1:
+            self._read()  # the last lines
+        deps.add_deps_dir_to_path(self.plan.target)
+        missing = deps.missing_dependencies()
+        ok = self.exit_code == 0 and not missing
+        if self.exit_code == 0:
+            self.append("pip finished." + (" Everything imports now." if not missing else
+                                           " Still missing: " + ", ".join(m for m, _ in missing)))
+        else:
+            self.append(f"pip failed (exit code {self.exit_code}).")
+        self.status_label.setText("Dependencies OK" if ok else "Missing: " +
+                                  ", ".join(m for m, _ in missing))
+        self.install_button.setEnabled(True)
+        self.finished_install.emit(ok)
+
+    def wait(self, msecs: int = 300000) -> bool:
+        """Block until pip ends (tests; the GUI never calls this)."""
+        from qgis.PyQt.QtCore import QCoreApplication
+
+        if self.process is None:
+            return True
+        self.process.waitForFinished(msecs)
+        QCoreApplication.processEvents()
+        return self.exit_code is not None
