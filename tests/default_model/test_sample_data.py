@@ -73,7 +73,8 @@ def test_s2_dates_in_tags_and_names(source):
 
 
 def test_engine_reads_the_sample_dates():
-    dates = pytest.importorskip("engine.dates", reason="engine.dates lands with the engine")
+    from engine import dates
+
     for path in sample_s2_paths(SAMPLE):
         name_date = dt.datetime.strptime(os.path.basename(path)[7:15], "%Y%m%d").date()
         assert dates.read_slice_date(path) == name_date

@@ -278,6 +278,29 @@ def heldout_metrics(pred: np.ndarray, target: np.ndarray) -> dict:
     return scores(confusion(pred, tgt, len(CLASSES)))
 
 
+def engine_heldout_metrics(model_path: str, target: np.ndarray, work_dir: str) -> dict:
+    """Run ``model_path`` with ``engine.api.run_model`` (default options, 1 thread) on the
+    bundled sample and score its held-out columns."""
+    import shutil
+
+    import rasterio
+
+    from engine.api import RunOptions, run_model
+
+    os.makedirs(work_dir, exist_ok=True)
+    out = os.path.join(work_dir, "landcover.tif")
+    try:
+        run_model(model_path, {"s2": sample_s2_paths(SAMPLE_DIR),
+                               "dem": [os.path.join(SAMPLE_DIR, "dem.tif")]},
+                  out, RunOptions(threads=1, cog=False, expect_task="segmentation"))
+        with rasterio.open(out) as ds:
+            pred = ds.read(1).astype(np.int64)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    pred[pred == 255] = IGNORE
+    return heldout_metrics(pred, target)
+
+
 # ------------------------------------------------------------------ the recipe
 def sample_datetimes(sample_dir: str = SAMPLE_DIR) -> list[dt.datetime]:
     """Acquisition times of the bundled S2 files (tag ACQUISITIONDATETIME, hour kept)."""
@@ -321,6 +344,7 @@ def run(rc: Recipe, out_dir: str = MODELS_DIR, baselines: bool = True, card: boo
     torch.set_num_threads(rc.threads)
     torch.use_deterministic_algorithms(True)
     t_start = time.perf_counter()
+    load_start = os.getloadavg()[0]
     timings = {}
     sample = load_sample()
     datetimes = sample_datetimes()
@@ -370,8 +394,16 @@ def run(rc: Recipe, out_dir: str = MODELS_DIR, baselines: bool = True, card: boo
     provenance["config"] = {"recipe": "training.recipes.default_model", **rc.to_dict()}
     meta = export_onnx(model, model_metadata(rc, provenance), path)
     timings["export_s"] = time.perf_counter() - t0
+    # The exported file run by the engine over the whole sample, as `make demo` does
+    # (tiles cross the split line there: context pixels, never labels).
+    results["engine_full_raster"] = engine_heldout_metrics(path, sample.target,
+                                                           os.path.join(out_dir, ".engine-check"))
+    log(f"engine on the full raster: {_summary(results['engine_full_raster'])}")
     timings["total_s"] = time.perf_counter() - t_start
     doc = {"name": NAME, "recipe": rc.to_dict(), "split": split_description(),
+           "parameters": sum(p.numel() for p in model.parameters()),
+           "load_average_1min": {"start": load_start, "end": os.getloadavg()[0]},
+           "cpu_count": os.cpu_count(),
            "results": results, "timings": timings, "onnx_bytes": os.path.getsize(path),
            "torch_threads": torch.get_num_threads(), "created": dt.date.today().isoformat(),
            "pretrain_loss_first_last": [pre_hist[0][1], pre_hist[-1][1]] if pre_hist else None,
@@ -382,6 +414,10 @@ def run(rc: Recipe, out_dir: str = MODELS_DIR, baselines: bool = True, card: boo
         from .model_card import write_card
 
         write_card(doc, os.path.join(out_dir, f"{NAME}.md"))
+    if os.path.abspath(out_dir) == os.path.abspath(MODELS_DIR):
+        from .model_card import write_demo_doc
+
+        write_demo_doc(doc, os.path.join(ROOT, "docs", "demo.md"))
     log(f"wrote {path} ({doc['onnx_bytes'] / 1e6:.2f} MB) in {timings['total_s']:.0f} s; "
         f"metadata name {meta.name}")
     return doc
