@@ -133,7 +133,8 @@ batches and learning rate; only the initial weights differ.
   structured by date and location), {rc['pretrain_steps']} steps of batch {rc['pretrain_batch']},
   sources in turn: {', '.join(rc['pretrain_sources'])}; AdamW, one-cycle cosine schedule,
   peak learning rate {rc['pretrain_lr']}.
-- Fine-tuning: cross-entropy, whole network, {rc['finetune_steps']} steps of batch
+- Fine-tuning: cross-entropy with class weights (n_k / mean n)^-{rc['class_weight_power']} from the
+  training pixels (rare classes count more; MAESTRO itself uses no weights), whole network, {rc['finetune_steps']} steps of batch
   {rc['finetune_batch']} random {rc['tile_px']} px crops of the training columns with random
   flips/transposes and date dropout (p = {rc['date_dropout']}: 1-2 of the 5 dates hidden);
   peak learning rate {rc['finetune_lr']}.
