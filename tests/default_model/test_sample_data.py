@@ -40,7 +40,7 @@ def _all_files():
 
 def test_files_and_attribution_are_bundled():
     names = sorted(os.listdir(SAMPLE))
-    assert [n for n in names if n.startswith("S2_L1C_")] == [
+    assert [n for n in names if n.startswith("S2_L1C_") and n.endswith(".tif")] == [
         "S2_L1C_20150711.tif", "S2_L1C_20150731.tif", "S2_L1C_20150820.tif",
         "S2_L1C_20150830.tif", "S2_L1C_20150909.tif"]
     text = open(os.path.join(SAMPLE, "ATTRIBUTION.md")).read()
@@ -124,3 +124,36 @@ def test_conversion_reproduces_the_bundled_files(tmp_path):
         with rasterio.open(path) as new, rasterio.open(bundled) as old:
             np.testing.assert_array_equal(new.read(), old.read())
             assert new.tags() == old.tags() and new.transform == old.transform
+
+
+# ----------------------------------------------------------------- TreeSatAI-TS plots
+def test_treesatai_plots_hold_the_shared_series():
+    import h5py
+
+    from training.recipes.treesatai_sample import SAMPLES, product_time
+
+    for stem in SAMPLES:
+        folder = os.path.join(SAMPLE, "treesatai", stem)
+        with rasterio.open(os.path.join(folder, "aerial.tif")) as ds:
+            aerial_crs, b = ds.crs, ds.bounds
+        files = sorted(os.listdir(folder))
+        assert sum(f.startswith("S2_L2A_") for f in files) == 16
+        assert sum(f.startswith("S1_ASC_") for f in files) == 4
+        h5name = [f for f in os.listdir(os.path.join(SHARED, "data", "treesatai-ts-samples",
+                                                      "sentinel-ts")) if f.startswith(stem)][0]
+        with h5py.File(os.path.join(SHARED, "data", "treesatai-ts-samples", "sentinel-ts",
+                                    h5name), "r") as h5:
+            days = {product_time(p).strftime("%Y%m%d"): i
+                    for i, p in enumerate(h5["sen-2-products"][()])}
+            for name in (f for f in files if f.startswith("S2_L2A_")):
+                with rasterio.open(os.path.join(folder, name)) as ds:
+                    assert ds.crs == aerial_crs and list(ds.descriptions) == S2_BANDS
+                    # The 60 m grid is centred on the aerial footprint.
+                    assert (ds.bounds.left + ds.bounds.right) / 2 == pytest.approx(
+                        (b.left + b.right) / 2)
+                    assert ds.tags()["ACQUISITIONDATETIME"][:10].replace("-", "") == name[7:15]
+                    np.testing.assert_array_equal(
+                        ds.read(), np.clip(np.rint(h5["sen-2-data"][days[name[7:15]]]), 1, None))
+        labels = json.load(open(os.path.join(folder, "labels.json")))
+        assert max(labels["genus_area_fraction"], key=labels["genus_area_fraction"].get) == \
+            stem.split("_")[0]
