@@ -76,7 +76,7 @@ class Recipe:
     treesatai_dates: int = 16
     treesatai_tile_px: int = 4
     # Fine-tuning (segmentation, cross-entropy, encoder trained too).
-    finetune_steps: int = 600
+    finetune_steps: int = 400
     finetune_batch: int = 8
     finetune_lr: float = 5e-4
     date_dropout: float = 0.3
@@ -425,16 +425,19 @@ def run(rc: Recipe, out_dir: str = MODELS_DIR, baselines: bool = True, card: boo
     with open(os.path.join(out_dir, f"{NAME}.metrics.json"), "w") as fh:
         json.dump(doc, fh, indent=1)
     if card:
-        from .model_card import write_card
-
-        write_card(doc, os.path.join(out_dir, f"{NAME}.md"))
-    if os.path.abspath(out_dir) == os.path.abspath(MODELS_DIR):
-        from .model_card import write_demo_doc
-
-        write_demo_doc(doc, os.path.join(ROOT, "docs", "demo.md"))
+        write_docs(doc, out_dir)
     log(f"wrote {path} ({doc['onnx_bytes'] / 1e6:.2f} MB) in {timings['total_s']:.0f} s; "
         f"metadata name {meta.name}")
     return doc
+
+
+def write_docs(doc: dict, out_dir: str) -> None:
+    """The model card beside the model; for the bundled model also docs/demo.md."""
+    from .model_card import write_card, write_demo_doc
+
+    write_card(doc, os.path.join(out_dir, f"{NAME}.md"))
+    if os.path.abspath(out_dir) == os.path.abspath(MODELS_DIR):
+        write_demo_doc(doc, os.path.join(ROOT, "docs", "demo.md"))
 
 
 def split_description() -> dict:
@@ -453,9 +456,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=MODELS_DIR, help="output folder (default: %(default)s)")
     parser.add_argument("--short", action="store_true", help="few steps (tests)")
     parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument("--docs-only", action="store_true",
+                        help="rewrite the card (and docs/demo.md) from the metrics JSON in --out, "
+                             "without training")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="override recipe fields, e.g. --set finetune_steps=100")
     args = parser.parse_args(argv)
+    if args.docs_only:
+        with open(os.path.join(args.out, f"{NAME}.metrics.json")) as fh:
+            write_docs(json.load(fh), args.out)
+        return 0
     fields = {f.name: f for f in dataclasses.fields(Recipe)}
     overrides = dict(SHORT) if args.short else {}
     for item in args.set:
