@@ -12,6 +12,10 @@ ROWS = (("maestro_pretrained", "MAESTRO small, MAE-pretrained + fine-tuned (**th
         ("random_forest", "random forest per pixel (same bands, dates and DEM)"))
 
 
+SHORT_NAMES = {"maestro_pretrained": "bundled model", "maestro_scratch": "from scratch",
+               "random_forest": "random forest"}
+
+
 def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}"
 
@@ -38,6 +42,22 @@ def engine_line(results: dict) -> str:
             f"does (25 % tile overlap; tiles near the split line see training-part pixels as "
             f"context, never labels), scores on the same held-out pixels: OA {_pct(e['overall_accuracy'])}, "
             f"mIoU {_pct(e['miou'])} (IoU {iou}).")
+
+
+def rerun_line(doc: dict) -> str:
+    """What a second run of the recipe gave (``doc["rerun"]``, added after comparing)."""
+    again = doc.get("rerun")
+    if not again:
+        return ("Everything random is seeded; `tests/default_model/` checks that the seeded "
+                "steps repeat exactly.")
+    parts = []
+    for key, _ in ROWS:
+        if key in again["results"] and key in doc["results"]:
+            a, b = doc["results"][key], again["results"][key]
+            parts.append(f"{SHORT_NAMES[key]}: OA {_pct(b['overall_accuracy'])} (here {_pct(a['overall_accuracy'])}), "
+                         f"mIoU {_pct(b['miou'])} (here {_pct(a['miou'])})")
+    return ("A second run of the same command (" + again.get("when", "same machine")
+            + ", {:.1f} min) gave: ".format(again["total_s"] / 60) + "; ".join(parts) + ".")
 
 
 def write_card(doc: dict, path: str) -> None:
@@ -156,8 +176,7 @@ run that produced these files: **{minutes:.1f} min** with {doc['torch_threads']}
 from-scratch baseline {t.get('scratch_s', 0) / 60:.1f} min, random forest {t.get('random_forest_s', 0):.0f} s,
 export {t['export_s']:.0f} s) on a machine with {doc.get('cpu_count')} cores shared with other
 jobs (1-minute load average {doc['load_average_1min']['start']:.1f} at the start,
-{doc['load_average_1min']['end']:.1f} at the end), so an idle machine is faster. A re-run gives the same figures up to
-floating-point noise from thread scheduling (see `tests/default_model/`).
+{doc['load_average_1min']['end']:.1f} at the end), so an idle machine is faster. {rerun_line(doc)}
 
 ## Limitations
 
