@@ -91,7 +91,7 @@ def test_short_recipe_exports_a_working_model(tmp_path):
                                          **rc.to_dict()}
     assert meta.provenance["metrics"]["heldout_miou"] == round(
         doc["results"]["maestro_pretrained"]["miou"], 4)
-    assert (tmp_path / f"{recipe.NAME}.md").read_text().count("| MAESTRO small") == 1
+    assert (tmp_path / f"{recipe.NAME}.md").read_text().count("| MAESTRO, MAE-pretrained") == 1
     # onnxruntime on a real tile equals the torch model re-built from the recipe.
     sample = load_sample()
     crops = SloveniaCrops(sample, recipe.sample_datetimes(), (0, 100), rc.tile_px)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from .slovenia import CLASSES
 
-ROWS = (("maestro_pretrained", "MAESTRO small, MAE-pretrained + fine-tuned (**the bundled model**)"),
-        ("maestro_scratch", "same network, fine-tuned from scratch (no pretraining, same steps)"),
+ROWS = (("maestro_pretrained", "MAESTRO, MAE-pretrained + fine-tuned (**the bundled model**)"),
+        ("maestro_scratch", "MAESTRO, same network fine-tuned from scratch (no pretraining)"),
         ("random_forest", "random forest per pixel (same bands, dates and DEM)"))
 
 
