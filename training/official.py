@@ -5,9 +5,10 @@ The checkpoint is a pickle holding ``state_dict`` (keys ``model.*`` and an EMA c
 ``ema_model.*``) and ``hyper_parameters`` with pickled config dataclasses such as
 ``maestro.conf.mask.MaskConfig`` (facts section 5, official: maestro/train/model.py,
 maestro/conf/mask.py). It is read with ``torch.load(weights_only=True)``: the restricted
-unpickler only builds tensors, containers and the classes of an allow-list. The config
-classes are replaced by inert stubs (:class:`ConfigStub`) that only keep the pickled
-state; a class outside the allow-list makes the load fail with
+unpickler only builds tensors, containers and the classes of an allow-list. The official
+config classes (anything of the official ``maestro``/``conf`` packages, plus names listed
+in the import config) are replaced by inert stubs (:class:`ConfigStub`) that only keep the
+pickled state; any other class or callable makes the load fail with
 :class:`OfficialCheckpointError` naming it. Nothing from the checkpoint runs any code.
 
 The model is described by a YAML file (the official run config cannot be read from the
@@ -50,6 +51,7 @@ Modality items take the contract fields (``bands``, ``gsd_m``, ``tile_px``, ``pa
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from typing import Any, Mapping
 
@@ -65,6 +67,9 @@ from .models import Maestro
 STUB_CLASSES = (
     "maestro.conf.mask.MaskConfig",
 )
+#: Top-level packages of the official code (``maestro``; ``conf`` in older versions): any
+#: class of theirs found in a checkpoint is a config object and becomes a stub.
+STUB_NAMESPACES = ("maestro", "conf")
 #: Older official key spellings -> ours (official: maestro/layers/embed.py before the
 #: rename to ``conv``/``norm``).
 KEY_ALIASES = {"conv_skip": "conv", "norm_skip": "norm"}
@@ -100,28 +105,42 @@ def load_checkpoint(path: str, extra_stub_classes: tuple[str, ...] | list[str] =
                     ) -> dict[str, Any]:
     """Read an official checkpoint safely.
 
+    The pickled globals are listed first without unpickling anything; those of the official
+    code's namespaces (:data:`STUB_NAMESPACES`: its config dataclasses) and those named in
+    ``extra_stub_classes`` are replaced by inert stubs; any other global outside torch's own
+    allow-list is refused by the restricted unpickler.
+
     Returns:
         The unpickled top-level object (a dict with ``state_dict`` for a Lightning
-        checkpoint, or a bare state dict).
+        checkpoint, or a bare state dict). Its ``"__stubbed__"`` entry (dicts only) lists
+        the stubbed class names.
 
     Raises:
-        OfficialCheckpointError: unreadable file, or a pickled class outside the
+        OfficialCheckpointError: unreadable file, or a pickled global outside the
             allow-list (named in the message).
     """
-    stubs = [_stub(name) for name in (*STUB_CLASSES, *extra_stub_classes)]
+    if not os.path.isfile(path):
+        raise OfficialCheckpointError(f"checkpoint not found: {path}")
     try:
-        with torch.serialization.safe_globals(stubs):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as exc:
-        raise OfficialCheckpointError(f"checkpoint not found: {path}") from exc
+        found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception as exc:
+        raise OfficialCheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    names = sorted({*STUB_CLASSES, *extra_stub_classes,
+                    *(g for g in found if g.split(".")[0] in STUB_NAMESPACES)})
+    try:
+        with torch.serialization.safe_globals([_stub(name) for name in names]):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # the restricted unpickler raises UnpicklingError/RuntimeError
-        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        if found is None:
+        refused = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if refused is None:
             raise OfficialCheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
         raise OfficialCheckpointError(
-            f"refused to load {path}: it holds a pickled {found.group(1)}, which is not on the "
-            "allow-list of the restricted unpickler. If that is a plain official config "
+            f"refused to load {path}: it holds a pickled {refused.group(1)}, which is not on "
+            "the allow-list of the restricted unpickler. If that is a plain official config "
             "class, list it under extra_stub_classes in the import config") from exc
+    if isinstance(ckpt, dict):
+        ckpt["__stubbed__"] = [n for n in names if n in found]
+    return ckpt
 
 
 def model_state(ckpt: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], int]:
@@ -131,6 +150,8 @@ def model_state(ckpt: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], int]:
         (state dict, number of ``ema_model.`` keys ignored).
     """
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, Mapping) else None
+    if state is ckpt and isinstance(state, Mapping):
+        state = {k: v for k, v in state.items() if k != "__stubbed__"}
     if not isinstance(state, Mapping):
         raise OfficialCheckpointError("checkpoint holds no state_dict")
     out, ema = {}, 0
@@ -251,8 +272,8 @@ def import_official(ckpt_path: str, config_path: str, task: str, output: str) ->
         initialised and must be trained before use), ``output``, ``metadata``.
 
     Raises:
-        OfficialCheckpointError: unreadable or refused checkpoint, shape mismatches, or
-            encoder weights missing from the checkpoint.
+        OfficialCheckpointError: unreadable or refused checkpoint, shape mismatches
+            outside the task head, or encoder weights missing from the checkpoint.
     """
     doc = read_import_config(config_path)
     meta, model = build_from_config(doc, task)
@@ -260,9 +281,13 @@ def import_official(ckpt_path: str, config_path: str, task: str, output: str) ->
     state, ema = model_state(ckpt)
     report = map_state(state, model, doc.get("rename"))
     report["ema_ignored"] = ema
-    if report["mismatched"]:
+    report["stubbed_classes"] = list(ckpt.get("__stubbed__", []))
+    # A head of another shape (other classes, other task) is left freshly initialised and
+    # reported; any other mismatch means the config does not describe this checkpoint.
+    wrong = {k: v for k, v in report["mismatched"].items() if not k.startswith("heads.")}
+    if wrong:
         lines = ", ".join(f"{k}: checkpoint {a} vs model {b}"
-                          for k, a, b in ((k, *v) for k, v in report["mismatched"].items()))
+                          for k, a, b in ((k, *v) for k, v in wrong.items()))
         raise OfficialCheckpointError(f"shape mismatch (check sizes, bands, patch_px): {lines}")
     encoder_keys = {k for k in model.state_dict()
                     if k.startswith(("patch_embed.", "encoder.", "encoder_inter."))}
@@ -299,7 +324,9 @@ def run(args: argparse.Namespace) -> int:
 
 def format_report(report: Mapping[str, Any]) -> str:
     lines = [f"loaded {report['loaded']} tensors into {report['output']}",
-             f"ignored {report['ema_ignored']} ema_model.* tensors"]
+             f"ignored {report['ema_ignored']} ema_model.* tensors",
+             f"pickled config classes read as inert stubs: "
+             f"{', '.join(report.get('stubbed_classes', [])) or 'none'}"]
     for what in ("missing", "unexpected"):
         keys = report[what]
         lines.append(f"{what}: {len(keys)}" + (f" ({', '.join(keys[:8])}"

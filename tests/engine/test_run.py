@@ -7,8 +7,6 @@ import datetime as dt
 import os
 
 import numpy as np
-
-from engine.contract import read_model_metadata
 import pytest
 import rasterio
 
@@ -296,3 +294,13 @@ def test_device_cpu_and_threads(tiny_models, scene, tmp_path):
     report = run_model(tiny_models["segmentation"], inputs, str(tmp_path / "o.tif"),
                        RunOptions(device="cpu", threads=1, batch_size=1))
     assert report.provider == "CPUExecutionProvider"
+
+
+def test_session_is_reused_across_runs(tiny_models, scene, tmp_path):
+    from engine.session import cached_session
+
+    inputs = scene(rows=20, cols=20)
+    run_model(tiny_models["segmentation"], inputs, str(tmp_path / "a.tif"), RunOptions(threads=1))
+    first = cached_session(tiny_models["segmentation"], "auto", 1)
+    run_model(tiny_models["segmentation"], inputs, str(tmp_path / "b.tif"), RunOptions(threads=1))
+    assert cached_session(tiny_models["segmentation"], "auto", 1)[0] is first[0]

@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+from training.tiny import TINY_DIM
 from tests.plugin.conftest import NODATA_BLOCK, S2_DATES, read_raster
 
 pytestmark = pytest.mark.usefixtures("maestro")
@@ -120,7 +121,7 @@ def test_classify_and_embed(tiny_models, rasters, tmp_path):
     emb = _run("embed", {"MODEL": tiny_models["embedding"], "S2": rasters.s2[:1],
                          "DEM": [rasters.dem], "OUTPUT": str(tmp_path / "emb.tif")})
     feats, profile = read_raster(emb["OUTPUT"])
-    assert feats.shape[0] == 8 and feats.dtype == np.float32 and profile["transform"].a == 40.0
+    assert feats.shape[0] == TINY_DIM and feats.dtype == np.float32 and profile["transform"].a == 40.0
 
 
 def test_cancel_leaves_no_output(tiny_models, rasters, tmp_path):

@@ -25,7 +25,8 @@ NODATA = {"fill_value": 0.0}
 def _metadata(task):
     mods = [
         {"name": "s2", "bands": [f"B{i}" for i in range(10)], "gsd_m": 10.0, "tile_px": 16,
-         "patch_px": 4, "min_dates": 1, "max_dates": 6, "scaling": _scaling(10, 5000.0), "nodata": NODATA},
+         "patch_px": 4, "min_dates": 1, "max_dates": 6, "scaling": _scaling(10, 5000.0),
+         "nodata": NODATA},
         {"name": "s1_asc", "bands": ["VV", "VH"], "gsd_m": 20.0, "tile_px": 8, "patch_px": 2,
          "min_dates": 1, "max_dates": 4, "scaling": _scaling(2), "nodata": NODATA, "group": "s1"},
         {"name": "s1_desc", "bands": ["VV", "VH"], "gsd_m": 20.0, "tile_px": 8, "patch_px": 2,

@@ -16,7 +16,8 @@ def _group_flat(masks, mods):
 
 @pytest.mark.parametrize("ratio", [0.75, 0.5, 0.6])
 def test_exactly_round_ratio_tokens_are_masked_per_group(ratio):
-    masked, _ = draw_masks(SHAPES, GROUPS, MaskConfig(ratio=ratio), torch.Generator().manual_seed(1))
+    masked, _ = draw_masks(SHAPES, GROUPS, MaskConfig(ratio=ratio),
+                           torch.Generator().manual_seed(1))
     for g, mods in GROUPS.items():
         flat = _group_flat(masked, mods)
         n = flat.shape[1]

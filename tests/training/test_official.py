@@ -51,7 +51,8 @@ def official_shapes(head="treesat_mlc_thresh", classes=15):
         shapes.update(_block(f"decoder.{g}.layers.0", DEC, 16, DEC_HIDDEN))
     shapes.update(_block("encoder_inter.layers.0", D, 16, HIDDEN))
     shapes.update({"encoder_inter.norm.weight": (D,), "encoder_inter.norm.bias": (D,),
-                   f"heads.{head}.linear.weight": (classes, D), f"heads.{head}.linear.bias": (classes,),
+                   f"heads.{head}.linear.weight": (classes, D),
+                   f"heads.{head}.linear.bias": (classes,),
                    f"heads.{head}.reduce.query": (D,),
                    f"heads.{head}.reduce.norm.weight": (D,), f"heads.{head}.reduce.norm.bias": (D,),
                    f"heads.{head}.reduce.norm_fc.weight": (D,),
@@ -95,8 +96,13 @@ class MaskConfig:           # stands for maestro.conf.mask.MaskConfig (facts 2.5
 
 
 @dataclasses.dataclass
-class ModelConfig:          # an official class that is NOT on the allow-list
+class ModelConfig:          # another official config class (auto-stubbed: maestro namespace)
     model_size: str = "tiny"
+
+
+@dataclasses.dataclass
+class Foreign:              # a class outside the official namespaces: not allow-listed
+    value: int = 1
 
 
 class Payload:              # what a malicious pickle would carry
@@ -110,7 +116,8 @@ def write_checkpoint(path, extra=None, seed=0):
     state = {f"model.{k}": v for k, v in weights.items()}
     state.update({f"ema_model.{k}": v + 1.0 for k, v in weights.items()})
     with _fake_modules(**{"maestro.conf.mask.MaskConfig": MaskConfig,
-                          "maestro.conf.model.ModelConfig": ModelConfig}):
+                          "maestro.conf.model.ModelConfig": ModelConfig,
+                          "thirdparty.tools.Foreign": Foreign}):
         ckpt = {"state_dict": state, "epoch": 3, "global_step": 120,
                 "pytorch-lightning_version": "2.5.1",
                 "hyper_parameters": {"mask": MaskConfig(), "model_size": "tiny", **(extra or {})}}
@@ -153,6 +160,7 @@ def test_import_maps_every_official_key_and_exports_a_working_model(tmp_path):
     assert report["loaded"] == len(weights)
     assert report["missing"] == [] and report["unexpected"] == []
     assert report["ema_ignored"] == len(weights) and report["head_from_checkpoint"]
+    assert report["stubbed_classes"] == ["maestro.conf.mask.MaskConfig"]
     meta = read_model_metadata(out)
     assert meta.task == "classification" and meta.multilabel and len(meta.classes) == 15
 
@@ -185,6 +193,14 @@ def test_embedding_and_segmentation_imports(tmp_path):
     assert any(k.startswith("heads.treesat_mlc_thresh.conv") for k in report["missing"])
     assert "heads.treesat_mlc_thresh.linear.weight" in report["unexpected"]
     assert read_model_metadata(str(tmp_path / "s.onnx")).task == "segmentation"
+    # Another number of classes: the head is re-initialised and reported, not an error.
+    cfg = write_config(str(tmp_path / "c7.yaml"), classes=[
+        {"id": i, "name": f"c{i}", "color": "#000000"} for i in range(7)])
+    report = import_official(ckpt, cfg, "classification", str(tmp_path / "c7.onnx"))
+    assert not report["head_from_checkpoint"]
+    assert set(report["mismatched"]) == {"heads.treesat_mlc_thresh.linear.weight",
+                                         "heads.treesat_mlc_thresh.linear.bias"}
+    assert "heads.treesat_mlc_thresh.reduce.to_kv.weight" not in report["missing"]
 
 
 def test_pickled_config_comes_back_as_an_inert_stub(tmp_path):
@@ -211,12 +227,17 @@ def test_classes_outside_the_allow_list_are_refused(tmp_path):
     assert not os.path.exists(marker)
 
     other = str(tmp_path / "other.ckpt")
-    write_checkpoint(other, extra={"model": ModelConfig()})
-    with pytest.raises(OfficialCheckpointError, match="maestro.conf.model.ModelConfig"):
+    write_checkpoint(other, extra={"foreign": Foreign(), "model": ModelConfig()})
+    with pytest.raises(OfficialCheckpointError, match="thirdparty.tools.Foreign"):
         load_checkpoint(other)
-    # ... unless the import config lists it as a further stub class
-    loaded = load_checkpoint(other, ["maestro.conf.model.ModelConfig"])
+    # ... unless the import config lists it as a further stub class; official config
+    # classes beyond MaskConfig (maestro.* namespace) are stubbed without being listed.
+    loaded = load_checkpoint(other, ["thirdparty.tools.Foreign"])
+    assert loaded["hyper_parameters"]["foreign"].state == {"value": 1}
     assert loaded["hyper_parameters"]["model"].state == {"model_size": "tiny"}
+    assert set(loaded["__stubbed__"]) == {"maestro.conf.mask.MaskConfig",
+                                          "maestro.conf.model.ModelConfig",
+                                          "thirdparty.tools.Foreign"}
 
 
 def test_shape_mismatch_and_missing_encoder_are_errors(tmp_path):

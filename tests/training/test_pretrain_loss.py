@@ -64,7 +64,8 @@ def test_pretrain_loss_outputs_and_exact_mask_ratio():
         flat = torch.cat([masked[m].flatten(1) for m in mods], dim=1)
         assert (flat.sum(1) == n_masked(flat.shape[1], 0.75)).all()
         total += flat.sum().item()
-    assert out["mask_ratio"].item() == pytest.approx(total / sum(v.numel() for v in masked.values()))
+    n_tokens = sum(v.numel() for v in masked.values())
+    assert out["mask_ratio"].item() == pytest.approx(total / n_tokens)
     # loss = sum_m w_m L_m / sum_m w_m with w_m = dates x tokens per date
     w = {"s2": 4 * 16, "s1_asc": 3 * 16, "s1_desc": 2 * 16, "dem": 1 * 4}
     want = sum(w[m] * out[f"loss_{m}"] for m in w) / sum(w.values())
@@ -97,6 +98,9 @@ def test_perfect_reconstruction_gives_zero_loss_through_the_model():
 
 
 def test_gradients_reach_only_visible_tokens():
+    """The loss gradient on the patch embeddings (the encoder's input tokens) is zero for
+    every masked token and non-zero for every visible one. (On the pixels themselves it
+    is not zero: GroupNorm couples all tokens of a date image, as officially.)"""
     model = small_model(None)
     batch = small_batch(model.config, dates={"s2": 3, "s1_asc": 2, "s1_desc": 2})
     batch["s2_mask"][1, 2] = True                                   # one padded date

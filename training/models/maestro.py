@@ -122,8 +122,8 @@ class Maestro(nn.Module):
         height rescaling applied when configured)."""
         x = batch[name]
         mc = self.config.modality(name)
-        if not torch.jit.is_tracing() and (x.dim() != 5 or x.shape[2] != mc.bands or x.shape[-1] != mc.tile_px \
-                or x.shape[-2] != mc.tile_px):
+        expected = (mc.bands, mc.tile_px, mc.tile_px)
+        if not torch.jit.is_tracing() and (x.dim() != 5 or tuple(x.shape[2:]) != expected):
             raise ValueError(f"input {name!r} must be [B, T, {mc.bands}, {mc.tile_px}, "
                              f"{mc.tile_px}], got {tuple(x.shape)}")
         if mc.rescale_elev:

@@ -1,0 +1,393 @@
+"""Run the engine over a large area as Dask tasks, one block per task, resumably.
+
+Driver side (this module): plan the blocks on the reference grid, open the manifest, skip the
+blocks already finished (file present with the recorded sha256), submit the rest to a Dask
+``distributed`` cluster (a ``LocalCluster`` of worker processes by default, or an existing
+scheduler), record each result in the manifest as it arrives, then write the mosaic.
+Worker side: ``engine.batch.task.run_block``.
+
+Failure handling is Dask's: a task that raises is retried ``retries`` times; a task whose
+worker dies is rescheduled on another worker (up to ``allowed-failures`` times, set to the
+same number for the clusters this module starts). Finished blocks are on disk and in the
+manifest, so nothing finished is lost by a worker crash or by killing the driver.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from engine.errors import CancelledError, InputError, MaestroError
+
+from .blocks import (Block, Bounds, ReferenceGrid, area_from_raster, area_from_vector,
+                     explicit_blocks, split_area)
+from .manifest import Manifest, file_fingerprint, sha256_file
+from .mosaic import build_vrt, merge_cog
+from .task import InputsSpec, run_block
+
+BLOCKS_DIR = "blocks"
+VRT_NAME = "mosaic.vrt"
+COG_NAME = "mosaic.tif"
+
+
+class BlocksFailedError(MaestroError):
+    """Some blocks still failed after their retries; the others are recorded as finished."""
+
+
+@dataclass
+class BatchOptions:
+    """How to split and where to run.
+
+    block_px: block side in reference pixels (rounded up to a multiple of the model's
+        ``tile_px``); a 1024 px block at 10 m is 10.24 km.
+    workers: worker processes of the local cluster (None = one per core); ignored with
+        ``scheduler``.
+    scheduler: address of an existing Dask scheduler (``tcp://host:8786``); None = start a
+        ``LocalCluster``. Remote workers must see the model, inputs and output folder under
+        the same paths (shared file system).
+    retries: Dask retries of a failed block task (also the worker-death allowance of the
+        local cluster).
+    merged_cog: also write ``mosaic.tif``, one COG of the whole area.
+    restart: discard an output folder's job with other parameters instead of refusing.
+    threads: onnxruntime intra-op threads per task (None = cores / workers locally,
+        onnxruntime's default on a remote cluster).
+    tile_overlap_pct, batch_size, device, expect_task: passed to ``engine.api.RunOptions``.
+    """
+
+    block_px: int = 1024
+    workers: int | None = None
+    scheduler: str | None = None
+    retries: int = 3
+    merged_cog: bool = False
+    restart: bool = False
+    threads: int | None = None
+    tile_overlap_pct: float = 25
+    batch_size: int = 8
+    device: str = "auto"
+    expect_task: str | None = None
+
+
+@dataclass
+class BatchReport:
+    """What a batch run did. ``throughput_blocks_s`` and ``throughput_px_s`` count only the
+    blocks computed in this run, over the time from submission to the last result."""
+
+    output_dir: str
+    vrt_path: str | None
+    cog_path: str | None
+    task: str
+    blocks_total: int
+    blocks_skipped: int
+    blocks_run: int
+    redone: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    workers: int = 0
+    seconds: float = 0.0
+    compute_seconds: float = 0.0
+    throughput_blocks_s: float = 0.0
+    throughput_px_s: float = 0.0
+    provider: str | None = None
+    dates: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _inputs_spec(inputs: Mapping[str, Sequence[Any]]) -> InputsSpec:
+    """Normalise ``{modality: [path | SliceInput | (path, date)]}`` to plain
+    ``{modality: [(abs path, ISO date | None)]}`` (picklable, JSON-able, order kept)."""
+    spec: InputsSpec = {}
+    for name, items in inputs.items():
+        if isinstance(items, (str, os.PathLike)):
+            items = [items]
+        out = []
+        for item in items:
+            if isinstance(item, (str, os.PathLike)):
+                path, when = os.fspath(item), None
+            elif isinstance(item, tuple):
+                path, when = item
+            else:  # engine.api.SliceInput
+                path, when = item.path, item.date
+            if not os.path.exists(path):
+                raise InputError(f"Input raster of modality '{name}' not found: {path}")
+            if isinstance(when, (datetime.date, datetime.datetime)):
+                when = when.isoformat()[:10]
+            out.append((os.path.abspath(path), when))
+        if not out:
+            raise InputError(f"Modality '{name}' has no input raster.")
+        spec[name.lower()] = out
+    return spec
+
+
+def _reference_raster(meta, spec: InputsSpec) -> str:
+    """The raster whose grid the engine's output is on: the earliest slice of the reference
+    modality, chosen by the engine's own stack rules (``engine.stack.collect_stack``)."""
+    from engine.api import SliceInput
+    from engine.stack import collect_stack
+
+    ref = meta.reference_modality
+    if ref not in spec:
+        raise InputError(f"The model needs the reference modality '{ref}'; inputs give "
+                         f"{', '.join(sorted(spec)) or 'none'}.")
+    items = [SliceInput(p, datetime.date.fromisoformat(d) if d else None) for p, d in spec[ref]]
+    return collect_stack(meta.reference, items, lambda message: None)[0].path
+
+
+def plan_blocks(meta, grid: ReferenceGrid, block_px: int, area_raster: str | None = None,
+                area_vector: str | None = None, area_bounds: Bounds | None = None,
+                block_extents: Sequence[Bounds] | None = None,
+                area_crs: str | None = None) -> list[Block]:
+    """Blocks for one of: a raster's extent, a vector layer's extent, bounds, or explicit
+    block extents; none = the whole reference raster. Bounds and block extents are in
+    ``area_crs`` (anything rasterio's CRS accepts: ``EPSG:4326``, WKT), default the
+    reference raster's CRS."""
+    given = [a is not None for a in (area_raster, area_vector, area_bounds, block_extents)]
+    if sum(given) > 1:
+        raise InputError("Give at most one area: a raster, a vector layer, bounds, or a list of "
+                         "block extents.")
+    align = meta.reference.tile_px
+    if area_crs:
+        area_bounds = _to_grid_crs(area_bounds, area_crs, grid) if area_bounds else None
+        block_extents = ([_to_grid_crs(b, area_crs, grid) for b in block_extents]
+                         if block_extents else block_extents)
+    if block_extents is not None:
+        return explicit_blocks(grid, block_extents, align)
+    block_px = -(-block_px // align) * align
+    if area_raster is not None:
+        area = area_from_raster(area_raster, grid)
+    elif area_vector is not None:
+        area = area_from_vector(area_vector, grid)
+    elif area_bounds is not None:
+        area = tuple(area_bounds)
+    else:
+        area = grid.window_bounds((0, 0, grid.width, grid.height))
+    return split_area(grid, area, block_px, align)
+
+
+def _to_grid_crs(bounds: Bounds, crs: str, grid: ReferenceGrid) -> Bounds:
+    """Bounds in ``crs`` -> the enclosing bounds in the reference CRS."""
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+    from rasterio.warp import transform_bounds
+
+    try:
+        src = CRS.from_user_input(crs)
+    except CRSError as exc:
+        raise InputError(f"Unknown area CRS {crs!r}: {exc}") from exc
+    return tuple(transform_bounds(src, grid.crs_wkt, *bounds, densify_pts=21))
+
+
+def _job_fingerprint(model_path: str, meta, spec: InputsSpec, blocks: Sequence[Block],
+                     opts: BatchOptions) -> dict[str, Any]:
+    """The parameters that change a block's pixels: a re-run must match them to resume."""
+    return {
+        "model": {"path": os.path.abspath(model_path), "sha256": sha256_file(model_path),
+                  "name": meta.name, "task": meta.task},
+        "inputs": {m: [dict(file_fingerprint(p), date=d) for p, d in items]
+                   for m, items in sorted(spec.items())},
+        "blocks": {b.id: list(b.window) for b in blocks},
+        "engine_options": {"tile_overlap_pct": opts.tile_overlap_pct},
+    }
+
+
+@contextlib.contextmanager
+def _client(opts: BatchOptions, log: Callable[[str], None]):
+    """A ``distributed.Client`` on the given scheduler, or on a LocalCluster of worker
+    processes (``threads_per_worker=1``: one engine call per process at a time)."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    if opts.scheduler:
+        try:
+            client = Client(opts.scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"Cannot reach the Dask scheduler {opts.scheduler}: {exc}") from exc
+        try:
+            log(f"Connected to the Dask scheduler {opts.scheduler} "
+                f"({len(client.scheduler_info().get('workers', {}))} workers)")
+            yield client
+        finally:
+            client.close()
+        return
+    n = opts.workers or os.cpu_count() or 1
+    threads = opts.threads or max(1, (os.cpu_count() or 1) // n)
+    with dask.config.set({"distributed.scheduler.allowed-failures": opts.retries,
+                          "distributed.worker.daemon": False}):
+        # Each worker's numerical libraries get the same thread budget as onnxruntime.
+        env = {k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                          "MKL_NUM_THREADS")}
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                               dashboard_address=":0", env=env,
+                               silence_logs=logging.ERROR)
+        try:
+            client = Client(cluster)
+            try:
+                log(f"Started a local Dask cluster: {n} worker processes x 1 task, "
+                    f"{threads} onnxruntime thread(s) each")
+                yield client
+            finally:
+                client.close()
+        finally:
+            cluster.close()
+
+
+def run_batch(model_path: str, inputs: Mapping[str, Sequence[Any]], output_dir: str,
+              options: BatchOptions | None = None, *, area_raster: str | None = None,
+              area_vector: str | None = None, area_bounds: Bounds | None = None,
+              block_extents: Sequence[Bounds] | None = None, area_crs: str | None = None,
+              progress: Callable[[int, int, str], None] | None = None,
+              log: Callable[[str], None] | None = None,
+              is_cancelled: Callable[[], bool] | None = None,
+              block_fn: Callable[..., dict[str, Any]] = run_block) -> BatchReport:
+    """Run ``model_path`` over the area, one Dask task per block; see the module docstring.
+
+    Args:
+        inputs: ``{modality: [path | SliceInput | (path, date)]}`` as for ``run_model``
+            (files or VRT mosaics, one per date).
+        output_dir: gets ``blocks/<id>.tif`` (one COG per block), ``manifest.json``,
+            ``mosaic.vrt`` and, with ``merged_cog``, ``mosaic.tif``.
+        progress: ``progress(blocks_done, blocks_total, message)`` after each block.
+        is_cancelled: polled while waiting; cancelling stops submitting, keeps what finished
+            and raises ``CancelledError`` (a re-run resumes).
+        block_fn: the task function (signature of ``task.run_block``), e.g. a wrapper.
+
+    Raises:
+        InputError / JobMismatchError for unusable inputs or another job in ``output_dir``;
+        BlocksFailedError when blocks failed after their retries (no mosaic is written then);
+        CancelledError.
+    """
+    from engine.contract import read_model_metadata
+
+    opts = options or BatchOptions()
+    log = log or (lambda message: None)
+    t_start = time.perf_counter()
+    meta = read_model_metadata(model_path)
+    if opts.expect_task and meta.task != opts.expect_task:
+        raise InputError(f"The model {os.path.basename(model_path)} is a {meta.task} model; "
+                         f"this tool needs a {opts.expect_task} model.")
+    spec = _inputs_spec(inputs)
+    missing = [m for m in meta.modality_names if m not in spec]
+    if missing:
+        raise InputError(f"The model needs the modalities {', '.join(missing)}; "
+                         f"inputs give {', '.join(sorted(spec))}.")
+    grid = ReferenceGrid.from_raster(_reference_raster(meta, spec))
+    blocks = plan_blocks(meta, grid, opts.block_px, area_raster, area_vector, area_bounds,
+                         block_extents, area_crs)
+    os.makedirs(os.path.join(output_dir, BLOCKS_DIR), exist_ok=True)
+    manifest = Manifest.open(output_dir, _job_fingerprint(model_path, meta, spec, blocks, opts),
+                             restart=opts.restart)
+    finished = manifest.finished([b.id for b in blocks])
+    redone = {i: r["redo_reason"] for i, r in manifest.blocks.items()
+              if r.get("status") == "pending" and r.get("redo_reason")}
+    for block_id, reason in sorted(redone.items()):
+        log(f"Block {block_id}: output {reason}, it will be computed again")
+    todo = [b for b in blocks if b.id not in finished]
+    for b in todo:
+        manifest.record(b.id, status="pending", file=os.path.join(BLOCKS_DIR, f"{b.id}.tif"),
+                        bounds=list(b.bounds), window=list(b.window))
+    manifest.save()
+    total = len(blocks)
+    log(f"{total} blocks of up to {opts.block_px} px; {len(finished)} already finished, "
+        f"{len(todo)} to compute")
+    report = BatchReport(output_dir=output_dir, vrt_path=None, cog_path=None, task=meta.task,
+                         blocks_total=total, blocks_skipped=len(finished), blocks_run=0,
+                         redone=redone)
+    if progress:
+        progress(len(finished), total, f"{len(finished)}/{total} blocks already finished")
+    if todo:
+        _compute(todo, model_path, spec, output_dir, opts, manifest, report, total,
+                 progress, log, is_cancelled, block_fn)
+    if report.failed:
+        raise BlocksFailedError(
+            f"{len(report.failed)} of {total} blocks failed after {opts.retries} retries "
+            f"(first: {next(iter(report.failed.items()))}); the {total - len(report.failed)} "
+            f"others are recorded in {manifest.path}. Re-run the same command to retry them.")
+    files = [os.path.join(output_dir, manifest.blocks[b.id]["file"]) for b in blocks]
+    report.vrt_path = build_vrt(os.path.join(output_dir, VRT_NAME), files)
+    if opts.merged_cog:
+        log("Writing the merged COG")
+        report.cog_path = merge_cog(report.vrt_path, os.path.join(output_dir, COG_NAME))
+    report.seconds = time.perf_counter() - t_start
+    return report
+
+
+def _compute(todo: list[Block], model_path: str, spec: InputsSpec, output_dir: str,
+             opts: BatchOptions, manifest: Manifest, report: BatchReport, total: int,
+             progress, log, is_cancelled, block_fn) -> None:
+    """Submit ``todo`` to the cluster and record the results as they complete."""
+    engine_opts = {"tile_overlap_pct": opts.tile_overlap_pct, "batch_size": opts.batch_size,
+                   "device": opts.device, "cog": True}
+    with _client(opts, log) as client:
+        n_workers = len(client.scheduler_info().get("workers", {})) or 1
+        report.workers = n_workers
+        if opts.threads:
+            engine_opts["threads"] = opts.threads
+        elif not opts.scheduler:
+            engine_opts["threads"] = max(1, (os.cpu_count() or 1) // n_workers)
+        try:
+            _collect(client, todo, model_path, spec, output_dir, opts, engine_opts, manifest,
+                     report, total, progress, is_cancelled, block_fn, log)
+        finally:
+            # Whatever stops the loop (cancel, Ctrl-C, a lost scheduler): keep what finished.
+            manifest.save()
+
+
+def _collect(client, todo, model_path, spec, output_dir, opts, engine_opts, manifest, report,
+             total, progress, is_cancelled, block_fn, log) -> None:
+    """Submit the blocks, then record results as they complete (see ``_compute``)."""
+    from distributed import as_completed
+
+    t0 = time.perf_counter()
+    futures = {}
+    for b in todo:
+        out = os.path.abspath(os.path.join(output_dir, BLOCKS_DIR, f"{b.id}.tif"))
+        fut = client.submit(block_fn, model_path, spec, b.id, b.bounds, out, engine_opts,
+                            key=f"maestro-block-{b.id}-{os.urandom(4).hex()}",
+                            retries=opts.retries, pure=False)
+        futures[fut] = b
+    done_px = 0
+    pending = as_completed(list(futures))
+    while not pending.is_empty():
+        if is_cancelled and is_cancelled():
+            for fut in futures:
+                fut.cancel()
+            manifest.save()
+            raise CancelledError(
+                f"Batch cancelled after {report.blocks_skipped + report.blocks_run} of "
+                f"{total} blocks; re-run the same command to resume.")
+        batch = pending.next_batch(block=False)
+        if not batch:
+            time.sleep(0.1)
+            continue
+        for fut in batch:
+            # Released once recorded: a worker dying later must not make Dask recompute
+            # a finished block to restore a result nobody needs any more.
+            b = futures.pop(fut)
+            if fut.status == "finished":
+                res = fut.result()
+                manifest.record(b.id, status="done", sha256=res["sha256"],
+                                seconds=res["seconds"], worker=res["worker"], error=None,
+                                redo_reason=None)
+                report.blocks_run += 1
+                report.provider, report.dates = res["provider"], res["dates"]
+                done_px += b.pixels
+            else:
+                exc = fut.exception()
+                manifest.record(b.id, status="failed", error=f"{type(exc).__name__}: {exc}")
+                report.failed[b.id] = f"{type(exc).__name__}: {exc}"
+                log(f"Block {b.id} failed: {type(exc).__name__}: {exc}")
+            fut.release()
+        manifest.save(force=False)
+        elapsed = time.perf_counter() - t0
+        report.compute_seconds = elapsed
+        report.throughput_blocks_s = report.blocks_run / elapsed if elapsed else 0.0
+        report.throughput_px_s = done_px / elapsed if elapsed else 0.0
+        finished = report.blocks_skipped + report.blocks_run
+        left = len(todo) - report.blocks_run - len(report.failed)
+        eta = left / report.throughput_blocks_s if report.throughput_blocks_s else float("nan")
+        message = (f"{finished}/{total} blocks done, {report.throughput_blocks_s * 3600:.0f} "
+                   f"blocks/h ({report.throughput_px_s / 1e6:.2f} Mpx/s), "
+                   f"{len(report.failed)} failed, ETA {eta:.0f} s")
+        if progress:
+            progress(finished, total, message)

@@ -1,0 +1,44 @@
+"""Task functions the batch tests hand to ``run_batch(block_fn=...)``: they run in the Dask
+worker processes, so they live in an importable module (pickled by reference)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+from engine.batch.task import run_block
+
+
+def _recorded_done(manifest_path: str) -> dict[str, int]:
+    """Blocks the driver has recorded as done so far -> their file's mtime_ns."""
+    try:
+        with open(manifest_path) as f:
+            blocks = json.load(f)["blocks"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    folder = os.path.dirname(manifest_path)
+    return {i: os.stat(os.path.join(folder, r["file"])).st_mtime_ns
+            for i, r in blocks.items() if r.get("status") == "done"}
+
+
+def run_block_killing_worker_once(marker, min_done, model_path, inputs, block_id, bounds,
+                                  output_path, options):
+    """Like ``run_block``, but the first task to find no ``marker`` file waits (up to 30 s)
+    until the driver's manifest records ``min_done`` finished blocks, writes the marker
+    (``{"block", "pid", "done": {block: mtime_ns}}``) and SIGKILLs its own worker process, as
+    a crashed machine would. Use as ``functools.partial(run_block_killing_worker_once, marker,
+    min_done)``."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return run_block(model_path, inputs, block_id, bounds, output_path, options)
+    manifest = os.path.join(os.path.dirname(os.path.dirname(output_path)), "manifest.json")
+    deadline = time.monotonic() + 30
+    while len(_recorded_done(manifest)) < min_done and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.write(fd, json.dumps({"block": block_id, "pid": os.getpid(),
+                             "done": _recorded_done(manifest)}).encode())
+    os.close(fd)
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable: the worker was killed")

@@ -1,0 +1,58 @@
+"""``python -m engine batch`` as a user runs it: a subprocess starting its own LocalCluster of
+2 worker processes over a sub-area of the real Slovenia patch, then resuming."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from tests.conftest import ROOT
+
+
+def engine_cli(*args, timeout=300):
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_runs_a_sub_area_then_resumes(tiny_models, slovenia_inputs, reference_run, tmp_path):
+    import rasterio
+
+    _, profile = reference_run
+    t = profile["transform"]
+    # Columns 20..84, rows 10..90 of the patch (snapped out to the 16 px tile grid: 16..96, 0..96).
+    bounds = [t.c + 20 * t.a, t.f + 90 * t.e, t.c + 84 * t.a, t.f + 10 * t.e]
+    args = ["batch", "--model", tiny_models["segmentation"], "--output", str(tmp_path),
+            "--block-px", "48", "--workers", "2", "--progress", "json",
+            "--area-bounds", *map(str, bounds)]
+    for path in slovenia_inputs["s2"]:
+        args += ["--input", f"s2={path}"]
+    args += ["--input", f"dem={slovenia_inputs['dem'][0]}"]
+    run = engine_cli(*args)
+    assert run.returncode == 0, run.stdout + run.stderr
+    events = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    progress = [e for e in events if e["event"] == "progress"]
+    done = events[-1]
+    assert done["event"] == "done" and done["workers"] == 2
+    assert done["blocks_total"] == done["blocks_run"] == 4 and done["blocks_skipped"] == 0
+    assert [(e["done"], e["total"]) for e in progress][-1] == (4, 4)
+    with rasterio.open(done["vrt"]) as src:
+        mosaic = src.read(1)
+        col, row = ~src.transform * (profile["transform"].c, profile["transform"].f)
+    assert (round(col), round(row)) == (-16, 0) and mosaic.shape == (96, 80)
+    np.testing.assert_array_equal(mosaic, reference_run[0][0:96, 16:96])
+
+    again = engine_cli(*["text" if a == "json" else a for a in args])  # same job, text output
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "0 blocks computed, 4 skipped (already finished), 4 in all" in again.stdout
+
+
+def test_cli_bad_input_is_a_clear_error(tiny_models, slovenia_inputs, tmp_path):
+    run = engine_cli("batch", "--model", tiny_models["segmentation"], "--output", str(tmp_path),
+                     "--input", f"s2={slovenia_inputs['s2'][0]}")
+    assert run.returncode == 2
+    assert "needs the modalities dem" in run.stderr
+    assert not os.path.exists(tmp_path / "mosaic.vrt")
