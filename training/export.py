@@ -23,6 +23,8 @@ from torch import nn
 from engine.contract import METADATA_KEY, REF_DATE_INPUT, ModelMetadata, read_model_metadata
 
 OPSET = 17
+#: Protobuf's 2 GiB limit on one ONNX file (weights inside, as the contract wants).
+ONNX_SINGLE_FILE_LIMIT = 2 ** 31 - 2 ** 24
 
 
 def input_order(meta: ModelMetadata) -> list[str]:
@@ -101,6 +103,10 @@ def export_onnx(model: nn.Module, meta: ModelMetadata, path: str, opset: int = O
     import onnx
 
     check_model_metadata(model, meta)
+    size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    if size >= ONNX_SINGLE_FILE_LIMIT:
+        raise ValueError(f"model weights take {size / 2**30:.2f} GiB: a single-file ONNX is "
+                         "limited to 2 GiB (protobuf); export a smaller model")
     names = input_order(meta)
     wrapper = ContractWrapper(model, names).eval()
     batch = example_batch(meta)

@@ -160,6 +160,9 @@ def model_state(ckpt: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], int]:
             ema += 1
         elif key.startswith(MODEL_PREFIX) and isinstance(value, torch.Tensor):
             out[key[len(MODEL_PREFIX):]] = value
+    if not out and not ema:
+        # A bare state dict of the network (no Lightning prefixes).
+        out = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if not out:
         raise OfficialCheckpointError(f"checkpoint holds no '{MODEL_PREFIX}*' weights")
     return out, ema

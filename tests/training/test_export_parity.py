@@ -86,3 +86,20 @@ def test_export_refuses_a_model_that_disagrees_with_its_metadata(tmp_path):
     with pytest.raises(ValueError, match="patch_px"):
         export_onnx(Maestro(cfg), meta, str(tmp_path / "x.onnx"))
     assert not any(tmp_path.iterdir())
+
+
+def test_export_refuses_weights_beyond_the_single_file_limit(tmp_path):
+    """A 4096-wide, 3-block encoder (about 2.4 GiB of float32 weights) cannot be one ONNX
+    file: refused before any export work, with the reason."""
+    meta = build_metadata(
+        name="too-big", task="embedding", reference_modality="a", embedding_dim=4096,
+        modalities=[{"name": "a", "bands": ["x"], "gsd_m": 10.0, "tile_px": 4, "patch_px": 2,
+                     "min_dates": 1, "max_dates": 1, "scaling": _scaling(1), "nodata": NODATA}],
+        provenance={"training_data": "none", "licence": "MIT", "metrics": {}})
+    with torch.device("meta"):                 # shapes only: nothing allocated
+        model = Maestro(config_from_metadata(meta, embed_dim=4096, depth=3, inter_depth=0,
+                                             heads=64, dim_head=64, mlp_ratio=4,
+                                             grid_pos_enc=2))
+    with pytest.raises(ValueError, match="2 GiB"):
+        export_onnx(model, meta, str(tmp_path / "big.onnx"))
+    assert not any(tmp_path.iterdir())

@@ -275,3 +275,12 @@ def test_bundled_flair_hub_config_builds_the_official_base_model():
     assert sd["heads.cosia.conv.weight"].shape == (3840, 768, 1, 1)
     assert meta.reference.tile_ground_m == pytest.approx(102.4)
     assert model.config.modality("dem").rescale_elev
+
+
+def test_a_bare_state_dict_is_accepted(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    weights = {k: torch.randn(s, generator=gen) for k, s in official_shapes().items()}
+    path = str(tmp_path / "bare.pt")
+    torch.save(weights, path)
+    state, ema = model_state(load_checkpoint(path))
+    assert ema == 0 and set(state) == set(weights)

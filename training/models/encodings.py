@@ -27,13 +27,16 @@ def sincos_2d(grid: int, dim: int) -> Tensor:
         [grid, grid, dim] float32 (row, column, channel).
     """
     n = (dim - DATE_DIM) // 4
-    omega = 1.0 / 10000 ** (torch.arange(n, dtype=torch.float64) / max(n - 1, 1))
-    coords = torch.arange(grid, dtype=torch.float64)
+    # Built on the CPU whatever the default device (a model built on "meta" keeps real
+    # encodings); Module.to() moves the buffers.
+    cpu = dict(dtype=torch.float64, device="cpu")
+    omega = 1.0 / 10000 ** (torch.arange(n, **cpu) / max(n - 1, 1))
+    coords = torch.arange(grid, **cpu)
     y, x = torch.meshgrid(coords, coords, indexing="ij")
     xw = x[..., None] * omega
     yw = y[..., None] * omega
     enc = torch.cat([xw.sin(), xw.cos(), yw.sin(), yw.cos(),
-                     torch.zeros(grid, grid, DATE_DIM, dtype=torch.float64)], dim=-1)
+                     torch.zeros(grid, grid, DATE_DIM, **cpu)], dim=-1)
     return enc.float()
 
 
