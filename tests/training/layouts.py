@@ -105,9 +105,13 @@ def write_flair(root: str, t_s2: int = 20, cloudy=(0, 1, 2, 3, 4)) -> dict:
         _tif(path("AERIAL_LABEL-COSIA"), label, 0.2)
         truth[pid] = {"rgbi": rgbi, "label": label[0]}
     zone = f"{domain}_{area}"
-    day = lambda i, step: (np.datetime64("2021-01-05") + step * i).astype(object).strftime("%Y%m%d")
+
+    def day(i, step):
+        return (np.datetime64("2021-01-05") + step * i).astype(object).strftime("%Y%m%d")
+
     mtd = os.path.join(root, "GLOBAL_ALL_MTD")
-    _gpkg(os.path.join(mtd, "GLOBAL_AERIAL_MTD_DATES.gpkg"), [(p, "20210615") for p in pids], "date")
+    _gpkg(os.path.join(mtd, "GLOBAL_AERIAL_MTD_DATES.gpkg"), [(p, "20210615") for p in pids],
+          "date")
     _gpkg(os.path.join(mtd, "GLOBAL_SENTINEL2_MTD_DATES.gpkg"),
           [(f"{zone}_ignored", json.dumps({str(i + 1): day(i, 15) for i in range(t_s2)}))],
           "acquisition_dates")

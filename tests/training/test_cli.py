@@ -120,6 +120,16 @@ def test_command_line_entry_and_errors(tmp_path):
     r = subprocess.run([sys.executable, "-m", "training", "nope"], cwd=ROOT, env=env,
                        capture_output=True, text=True)
     assert r.returncode == 2 and "unknown command" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "training", "import-official", "--help"], cwd=ROOT,
-                       env=env, capture_output=True, text=True)
-    assert r.returncode == 0 and "--task" in r.stdout
+    # import-official is wired to training.official.import_official (an official-layout
+    # checkpoint built by the model's own tests).
+    from tests.training.test_official import write_checkpoint, write_config
+
+    ckpt, cfg = str(tmp_path / "official.ckpt"), write_config(str(tmp_path / "imp.yaml"))
+    write_checkpoint(ckpt)
+    out = tmp_path / "official.onnx"
+    r = subprocess.run([sys.executable, "-m", "training", "import-official", ckpt, "--config",
+                        cfg, "--task", "classification", "--output", str(out)], cwd=ROOT, env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1])["loaded"] > 0
+    assert read_model_metadata(str(out)).task == "classification"

@@ -1,7 +1,6 @@
 """Generic GeoTIFF stacks on the real Slovenia patch written as GeoTIFFs (one per date)."""
 import numpy as np
 import pytest
-import rasterio
 import torch
 
 from training.datasets.collate import collate

@@ -40,7 +40,8 @@ def parse_yyyymmdd(value: str | int) -> dt.date:
 def product_date(product: str | bytes) -> dt.date:
     """Date of a Sentinel product name such as
     ``S2A_MSIL2A_20190103T104431_N0211_R008_T32UMD_20190103T115449``: the 5th field from the
-    end, first 8 characters (official: maestro/dataset/treesatai_ts.py, products_datetimes idx=5)."""
+    end, first 8 characters (official: maestro/dataset/treesatai_ts.py, products_datetimes
+    with idx=5)."""
     if isinstance(product, bytes):
         product = product.decode()
     fields = product.split("_")

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .base import IGNORE_INDEX, ModalityInfo, flip_item, item_rng, series_item
-from .dates import parse_yyyymmdd, triplet, triplets
+from .dates import parse_yyyymmdd, triplets
 from .scaling import Scaling
 from .selection import cloudy_dates, select_dates
 

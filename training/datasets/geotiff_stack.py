@@ -27,7 +27,7 @@ from rasterio.windows import Window, from_bounds
 from torch.utils.data import Dataset
 
 from .base import IGNORE_INDEX, ModalityInfo, flip_item, item_rng, series_item
-from .dates import raster_date, triplet, triplets
+from .dates import raster_date, triplets
 from .scaling import Scaling
 from .selection import cloudy_dates, select_dates
 

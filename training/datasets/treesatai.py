@@ -15,7 +15,6 @@ Items: ``aerial`` [1,4,300,300] /255 (file order, centre 300 px), ``s2`` [16,10,
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import os
 
 import h5py

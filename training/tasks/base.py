@@ -68,6 +68,13 @@ def load_pretrained(model: nn.Module, path: str, skip_prefixes: tuple[str, ...] 
     return {"loaded": len(take), "missing": missing, "unexpected": unexpected}
 
 
+def ema_momentum(max_epochs: int | None) -> float:
+    """Per-epoch EMA momentum ``1 - 1 / (0.2 * max_epochs)``, at least 0 (official:
+    maestro/train/base.py; 0.9 for 50 epochs, 0.95 for 100)."""
+    epochs = max(int(max_epochs or 1), 1)
+    return max(0.0, 1.0 - 1.0 / (0.2 * epochs))
+
+
 class MaestroTask(pl.LightningModule):
     """Base of :class:`PretrainTask`, :class:`SegmentationTask`, :class:`ClassificationTask`.
 
@@ -131,8 +138,7 @@ class MaestroTask(pl.LightningModule):
 
     # ------------------------------------------------------------- EMA
     def ema_momentum(self) -> float:
-        epochs = max(int(self.trainer.max_epochs or 1), 1)
-        return max(0.0, 1.0 - 1.0 / (0.2 * epochs))
+        return ema_momentum(self.trainer.max_epochs)
 
     def on_train_epoch_end(self) -> None:
         if self.ema_model is None:

@@ -25,6 +25,10 @@ class WeightHashCallback(pl.Callback):
 
     def __init__(self, folder: str):
         self.folder = folder
+        self.initial = None
+
+    def on_fit_start(self, trainer, pl_module):
+        self.initial = state_hash(pl_module.model)
 
     def on_fit_end(self, trainer, pl_module):
         os.makedirs(self.folder, exist_ok=True)
@@ -32,4 +36,4 @@ class WeightHashCallback(pl.Callback):
         with open(path, "w") as f:
             json.dump({"rank": trainer.global_rank, "world_size": trainer.world_size,
                        "global_step": trainer.global_step,
-                       "hash": state_hash(pl_module.model)}, f)
+                       "initial_hash": self.initial, "hash": state_hash(pl_module.model)}, f)

@@ -45,8 +45,19 @@ class PretrainTask(MaestroTask):
         out = self.model.pretrain_loss(batch, mask=self.mask_config, generator=gen)
         bs = next(iter(batch.values())).shape[0]
         self.log(f"{prefix}/loss", out["loss"], prog_bar=True, batch_size=bs, sync_dist=True)
-        self.last_metrics[f"{prefix}/loss"] = float(out["loss"])
         return out["loss"]
+
+    def _keep_epoch_loss(self, prefix):
+        # The epoch mean Lightning aggregated (goes into the checkpoint and the export).
+        value = self.trainer.callback_metrics.get(f"{prefix}/loss")
+        if value is not None:
+            self.last_metrics[f"{prefix}/loss"] = float(value)
+
+    def on_validation_epoch_end(self):
+        self._keep_epoch_loss("val")
+
+    def on_test_epoch_end(self):
+        self._keep_epoch_loss("test")
 
     def validation_step(self, batch, batch_idx):
         return self._eval_step(batch, batch_idx, "val")
