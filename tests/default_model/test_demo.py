@@ -69,3 +69,24 @@ def test_demo_preview_shows_three_panels_and_the_classes(demo):
             colours.add(QColor(image.pixel(x, y)).name())
     for c in CLASSES:
         assert c["color"].lower() in colours, c["name"]
+
+
+def _render_preview_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "render_preview", os.path.join(ROOT, "scripts", "render_preview.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_preview_classes_come_from_the_raster_and_refuse_non_class_rasters():
+    rp = _render_preview_module()
+    sample = os.path.join(ROOT, "resources", "sample")
+    classes = rp.raster_classes(os.path.join(sample, "lulc_reference.tif"))
+    assert [(v, name) for v, name, _ in classes] == [
+        (1, "cultivated land"), (2, "forest"), (3, "grassland"), (4, "shrubland"),
+        (8, "artificial surface")]
+    with pytest.raises(ValueError, match="no colour table"):
+        rp.raster_classes(os.path.join(sample, "dem.tif"))
