@@ -92,22 +92,24 @@ class SliceReader:
             need += self.grid.width * min(512, self.grid.height) * src.count * 4
         return int(need)
 
-    def read(self, row: int, col: int, size: int) -> np.ndarray:
-        """Pixels of the ``size`` x ``size`` window at (row, col) of the model grid.
+    def read(self, row: int, col: int, size: int, width: int | None = None) -> np.ndarray:
+        """Pixels of the window of ``size`` rows and ``width`` (default ``size``) columns at
+        (row, col) of the model grid.
 
         Returns:
-            float32 [bands, size, size], NaN = nodata.
+            float32 [bands, size, width], NaN = nodata.
         """
         from rasterio.windows import Window
 
+        width = size if width is None else width
         if self._vrt is not None:
-            data = self._vrt.read(window=Window(col, row, size, size))
+            data = self._vrt.read(window=Window(col, row, width, size))
             data[~np.isfinite(data)] = np.nan
             return data
         src = self._src
-        out = np.full((src.count, size, size), np.nan, dtype=np.float32)
+        out = np.full((src.count, size, width), np.nan, dtype=np.float32)
         r0, c0 = max(row, 0), max(col, 0)
-        r1, c1 = min(row + size, src.height), min(col + size, src.width)
+        r1, c1 = min(row + size, src.height), min(col + width, src.width)
         if r1 <= r0 or c1 <= c0:
             return out
         window = Window(c0, r0, c1 - c0, r1 - r0)

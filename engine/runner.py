@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,9 +27,9 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .align import ModelGrid, SliceReader, model_grid
+from .align import SliceReader, model_grid
 from .blend import RowAccumulator
-from .contract import ModalitySpec, ModelMetadata, read_model_metadata, REF_DATE_INPUT
+from .contract import REF_DATE_INPUT, ModelMetadata, read_model_metadata
 from .dates import date_triplet
 from .errors import CancelledError, InputError
 from .scaling import scale_slice
@@ -42,29 +43,43 @@ CACHE_FLOOR_BYTES = 32 * 2 ** 20
 CACHE_ROWS_OF_BLOCKS = 2
 
 
+_CACHE_LOCK = threading.Lock()
+_CACHE_STATE: dict = {"saved": None, "active": []}
+
+
+def _apply_cache_cap(gdal) -> None:
+    active, saved = _CACHE_STATE["active"], _CACHE_STATE["saved"]
+    gdal.SetCacheMax(min(saved, sum(active)) if active else saved)
+
+
 @contextlib.contextmanager
 def bounded_gdal_cache(row_bytes: int, log: Callable[[str], None]):
     """Cap GDAL's block cache at about two rows of source blocks for the run.
 
     GDAL keeps every block read in its cache up to GDAL_CACHEMAX (5% of RAM by default), so
     without a cap the memory of a run grows with the raster's area; blocks of rows already
-    done are never read again. The previous cap is restored afterwards.
+    done are never read again. The cap is process-wide: runs in several threads at once
+    (the batch runner's workers) get the sum of their needs, and the cap found before the
+    first run is restored after the last.
     """
     try:
         from osgeo import gdal
     except ImportError:  # rasterio without osgeo: keep GDAL's default
         yield
         return
-    before = gdal.GetCacheMax()
     cap = max(CACHE_FLOOR_BYTES, CACHE_ROWS_OF_BLOCKS * int(row_bytes))
-    if cap < before:
-        gdal.SetCacheMax(cap)
-        log(f"GDAL block cache capped at {cap / 2 ** 20:.0f} MiB for the run")
+    with _CACHE_LOCK:
+        if not _CACHE_STATE["active"]:
+            _CACHE_STATE["saved"] = gdal.GetCacheMax()
+        _CACHE_STATE["active"].append(cap)
+        _apply_cache_cap(gdal)
+    log(f"GDAL block cache capped at {gdal.GetCacheMax() / 2 ** 20:.0f} MiB during the run")
     try:
         yield
     finally:
-        if cap < before:
-            gdal.SetCacheMax(before)
+        with _CACHE_LOCK:
+            _CACHE_STATE["active"].remove(cap)
+            _apply_cache_cap(gdal)
 
 
 @dataclass
@@ -176,7 +191,7 @@ class Runner:
     # ------------------------------------------------------------------ run
     def run(self):
         from .api import RunReport
-        from .session import create_session
+        from .session import cached_session
 
         start = time.perf_counter()
         meta = read_model_metadata(self.model_path)
@@ -209,8 +224,8 @@ class Runner:
         readers: dict[str, list[SliceReader]] = {}
         executor = None
         try:
-            session, provider = create_session(self.model_path, self.options.device,
-                                               self.options.threads)
+            session, provider = cached_session(self.model_path, self.options.device,
+                                                self.options.threads)
             self.log(f"onnxruntime provider: {provider}")
             grids = {m.name: model_grid(grid_slice.crs, grid_slice.transform,
                                         tiles_grid.padded_width, tiles_grid.padded_height, T,
@@ -308,32 +323,47 @@ class Runner:
 
     # ------------------------------------------------------------------ tiles
     def _prepare(self, batch_tiles, meta: ModelMetadata, readers, grids) -> PreparedBatch:
-        """Read, scale and mask one batch of tiles (runs in the reader thread)."""
+        """Read, scale and mask one batch of tiles (runs in the reader thread).
+
+        Tiles of one tile row are read as one strip per slice (one GDAL read for several
+        tiles), then cut.
+        """
         T = meta.reference.tile_px
-        per_tile = []
+        n = len(batch_tiles)
         seen = {m.name: False for m in meta.modalities}
-        for (row, col) in batch_tiles:
-            arrays, masks, valid = {}, {}, np.ones((T, T), dtype=bool)
-            runnable = True
-            for m in meta.modalities:
-                grid = grids[m.name]
-                t = m.tile_px
-                mrow, mcol = int(round(row * grid.scale)), int(round(col * grid.scale))
-                x = np.empty((len(readers[m.name]), len(m.bands), t, t), dtype=np.float32)
-                slot_masked = np.zeros(len(readers[m.name]), dtype=bool)
-                any_valid = np.zeros((t, t), dtype=bool)
-                for k, reader in enumerate(readers[m.name]):
-                    x[k], v = scale_slice(reader.read(mrow, mcol, t), m)
-                    slot_masked[k] = not v.any()
-                    any_valid |= v
-                arrays[m.name], masks[m.name] = x, slot_masked
-                if slot_masked.all():
-                    runnable = False
-                    continue
-                seen[m.name] = True
-                idx = ((np.arange(T) + 0.5) * t / T).astype(int)  # model pixel under each ref pixel
-                valid &= any_valid[np.ix_(idx, idx)]
-            per_tile.append((runnable and valid.any(), arrays, masks, valid))
+        arrays = {m.name: [None] * n for m in meta.modalities}
+        masks = {m.name: [None] * n for m in meta.modalities}
+        valid = [np.ones((T, T), dtype=bool) for _ in range(n)]
+        runnable = [True] * n
+        strips: dict[int, list[int]] = {}
+        for i, (row, _) in enumerate(batch_tiles):
+            strips.setdefault(row, []).append(i)
+        for m in meta.modalities:
+            grid, t, stack = grids[m.name], m.tile_px, readers[m.name]
+            idx = ((np.arange(T) + 0.5) * t / T).astype(int)   # model pixel under each ref pixel
+            for row, members in strips.items():
+                offsets = [int(round(batch_tiles[i][1] * grid.scale)) for i in members]
+                c0 = min(offsets)
+                width = max(offsets) + t - c0
+                mrow = int(round(row * grid.scale))
+                scaled = np.empty((len(stack), len(m.bands), t, width), dtype=np.float32)
+                ok = np.empty((len(stack), t, width), dtype=bool)
+                for k, reader in enumerate(stack):
+                    scaled[k], ok[k] = scale_slice(reader.read(mrow, c0, t, width), m)
+                for i, off in zip(members, offsets):
+                    cols = slice(off - c0, off - c0 + t)
+                    tile_ok = ok[:, :, cols]                                  # [dates, t, t]
+                    slot_masked = ~tile_ok.any(axis=(1, 2))
+                    arrays[m.name][i] = scaled[:, :, :, cols]
+                    masks[m.name][i] = slot_masked
+                    if slot_masked.all():
+                        runnable[i] = False
+                        continue
+                    seen[m.name] = True
+                    valid[i] &= tile_ok.any(axis=0)[np.ix_(idx, idx)]
+        per_tile = [(runnable[i] and valid[i].any(),
+                     {name: arrays[name][i] for name in arrays},
+                     {name: masks[name][i] for name in masks}, valid[i]) for i in range(n)]
         run = [i for i, p in enumerate(per_tile) if p[0]]
         feeds = None
         if run:

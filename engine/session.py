@@ -81,6 +81,24 @@ def choose_providers(device: str) -> list[str]:
     return (["CUDAExecutionProvider"] if has_cuda else []) + ["CPUExecutionProvider"]
 
 
+_CACHE: dict[tuple, tuple[Any, str]] = {}
+_CACHE_SIZE = 2
+
+
+def cached_session(path: str, device: str = "auto", threads: int | None = None):
+    """:func:`create_session` remembered for the last few (file, size, mtime, device, threads),
+    so that many runs of one model (batch runner, sub-areas) load it once. onnxruntime
+    sessions may be run from several threads."""
+    _check_file(path)
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns, device, threads)
+    if key not in _CACHE:
+        while len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = create_session(path, device, threads)
+    return _CACHE[key]
+
+
 def create_session(path: str, device: str = "auto", threads: int | None = None):
     """Create an InferenceSession with explicit threads and full graph optimisation.
 

@@ -21,7 +21,7 @@ from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout,
 
 from . import deps
 from .algorithms.base import DEFAULT_MODEL
-from .inputs import PluginInputError, apply_date_overrides, match_modalities
+from .inputs import PluginInputError, match_modalities
 from .widgets import ModalityInput
 
 LOG_TAG = "MAESTRO"
@@ -53,7 +53,8 @@ def model_card_html(meta, path: str) -> str:
     for m in meta.modalities:
         dates = (f"{m.min_dates}" if m.min_dates == m.max_dates
                  else f"{m.min_dates}-{m.max_dates}")
-        parts.append(f"<li>{esc(m.name.upper())}: {len(m.bands)} bands "
+        parts.append(f"<li>{esc(m.name.upper())}: {len(m.bands)} "
+                     f"band{'s' if len(m.bands) != 1 else ''} "
                      f"({esc(', '.join(m.bands))}), {m.gsd_m:g} m, dates {dates}</li>")
     parts.append("</ul>")
     if meta.classes:
@@ -87,6 +88,7 @@ class MaestroDock(QgsDockWidget):
         self.modality_inputs: dict[str, ModalityInput] = {}
         self._dialogs = []
         self.last_message = ""
+        self.last_report = None  # engine RunReport of the last successful run
 
         body = QWidget(self)
         self.message_bar = QgsMessageBar(body)
@@ -252,8 +254,9 @@ class MaestroDock(QgsDockWidget):
 
         from .task import MaestroRunTask
 
+        # each row's date (read from the raster, possibly edited) travels in its LayerInput
         given = {name: w.layer_inputs() for name, w in self.modality_inputs.items()}
-        inputs = apply_date_overrides(match_modalities(self.meta, given), [])
+        inputs = match_modalities(self.meta, given)
         output = self.output_path()
         confidence = None
         if self.confidence_check.isChecked() and self.meta.task == "segmentation":
@@ -292,6 +295,7 @@ class MaestroDock(QgsDockWidget):
         self.progress_bar.setValue(100)
         layer = QgsProject.instance().mapLayer(layer_id)
         where = layer.source() if layer else ""
+        self.last_report = task.report if task else None
         provider = task.report.provider if task and task.report else ""
         self.show_info(f"done on {provider}: {where}")
         self.run_finished.emit(True, layer_id)

@@ -17,8 +17,9 @@ from dataclasses import dataclass, replace
 from typing import Iterable, Mapping, Sequence
 
 #: Modalities an algorithm has a parameter for (Processing declares parameters before the
-#: model is known). MAESTRO's own modalities plus SPOT (FLAIR-HUB's SPOT 6-7 images).
-MODALITY_PARAMS = ("AERIAL", "DEM", "S2", "S1_ASC", "S1_DESC", "SPOT")
+#: model is known): MAESTRO's modalities (FLAIR-HUB, TreeSatAI-TS, PASTIS-HD, S2-NAIP):
+#: S1 is Sentinel-1 as one modality (S2-NAIP's ``sen1``), SPOT the SPOT 6-7 images.
+MODALITY_PARAMS = ("AERIAL", "DEM", "S2", "S1_ASC", "S1_DESC", "S1", "SPOT")
 
 MODALITY_TITLES = {
     "AERIAL": "Aerial orthophoto (RGB / RGBI)",
@@ -26,6 +27,7 @@ MODALITY_TITLES = {
     "S2": "Sentinel-2 time series",
     "S1_ASC": "Sentinel-1 ascending time series",
     "S1_DESC": "Sentinel-1 descending time series",
+    "S1": "Sentinel-1 time series (one modality)",
     "SPOT": "SPOT 6-7 image",
 }
 

@@ -37,8 +37,14 @@ class MaestroPlugin:
 
     def initProcessing(self):  # noqa: N802 (QGIS API name)
         if self.provider is None:
-            self.provider = MaestroProvider()
-            QgsApplication.processingRegistry().addProvider(self.provider)
+            provider = MaestroProvider()
+            # False when a provider "maestro" is already registered (a second plugin
+            # instance): keep None so that unload() does not remove the other's.
+            if QgsApplication.processingRegistry().addProvider(provider):
+                self.provider = provider
+            else:
+                QgsMessageLog.logMessage("MAESTRO: a 'maestro' Processing provider is already "
+                                         "registered", "MAESTRO", Qgis.Warning)
 
     def initGui(self):  # noqa: N802 (QGIS API name)
         self.initProcessing()

@@ -106,8 +106,9 @@ class MaestroRunTask(QgsTask):
         layer = QgsRasterLayer(self.report.output_path, self.layer_name, "gdal")
         if not layer.isValid():
             raise RuntimeError(f"the output {self.report.output_path} cannot be opened")
-        if self.meta.classes and self.meta.task == "segmentation" or (
-                self.meta.task == "classification" and not self.meta.multilabel):
+        class_ids = self.meta.task == "segmentation" or (
+            self.meta.task == "classification" and not self.meta.multilabel)
+        if class_ids and self.meta.classes:
             apply_land_cover_style(layer, self.meta.classes)
         project.addMapLayer(layer)
         self.layer_ids.append(layer.id())

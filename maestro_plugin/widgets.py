@@ -7,11 +7,12 @@ from qgis.core import QgsMapLayerProxyModel, QgsProject, QgsRasterLayer
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView,
-                                 QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
+                                 QLabel, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
-from .inputs import LayerInput, describe_modality, parameter_name
+from .inputs import MODALITY_TITLES, LayerInput, describe_modality, parameter_name
 
 LAYER_ID_ROLE = Qt.UserRole + 1
+READ_DATE_ROLE = Qt.UserRole + 2
 
 
 def slice_date(source: str) -> datetime.date | None:
@@ -33,9 +34,12 @@ class ModalityInput(QGroupBox):
     changed = pyqtSignal()
 
     def __init__(self, spec, parent=None):
-        super().__init__(describe_modality(spec), parent)
+        name = parameter_name(spec.name)
+        super().__init__(f"{name}: {MODALITY_TITLES.get(name, name)}", parent)
         self.spec = spec
-        self.name = parameter_name(spec.name)
+        self.name = name
+        self.description = QLabel(describe_modality(spec), self)
+        self.description.setWordWrap(True)
         self.setObjectName(f"modality_{self.name}")
         self.combo = QgsMapLayerComboBox(self)
         self.combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
@@ -45,6 +49,7 @@ class ModalityInput(QGroupBox):
         self.table = QTableWidget(0, 2, self)
         self.table.setHorizontalHeaderLabels(["Layer", "Date (YYYY-MM-DD)"])
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeToContents)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.verticalHeader().setVisible(True)
         self.remove_button = QPushButton("Remove", self)
@@ -57,6 +62,7 @@ class ModalityInput(QGroupBox):
         for b in (self.remove_button, self.up_button, self.down_button):
             buttons.addWidget(b)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.description)
         layout.addLayout(row)
         layout.addWidget(self.table)
         layout.addLayout(buttons)
@@ -74,7 +80,8 @@ class ModalityInput(QGroupBox):
             return False
         if self.spec.max_dates == 1:
             self.table.setRowCount(0)
-        date = date or slice_date(layer.source())
+        read = slice_date(layer.source())
+        date = date or read
         row = self.table.rowCount()
         self.table.insertRow(row)
         item = QTableWidgetItem(layer.name())
@@ -82,7 +89,11 @@ class ModalityInput(QGroupBox):
         item.setFlags(item.flags() & ~Qt.ItemIsEditable)
         item.setToolTip(layer.source())
         self.table.setItem(row, 0, item)
-        self.table.setItem(row, 1, QTableWidgetItem(date.isoformat() if date else ""))
+        date_item = QTableWidgetItem(date.isoformat() if date else "")
+        # what the engine reads by itself: passed on only when the user changes it (the
+        # engine's own reading keeps the hour of acquisition)
+        date_item.setData(READ_DATE_ROLE, read.isoformat() if read else "")
+        self.table.setItem(row, 1, date_item)
         self.changed.emit()
         return True
 
@@ -118,7 +129,10 @@ class ModalityInput(QGroupBox):
             layer = project.mapLayer(item.data(LAYER_ID_ROLE))
             if layer is None:
                 raise ValueError(f"{self.name}: layer '{item.text()}' is no longer in the project")
-            text = (self.table.item(row, 1).text() or "").strip()
+            cell = self.table.item(row, 1)
+            text = (cell.text() or "").strip()
+            if text == (cell.data(READ_DATE_ROLE) or ""):
+                text = ""  # unchanged: let the engine read it (with the hour)
             try:
                 date = datetime.date.fromisoformat(text) if text else None
             except ValueError:

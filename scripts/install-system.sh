@@ -9,12 +9,19 @@ set -euo pipefail
 PACKAGES=(qgis python3-qgis qgis-providers python3-rasterio python3-gdal gdal-bin
           python3-venv python3-pip xvfb fonts-open-sans)
 
+# QGIS must be the 3.40 LTR line from backports; Debian's own 3.22 does not count.
+QGIS_MIN=3.40
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")
   fi
 done
+qgis_version=$(dpkg-query -W -f='${Version}' qgis 2>/dev/null || true)
+if [ -n "$qgis_version" ] && dpkg --compare-versions "$qgis_version" lt "$QGIS_MIN"; then
+  echo "install-system: QGIS $qgis_version is older than $QGIS_MIN; upgrading from bookworm-backports"
+  missing+=(qgis python3-qgis qgis-providers)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
@@ -23,19 +30,21 @@ echo "install-system: installing ${missing[*]}"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-# Backports source, with the same mirror the machine already uses.
+# Backports source, with the same mirror the machine's main suite uses (read from the
+# active `URIs:` / `deb` lines only: comments may name other mirrors).
 src=/etc/apt/sources.list.d/bookworm-backports.sources
-if [ ! -f "$src" ]; then
-  mirror=$(grep -hoE 'https?://[^ ]*debian/?' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
-           | grep -v security | head -n1 || true)
-  mirror=${mirror:-http://deb.debian.org/debian}
-  $SUDO tee "$src" >/dev/null <<SRC
-Types: deb
+others=$(ls /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v "^$src\$" || true)
+mirror=$( (if [ -n "$others" ]; then grep -hE '^URIs:' $others | awk '{print $2}'; fi;
+           grep -hE '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}') \
+         | grep -v -e security -e backports | head -n1 || true)
+mirror=${mirror:-http://deb.debian.org/debian}
+wanted="Types: deb
 URIs: ${mirror}
 Suites: bookworm-backports
 Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg"
+if [ "$(cat "$src" 2>/dev/null)" != "$wanted" ]; then
+  printf '%s\n' "$wanted" | $SUDO tee "$src" >/dev/null
 fi
 pin=/etc/apt/preferences.d/qgis-backports.pref
 if [ ! -f "$pin" ]; then

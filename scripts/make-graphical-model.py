@@ -12,8 +12,7 @@ from qgis.core import (QgsApplication, QgsProcessingModelAlgorithm,
                        QgsProcessingModelChildAlgorithm, QgsProcessingModelChildParameterSource,
                        QgsProcessingModelOutput, QgsProcessingModelParameter,
                        QgsProcessingParameterFile, QgsProcessingParameterMultipleLayers,
-                       QgsProcessingParameterRasterDestination,
-                       QgsProcessingParameterVectorDestination, QgsProcessing)
+                       QgsProcessing)
 from qgis.PyQt.QtCore import QPointF
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -28,7 +28,7 @@ PY
 fi
 
 # Debian's /usr/bin/qgis_process wrapper passes --noversioncheck from /etc/default/qgis,
-# which qgis_process 3.40 refuses ("Command --noversioncheck not known!"). A shim on the
+# which qgis_process 3.22 refuses ("Command --noversioncheck not known!"). A shim on the
 # project's PATH calls the real binary.
 mkdir -p "$ROOT/.qgis/bin"
 shim="$ROOT/.qgis/bin/qgis_process"

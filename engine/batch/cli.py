@@ -96,6 +96,7 @@ def main(args: argparse.Namespace) -> int:
     from .runner import BatchOptions, run_batch
 
     as_json = args.progress == "json"
+    _interrupt_on_signals()
 
     def emit(kind: str, **fields) -> None:
         if as_json:
@@ -147,6 +148,23 @@ def main(args: argparse.Namespace) -> int:
         print(f"Mosaic: {report.vrt_path}" + (f"; merged COG: {report.cog_path}"
                                                if report.cog_path else ""))
     return 0
+
+
+def _interrupt_on_signals() -> None:
+    """Ctrl-C and SIGTERM stop the job cleanly (manifest saved, cluster closed), even when the
+    parent started this process with SIGINT ignored (a background job of a script)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, stop)
 
 
 def _standalone(argv: list[str] | None = None) -> int:

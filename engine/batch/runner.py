@@ -204,8 +204,11 @@ def _client(opts: BatchOptions, log: Callable[[str], None]):
         except (OSError, TimeoutError) as exc:
             raise InputError(f"Cannot reach the Dask scheduler {opts.scheduler}: {exc}") from exc
         try:
-            log(f"Connected to the Dask scheduler {opts.scheduler} "
-                f"({len(client.scheduler_info().get('workers', {}))} workers)")
+            n_workers = len(client.scheduler_info().get("workers", {}))
+            log(f"Connected to the Dask scheduler {opts.scheduler} ({n_workers} workers)")
+            if not n_workers:
+                log("warning: the scheduler has no worker yet; blocks wait until one joins "
+                    "(dask worker " + opts.scheduler + ")")
             yield client
         finally:
             client.close()
@@ -278,8 +281,11 @@ def run_batch(model_path: str, inputs: Mapping[str, Sequence[Any]], output_dir: 
     manifest = Manifest.open(output_dir, _job_fingerprint(model_path, meta, spec, blocks, opts),
                              restart=opts.restart)
     finished = manifest.finished([b.id for b in blocks])
-    redone = {i: r["redo_reason"] for i, r in manifest.blocks.items()
-              if r.get("status") == "pending" and r.get("redo_reason")}
+    # Why blocks recorded before are computed again: missing/corrupt output, or failed.
+    redone = {i: ("failed" if r.get("status") == "failed" else r["redo_reason"])
+              for i, r in manifest.blocks.items()
+              if r.get("status") == "failed"
+              or (r.get("status") == "pending" and r.get("redo_reason"))}
     for block_id, reason in sorted(redone.items()):
         log(f"Block {block_id}: output {reason}, it will be computed again")
     todo = [b for b in blocks if b.id not in finished]
@@ -288,8 +294,7 @@ def run_batch(model_path: str, inputs: Mapping[str, Sequence[Any]], output_dir: 
                         bounds=list(b.bounds), window=list(b.window))
     manifest.save()
     total = len(blocks)
-    log(f"{total} blocks of up to {opts.block_px} px; {len(finished)} already finished, "
-        f"{len(todo)} to compute")
+    log(f"{total} blocks; {len(finished)} already finished, {len(todo)} to compute")
     report = BatchReport(output_dir=output_dir, vrt_path=None, cog_path=None, task=meta.task,
                          blocks_total=total, blocks_skipped=len(finished), blocks_run=0,
                          redone=redone)
@@ -387,7 +392,7 @@ def _collect(client, todo, model_path, spec, output_dir, opts, engine_opts, mani
         left = len(todo) - report.blocks_run - len(report.failed)
         eta = left / report.throughput_blocks_s if report.throughput_blocks_s else float("nan")
         message = (f"{finished}/{total} blocks done, {report.throughput_blocks_s * 3600:.0f} "
-                   f"blocks/h ({report.throughput_px_s / 1e6:.2f} Mpx/s), "
+                   f"blocks/h ({report.throughput_px_s / 1e6:.3f} Mpx/s), "
                    f"{len(report.failed)} failed, ETA {eta:.0f} s")
         if progress:
             progress(finished, total, message)

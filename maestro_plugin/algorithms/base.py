@@ -41,3 +41,14 @@ class MaestroAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(
                 f"A Python package MAESTRO needs is missing: {exc}. "
                 "Install it with MAESTRO > Install dependencies, or see the README.") from exc
+        except QgsProcessingException:
+            raise
+        except Exception as exc:  # noqa: BLE001 (an engine bug: a message, not a traceback)
+            import traceback
+
+            from qgis.core import Qgis, QgsMessageLog
+
+            QgsMessageLog.logMessage(traceback.format_exc(), "MAESTRO", Qgis.Critical)
+            raise QgsProcessingException(
+                f"MAESTRO engine failed unexpectedly ({type(exc).__name__}: {exc}); "
+                "the traceback is in the MAESTRO log") from exc

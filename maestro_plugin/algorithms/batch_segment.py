@@ -160,13 +160,13 @@ class BatchSegmentAlgorithm(InferenceAlgorithm):
                         box.xMinimum(), box.yMinimum(), box.xMaximum(), box.yMaximum()))]
             if not args:
                 raise QgsProcessingException("BLOCKS: the layer has no feature with a geometry.")
-            return args + ["--area-crs", source.sourceCrs().toWkt()]
+            return args + ["--area-crs", _crs_text(source.sourceCrs())]
         if has_area:
             rect = self.parameterAsExtent(parameters, self.AREA, context)
             crs = self.parameterAsExtentCrs(parameters, self.AREA, context)
             args = ["--area-bounds", *(repr(v) for v in (
                 rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()))]
-            return args + (["--area-crs", crs.toWkt()] if crs.isValid() else [])
+            return args + (["--area-crs", _crs_text(crs)] if crs.isValid() else [])
         return []
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
@@ -189,6 +189,11 @@ class BatchSegmentAlgorithm(InferenceAlgorithm):
                 self.BLOCKS_PER_HOUR: done["blocks_per_hour"],
                 self.PROVIDER: done.get("provider") or "",
                 self.DATES_USED: json.dumps(done.get("dates") or {}, sort_keys=True)}
+
+
+def _crs_text(crs) -> str:
+    """``EPSG:xxxx`` when the CRS has an authority id, else its WKT (both read by rasterio)."""
+    return crs.authid() if crs.authid() else crs.toWkt()
 
 
 def _python() -> str:

@@ -39,7 +39,7 @@ COMMON_HELP = (
     "<h3>Parameters</h3>"
     "<p><b>MODEL</b>: a MAESTRO ONNX model (see maestro:model_info); empty = the bundled "
     "default model.</p>"
-    "<p><b>AERIAL, DEM, S2, S1_ASC, S1_DESC, SPOT</b>: one parameter per modality. "
+    "<p><b>AERIAL, DEM, S2, S1_ASC, S1_DESC, S1, SPOT</b>: one parameter per modality. "
     + MODALITY_HELP + " Rasters may be on any CRS and pixel size: they are resampled to the "
     "model's grid on the reference modality's CRS. Nodata pixels (the raster's nodata value, "
     "outside its extent, non-finite) stay nodata in the output.</p>"
@@ -83,6 +83,18 @@ class InferenceAlgorithm(MaestroAlgorithm):
 
     # ------------------------------------------------------------------ parameters
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        # An exception here would reach QGIS from inside the provider's loading.
+        try:
+            self.add_parameters()
+        except Exception:  # noqa: BLE001
+            import traceback
+
+            from qgis.core import Qgis, QgsMessageLog
+
+            QgsMessageLog.logMessage(f"maestro:{self.name()} parameters:\n"
+                                     f"{traceback.format_exc()}", "MAESTRO", Qgis.Critical)
+
+    def add_parameters(self):
         self.addParameter(_with_help(QgsProcessingParameterFile(
             self.MODEL, "MAESTRO model (.onnx; empty = bundled default)", extension="onnx",
             optional=True), "A MAESTRO ONNX model; empty = the bundled default model."))

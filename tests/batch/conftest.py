@@ -70,7 +70,7 @@ def dask_cluster():
     from distributed import LocalCluster
 
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=None, env={"OMP_NUM_THREADS": "1"})
+                           dashboard_address=":0", env={"OMP_NUM_THREADS": "1"})
     yield cluster
     cluster.close()
 

@@ -42,3 +42,11 @@ def run_block_killing_worker_once(marker, min_done, model_path, inputs, block_id
     os.close(fd)
     os.kill(os.getpid(), signal.SIGKILL)
     raise AssertionError("unreachable: the worker was killed")
+
+
+def run_block_failing_for(block_to_fail, model_path, inputs, block_id, bounds, output_path,
+                          options):
+    """Like ``run_block``, but block ``block_to_fail`` raises every time (a bad input there)."""
+    if block_id == block_to_fail:
+        raise RuntimeError(f"simulated failure of block {block_id}")
+    return run_block(model_path, inputs, block_id, bounds, output_path, options)

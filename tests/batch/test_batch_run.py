@@ -8,17 +8,19 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
 
-from engine.batch import BatchOptions, run_batch
+from engine.batch import BatchOptions, BlocksFailedError, run_batch
 from engine.batch.manifest import JobMismatchError, sha256_file
 from engine.errors import CancelledError
 from tests.batch.conftest import NODATA_COLS, NODATA_ROWS
-from tests.batch.helpers import run_block_killing_worker_once
+from tests.batch.helpers import run_block_failing_for, run_block_killing_worker_once
 
-BLOCK_PX = 32  # 101 x 100 px -> 4 x 4 blocks, the last row and column of blocks 5 and 4 px
+BLOCK_PX = 48  # 101 x 100 px -> 3 x 3 blocks, the last row and column of blocks 5 and 4 px
+TOTAL = 9
 
 
 def read_mosaic(path):
@@ -51,28 +53,35 @@ def block_stats(folder):
             for n in os.listdir(blocks) if n.endswith(".tif")}
 
 
-def test_mosaic_equals_single_process_run(tiny_models, slovenia_inputs, reference_run,
-                                          dask_cluster, tmp_path):
+@pytest.fixture(scope="module")
+def finished_job(tiny_models, slovenia_inputs, dask_cluster, tmp_path_factory):
+    """A whole-patch job run once on the 2-worker cluster: (folder, report, progress calls)."""
+    folder = tmp_path_factory.mktemp("finished_job")
     progress = []
-    report = run_batch(tiny_models["segmentation"], slovenia_inputs, str(tmp_path),
+    report = run_batch(tiny_models["segmentation"], slovenia_inputs, str(folder),
                        BatchOptions(block_px=BLOCK_PX, scheduler=dask_cluster.scheduler_address,
                                     merged_cog=True),
                        progress=lambda done, total, msg: progress.append((done, total, msg)))
-    assert (report.blocks_total, report.blocks_run, report.blocks_skipped) == (16, 16, 0)
+    return folder, report, progress
+
+
+def test_mosaic_equals_single_process_run(tiny_models, reference_run, finished_job):
+    folder, report, progress = finished_job
+    assert (report.blocks_total, report.blocks_run, report.blocks_skipped) == (TOTAL, TOTAL, 0)
     assert report.workers == 2
     assert_equals_reference(report.vrt_path, reference_run)
     assert_equals_reference(report.cog_path, reference_run)
     # Every block is its own file, recorded done with its checksum.
-    doc = manifest_of(tmp_path)
-    assert len(doc["blocks"]) == 16
+    doc = manifest_of(folder)
+    assert len(doc["blocks"]) == TOTAL
     for rec in doc["blocks"].values():
         assert rec["status"] == "done"
-        assert sha256_file(os.path.join(tmp_path, rec["file"])) == rec["sha256"]
+        assert sha256_file(os.path.join(folder, rec["file"])) == rec["sha256"]
     assert doc["job"]["model"]["sha256"] == sha256_file(tiny_models["segmentation"])
-    # Progress reached 16/16 with a throughput in the message.
-    assert progress[-1][:2] == (16, 16) and "blocks/h" in progress[-1][2]
+    # Progress reached 9/9 with a throughput in the message.
+    assert progress[-1][:2] == (TOTAL, TOTAL) and "blocks/h" in progress[-1][2]
     # No temporary file is left behind (the engine's .aux.xml sidecars hold category names).
-    names = os.listdir(tmp_path / "blocks")
+    names = os.listdir(folder / "blocks")
     assert sorted(n for n in names if n.endswith(".tif")) == sorted(f"{i}.tif" for i in doc["blocks"])
     assert all(n.endswith((".tif", ".tif.aux.xml")) for n in names), names
     # The mosaic keeps the model's class names (QGIS shows them).
@@ -88,16 +97,16 @@ def test_resume_after_interrupted_run_redoes_nothing_finished(
     with pytest.raises(CancelledError, match="re-run the same command to resume"):
         run_batch(tiny_models["segmentation"], slovenia_inputs, str(tmp_path), opts,
                   progress=lambda done, total, msg: seen.append(done),
-                  is_cancelled=lambda: max(seen, default=0) >= 5)
+                  is_cancelled=lambda: max(seen, default=0) >= 3)
     done_before = {i for i, r in manifest_of(tmp_path)["blocks"].items() if r["status"] == "done"}
-    assert 5 <= len(done_before) < 16
+    assert 3 <= len(done_before) < TOTAL
     assert not os.path.exists(tmp_path / "mosaic.vrt")   # no complete-looking output
     files_before = {n: s for n, s in block_stats(tmp_path).items()
                     if n[:-4] in done_before}
 
     report = run_batch(tiny_models["segmentation"], slovenia_inputs, str(tmp_path), opts)
     assert report.blocks_skipped == len(done_before)
-    assert report.blocks_run == 16 - len(done_before)
+    assert report.blocks_run == TOTAL - len(done_before)
     after = block_stats(tmp_path)
     for name, stat in files_before.items():                  # finished blocks untouched
         assert after[name] == stat, name
@@ -105,11 +114,11 @@ def test_resume_after_interrupted_run_redoes_nothing_finished(
 
 
 def test_corrupt_and_missing_blocks_are_detected_and_redone(
-        tiny_models, slovenia_inputs, reference_run, dask_cluster, tmp_path):
+        tiny_models, slovenia_inputs, reference_run, dask_cluster, finished_job, tmp_path):
     opts = BatchOptions(block_px=BLOCK_PX, scheduler=dask_cluster.scheduler_address)
-    run_batch(tiny_models["segmentation"], slovenia_inputs, str(tmp_path), opts)
+    shutil.copytree(finished_job[0], tmp_path, dirs_exist_ok=True, copy_function=shutil.copy2)
     blocks = tmp_path / "blocks"
-    corrupt, missing = blocks / "r00001_c00002.tif", blocks / "r00003_c00000.tif"
+    corrupt, missing = blocks / "r00001_c00002.tif", blocks / "r00002_c00000.tif"
     data = bytearray(corrupt.read_bytes())
     data[len(data) // 2] ^= 0xFF                              # one flipped byte
     corrupt.write_bytes(bytes(data))
@@ -117,8 +126,8 @@ def test_corrupt_and_missing_blocks_are_detected_and_redone(
     untouched = {n: s for n, s in block_stats(tmp_path).items() if n != corrupt.name}
 
     report = run_batch(tiny_models["segmentation"], slovenia_inputs, str(tmp_path), opts)
-    assert report.redone == {"r00001_c00002": "corrupt", "r00003_c00000": "missing"}
-    assert (report.blocks_run, report.blocks_skipped) == (2, 14)
+    assert report.redone == {"r00001_c00002": "corrupt", "r00002_c00000": "missing"}
+    assert (report.blocks_run, report.blocks_skipped) == (2, TOTAL - 2)
     after = block_stats(tmp_path)
     assert all(after[n] == s for n, s in untouched.items())
     assert_equals_reference(report.vrt_path, reference_run)
@@ -137,7 +146,7 @@ def test_killed_worker_loses_nothing_and_job_completes(
     killed = json.loads(marker.read_text())                  # a worker really died
     assert len(killed["done"]) >= 3
     assert report.workers == 2
-    assert (report.blocks_run, report.failed) == (16, {})
+    assert (report.blocks_run, report.failed) == (TOTAL, {})
     doc = manifest_of(out)
     assert all(r["status"] == "done" for r in doc["blocks"].values())
     rec = doc["blocks"][killed["block"]]                     # redone by a live worker
@@ -166,3 +175,40 @@ def test_other_parameters_are_refused_then_restart_starts_clean(
                        block_extents=extents)
     assert (report.blocks_run, report.blocks_skipped) == (1, 0)
     assert manifest_of(tmp_path)["job"]["engine_options"]["tile_overlap_pct"] == 50
+
+
+def test_failed_block_is_recorded_then_redone(tiny_models, slovenia_inputs, reference_run,
+                                              dask_cluster, tmp_path):
+    opts = BatchOptions(block_px=BLOCK_PX, scheduler=dask_cluster.scheduler_address, retries=1)
+    with pytest.raises(BlocksFailedError, match="1 of 9 blocks failed after 1 retries"):
+        run_batch(tiny_models["segmentation"], slovenia_inputs, str(tmp_path), opts,
+                  block_fn=functools.partial(run_block_failing_for, "r00001_c00001"))
+    blocks = manifest_of(tmp_path)["blocks"]
+    assert blocks["r00001_c00001"]["status"] == "failed"
+    assert "simulated failure of block r00001_c00001" in blocks["r00001_c00001"]["error"]
+    assert sum(r["status"] == "done" for r in blocks.values()) == TOTAL - 1
+    assert not os.path.exists(tmp_path / "mosaic.vrt")       # nothing looks complete
+
+    report = run_batch(tiny_models["segmentation"], slovenia_inputs, str(tmp_path), opts)
+    assert report.redone == {"r00001_c00001": "failed"}
+    assert (report.blocks_run, report.blocks_skipped) == (1, TOTAL - 1)
+    assert_equals_reference(report.vrt_path, reference_run)
+
+
+def test_classification_blocks_fit_together(tiny_models, slovenia_inputs, dask_cluster, tmp_path):
+    """One pixel per 16 px tile: blocks start on tile multiples, so their outputs abut and the
+    mosaic equals a whole-raster run of the classification model (float32 scores: to 1e-6,
+    since tiles batched differently are summed in another order by onnxruntime)."""
+    import rasterio
+
+    from engine.api import RunOptions, run_model
+
+    model = tiny_models["classification"]
+    whole = str(tmp_path / "whole.tif")
+    run_model(model, slovenia_inputs, whole, RunOptions(threads=1))
+    report = run_batch(model, slovenia_inputs, str(tmp_path / "batch"),
+                       BatchOptions(block_px=BLOCK_PX, scheduler=dask_cluster.scheduler_address))
+    with rasterio.open(whole) as a, rasterio.open(report.vrt_path) as b:
+        assert (a.count, a.shape) == (b.count, b.shape) == (3, (7, 7))
+        assert a.transform.almost_equals(b.transform)
+        np.testing.assert_allclose(b.read(), a.read(), rtol=0, atol=1e-6)

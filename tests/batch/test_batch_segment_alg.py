@@ -1,9 +1,10 @@
 """maestro:batch_segment in real headless QGIS (processing.run): it drives
 ``python -m engine batch`` with a LocalCluster of 2 worker processes over the real Slovenia
-patch, reports progress through the feedback, and resumes."""
+patch, reports progress through the feedback, is cancelled, and resumes."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 
@@ -15,7 +16,13 @@ from tests.conftest import ROOT
 
 @pytest.fixture(scope="module")
 def plugin(qgis_app, qgis_processing):
-    """The plugin loaded as QGIS loads it (classFactory + initProcessing)."""
+    """The plugin loaded as QGIS loads it (classFactory + initProcessing), unless another
+    test module already did."""
+    from qgis.core import QgsApplication
+
+    if QgsApplication.processingRegistry().providerById("maestro") is not None:
+        yield None
+        return
     spec = importlib.util.spec_from_file_location("maestro", os.path.join(ROOT, "__init__.py"),
                                                   submodule_search_locations=[ROOT])
     module = importlib.util.module_from_spec(spec)
@@ -27,7 +34,9 @@ def plugin(qgis_app, qgis_processing):
     loaded.unload()
 
 
-def _feedback():
+def _feedback(cancel_after_blocks: int | None = None):
+    """A feedback recording infos and progress; cancels once ``cancel_after_blocks`` blocks
+    are reported done (as a user pressing Cancel)."""
     from qgis.core import QgsProcessingFeedback
 
     class Recorder(QgsProcessingFeedback):
@@ -37,6 +46,9 @@ def _feedback():
 
         def pushInfo(self, info):  # noqa: N802 (QGIS API name)
             self.infos.append(info)
+            done = info.split("/")[0]
+            if cancel_after_blocks and done.isdigit() and int(done) >= cancel_after_blocks:
+                self.cancel()
 
         def setProgress(self, progress):  # noqa: N802 (QGIS API name)
             self.percents.append(progress)
@@ -45,7 +57,7 @@ def _feedback():
     return Recorder()
 
 
-def test_batch_segment_maps_the_patch_then_resumes(plugin, tiny_models, slovenia_inputs,
+def test_batch_segment_cancel_resume_and_mosaic(plugin, tiny_models, slovenia_inputs,
                                                    reference_run, tmp_path):
     import processing
     import rasterio
@@ -56,9 +68,18 @@ def test_batch_segment_maps_the_patch_then_resumes(plugin, tiny_models, slovenia
     params = {"MODEL": tiny_models["segmentation"], "S2": slovenia_inputs["s2"],
               "DEM": slovenia_inputs["dem"], "BLOCK_SIZE": 48, "WORKERS": 2,
               "MERGED_COG": True, "OUTPUT_FOLDER": str(tmp_path)}
+    # Cancel after 2 blocks: the child job is interrupted, what finished stays recorded.
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        processing.run("maestro:batch_segment", params, feedback=_feedback(cancel_after_blocks=2))
+    with open(tmp_path / "manifest.json") as f:
+        done_before = sum(r["status"] == "done" for r in json.load(f)["blocks"].values())
+    assert 2 <= done_before < 9
+    assert not (tmp_path / "mosaic.vrt").exists()
+
     feedback = _feedback()
     result = processing.run("maestro:batch_segment", params, feedback=feedback)
-    assert (result["BLOCKS_TOTAL"], result["BLOCKS_RUN"], result["BLOCKS_SKIPPED"]) == (9, 9, 0)
+    assert result["BLOCKS_TOTAL"] == 9 and result["BLOCKS_SKIPPED"] == done_before
+    assert result["BLOCKS_RUN"] == 9 - done_before
     assert result["OUTPUT"] == str(tmp_path / "mosaic.vrt")
     for path in (result["OUTPUT"], result["MERGED"]):
         with rasterio.open(path) as src:
@@ -70,11 +91,32 @@ def test_batch_segment_maps_the_patch_then_resumes(plugin, tiny_models, slovenia
     again = processing.run("maestro:batch_segment", params, feedback=_feedback())
     assert (again["BLOCKS_RUN"], again["BLOCKS_SKIPPED"]) == (0, 9)
 
-    # Another area in the same folder is another job: refused with the runner's message.
-    with pytest.raises(QgsProcessingException, match="holds a batch job with other parameters"):
-        processing.run("maestro:batch_segment",
-                       dict(params, AREA="14.553,14.560,45.867,45.873 [EPSG:4326]"),
-                       feedback=_feedback())
+
+
+def test_area_and_blocks_parameters_become_runner_arguments(plugin, tmp_path):
+    """AREA (any CRS) -> --area-bounds + --area-crs; BLOCKS -> one --block-bounds per feature."""
+    from qgis.core import (QgsApplication, QgsFeature, QgsGeometry, QgsProcessingContext,
+                           QgsProcessingException, QgsRectangle, QgsVectorLayer)
+
+    alg = QgsApplication.processingRegistry().createAlgorithmById("maestro:batch_segment")
+    context = QgsProcessingContext()
+    args = alg.area_arguments({"AREA": "14.553,14.560,45.867,45.873 [EPSG:4326]"}, context)
+    assert args[:5] == ["--area-bounds", "14.553", "45.867", "14.56", "45.873"]
+    assert args[5:] == ["--area-crs", "EPSG:4326"]
+
+    layer = QgsVectorLayer("Polygon?crs=EPSG:32633", "blocks", "memory")
+    feats = []
+    for x in (465181.0, 465501.0):
+        f = QgsFeature()
+        f.setGeometry(QgsGeometry.fromRect(QgsRectangle(x, 5079934.0, x + 320, 5080254.0)))
+        feats.append(f)
+    layer.dataProvider().addFeatures(feats)
+    args = alg.area_arguments({"BLOCKS": layer}, context)
+    assert args.count("--block-bounds") == 2 and args[1:5] == ["465181.0", "5079934.0",
+                                                               "465501.0", "5080254.0"]
+    assert args[-2:] == ["--area-crs", "EPSG:32633"]
+    with pytest.raises(QgsProcessingException, match="either AREA or BLOCKS"):
+        alg.area_arguments({"BLOCKS": layer, "AREA": "0,1,0,1 [EPSG:32633]"}, context)
 
 
 def test_batch_segment_refuses_missing_modality(plugin, tiny_models, slovenia_inputs, tmp_path):

@@ -114,3 +114,18 @@ def test_streamed_rows_each_written_once():
     assert rows == list(range(40))
     assert all(np.allclose(v, 3.0) for _, _, v in written)   # constant in, constant out: no seams
     assert acc.sums.shape == (2, 16, 30)                       # memory: one tile of rows
+
+
+def test_gdal_cache_cap_is_restored_after_overlapping_runs():
+    from osgeo import gdal
+
+    from engine.runner import CACHE_FLOOR_BYTES, bounded_gdal_cache
+
+    before = gdal.GetCacheMax()
+    big = 64 * 2 ** 20
+    with bounded_gdal_cache(0, lambda m: None):
+        assert gdal.GetCacheMax() == min(before, CACHE_FLOOR_BYTES)
+        with bounded_gdal_cache(big, lambda m: None):           # a second run in another thread
+            assert gdal.GetCacheMax() == min(before, CACHE_FLOOR_BYTES + 2 * big)
+        assert gdal.GetCacheMax() == min(before, CACHE_FLOOR_BYTES)
+    assert gdal.GetCacheMax() == before

@@ -294,3 +294,29 @@ def test_device_cpu_and_threads(tiny_models, scene, tmp_path):
     report = run_model(tiny_models["segmentation"], inputs, str(tmp_path / "o.tif"),
                        RunOptions(device="cpu", threads=1, batch_size=1))
     assert report.provider == "CPUExecutionProvider"
+
+
+def test_session_is_reused_across_runs(tiny_models, scene, tmp_path):
+    from engine.session import cached_session
+
+    inputs = scene(rows=20, cols=20)
+    run_model(tiny_models["segmentation"], inputs, str(tmp_path / "a.tif"), RunOptions(threads=1))
+    first = cached_session(tiny_models["segmentation"], "auto", 1)
+    run_model(tiny_models["segmentation"], inputs, str(tmp_path / "b.tif"), RunOptions(threads=1))
+    assert cached_session(tiny_models["segmentation"], "auto", 1)[0] is first[0]
+
+
+def test_sub_area_on_the_token_grid_equals_whole_run(tiny_models, scene, tmp_path):
+    inputs = scene(rows=64, cols=72)
+    whole, part = str(tmp_path / "w.tif"), str(tmp_path / "p.tif")
+    run_model(tiny_models["embedding"], inputs, whole, RunOptions())
+    with rasterio.open(inputs["s2"][0]) as ref:
+        t = ref.transform
+    # reference pixels rows 10..41, cols 22..49 -> tokens (4 px) rows 2..10, cols 5..12
+    bounds = (t.c + 22 * 10 + 1, t.f - 42 * 10 + 1, t.c + 50 * 10 - 1, t.f - 10 * 10 - 1)
+    run_model(tiny_models["embedding"], inputs, part, RunOptions(bounds=bounds))
+    p, profile, _ = read(part)
+    w = read(whole)[0]
+    assert p.shape[1:] == (11 - 2, 13 - 5)
+    assert profile["transform"].c == pytest.approx(t.c + 5 * 40)
+    np.testing.assert_allclose(p, w[:, 2:11, 5:13], atol=1e-6)

@@ -9,7 +9,6 @@ import os
 import numpy as np
 import pytest
 
-from training.tiny import TINY_DIM
 from tests.plugin.conftest import NODATA_BLOCK, S2_DATES, read_raster
 
 pytestmark = pytest.mark.usefixtures("maestro")
@@ -22,7 +21,7 @@ def _run(alg, params, feedback=None, context=None):
 
 
 def test_algorithms_registered_with_help_icon_group_and_modality_parameters():
-    from qgis.core import QgsApplication, QgsProcessingParameterDefinition
+    from qgis.core import QgsApplication, QgsProcessing, QgsProcessingParameterDefinition
 
     registry = QgsApplication.processingRegistry()
     for name in ("segment", "classify", "embed", "model_info"):
@@ -34,13 +33,14 @@ def test_algorithms_registered_with_help_icon_group_and_modality_parameters():
             assert param.help(), f"{name}.{param.name()} has no help"
     seg = registry.algorithmById("maestro:segment")
     names = [p.name() for p in seg.parameterDefinitions()]
-    for key in ("MODEL", "AERIAL", "DEM", "S2", "S1_ASC", "S1_DESC", "DATES", "TILE_OVERLAP",
+    for key in ("MODEL", "AERIAL", "DEM", "S2", "S1_ASC", "S1_DESC", "S1", "SPOT", "DATES",
+                "TILE_OVERLAP",
                 "BATCH_SIZE", "DEVICE", "OUTPUT", "CONFIDENCE"):
         assert key in names
     advanced = {p.name() for p in seg.parameterDefinitions()
                 if p.flags() & QgsProcessingParameterDefinition.FlagAdvanced}
     assert advanced == {"TILE_OVERLAP", "BATCH_SIZE", "DEVICE"}
-    assert seg.parameterDefinition("S2").layerType() == 3  # QgsProcessing.TypeRaster
+    assert seg.parameterDefinition("S2").layerType() == QgsProcessing.TypeRaster
 
 
 def test_segment_time_stack_two_crs_nodata_block_and_confidence(tiny_models, rasters, tmp_path):
@@ -121,7 +121,10 @@ def test_classify_and_embed(tiny_models, rasters, tmp_path):
     emb = _run("embed", {"MODEL": tiny_models["embedding"], "S2": rasters.s2[:1],
                          "DEM": [rasters.dem], "OUTPUT": str(tmp_path / "emb.tif")})
     feats, profile = read_raster(emb["OUTPUT"])
-    assert feats.shape[0] == TINY_DIM and feats.dtype == np.float32 and profile["transform"].a == 40.0
+    from engine.contract import read_model_metadata
+
+    dim = read_model_metadata(tiny_models["embedding"]).embedding_dim
+    assert feats.shape[0] == dim and feats.dtype == np.float32 and profile["transform"].a == 40.0
 
 
 def test_cancel_leaves_no_output(tiny_models, rasters, tmp_path):
@@ -168,6 +171,7 @@ def _bad(tiny_models, rasters, tmp_path, **params):
     ("bad_date_override", r"is not a date YYYY-MM-DD"),
     ("unmatched_date_override", r"matches no input layer"),
     ("not_geotiff", r"is not a GeoTIFF"),
+    ("cuda_unavailable", r"device=cuda .*CUDAExecutionProvider"),
 ])
 def test_bad_input_is_a_clear_processing_exception(case, match, tiny_models, rasters, tmp_path,
                                                   onnx_without_metadata):
@@ -193,8 +197,25 @@ def test_bad_input_is_a_clear_processing_exception(case, match, tiny_models, ras
         "bad_date_override": dict(DATES="S2_20150820.tif=20-05-2015"),
         "unmatched_date_override": dict(DATES="S2:nothing.tif=2015-05-20"),
         "not_geotiff": dict(OUTPUT=str(tmp_path / "out.png")),
+        "cuda_unavailable": dict(DEVICE="cuda"),  # CPU-only onnxruntime here
     }[case]
     with pytest.raises(QgsProcessingException, match=match):
         _run("segment", _bad(tiny_models, rasters, tmp_path, **params))
     left = [f for f in os.listdir(tmp_path) if f not in ("corrupt.onnx", "a_file")]
     assert not left, f"output left behind: {left}"
+
+
+def test_empty_model_means_the_bundled_default_model(tmp_path):
+    """MODEL empty -> resources/models/maestro-tiny-slovenia-lulc.onnx: its report when the
+    default model is bundled, else an error naming that file (never another model)."""
+    import processing
+    from qgis.core import QgsProcessingException
+
+    from maestro_plugin.algorithms.base import DEFAULT_MODEL
+
+    if os.path.isfile(DEFAULT_MODEL):
+        report = processing.run("maestro:model_info", {"MODEL": ""})["REPORT"]
+        assert "Task: segmentation" in report
+    else:
+        with pytest.raises(QgsProcessingException, match="maestro-tiny-slovenia-lulc.onnx"):
+            _run("segment", {"MODEL": "", "OUTPUT": str(tmp_path / "x.tif")})

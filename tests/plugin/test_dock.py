@@ -7,6 +7,7 @@ import os
 import time
 
 import pytest
+from qgis.core import Qgis
 
 from tests.plugin.conftest import S2_DATES
 
@@ -104,9 +105,11 @@ def test_dock_shows_model_and_runs_task_adding_styled_layer(dock, qgis_iface, pr
     assert len(conf) == 1 and conf[0].renderer().type() == "singlebandpseudocolor"
     conf = None
     assert dock.progress_bar.value() == 100 and dock.run_button.isEnabled()
+    # the edited date is the one the engine used
+    assert dock.last_report.dates["s2"] == ["2015-07-31", "2015-08-20", "2015-09-10"]
     assert diagnostics.last_run()["provider"] == "CPUExecutionProvider"
     assert any("CPUExecutionProvider" in m
-               for m in qgis_iface.messageBar().get_messages(3))  # Qgis.Success
+               for m in qgis_iface.messageBar().get_messages(Qgis.Success))
 
 
 def test_dock_cancel_mid_run_leaves_no_output(dock, qgis_iface, project_layers, tiny_models,
@@ -129,7 +132,7 @@ def test_dock_cancel_mid_run_leaves_no_output(dock, qgis_iface, project_layers, 
     assert not ok and "cancel" in message.lower()
     assert progress and 0 < progress[-1] < 100  # it was cancelled mid-run
     assert not os.listdir(tmp_path) and len(QgsProject.instance().mapLayers()) == layers_before
-    assert message in qgis_iface.messageBar().get_messages(2)[-1]  # Qgis.Critical
+    assert message in qgis_iface.messageBar().get_messages(Qgis.Critical)[-1]
 
 
 def test_dock_engine_error_goes_to_the_message_bar(dock, qgis_iface, project_layers,
@@ -141,7 +144,7 @@ def test_dock_engine_error_goes_to_the_message_bar(dock, qgis_iface, project_lay
     assert dock.run()
     ok, message, _ = wait_for(dock)
     assert not ok and "has 9 bands" in message
-    assert "has 9 bands" in qgis_iface.messageBar().get_messages(2)[-1]
+    assert "has 9 bands" in qgis_iface.messageBar().get_messages(Qgis.Critical)[-1]
     assert not os.listdir(tmp_path)
 
 
@@ -150,7 +153,7 @@ def test_dock_missing_modality_is_refused_before_running(dock, qgis_iface, proje
     dock.set_model(tiny_models["segmentation"])
     dock.modality_inputs["S2"].add_layer(project_layers(rasters.s2[0]))
     assert dock.run() is None and dock.task is None
-    assert "needs the modality DEM" in qgis_iface.messageBar().get_messages(2)[-1]
+    assert "needs the modality DEM" in qgis_iface.messageBar().get_messages(Qgis.Critical)[-1]
 
 
 def test_dock_bad_model_shows_error_without_raising(dock, qgis_iface, tmp_path):
@@ -158,5 +161,51 @@ def test_dock_bad_model_shows_error_without_raising(dock, qgis_iface, tmp_path):
     bad.write_bytes(b"not a model")
     dock.set_model(str(bad))  # guarded: must not raise into the event loop
     assert dock.meta is None and not dock.modality_inputs
-    assert "not a valid ONNX model" in qgis_iface.messageBar().get_messages(2)[-1]
+    assert "not a valid ONNX model" in qgis_iface.messageBar().get_messages(Qgis.Critical)[-1]
     assert "not a valid ONNX model" in dock.model_info.toPlainText()
+
+
+def test_init_gui_adds_dock_menu_and_toolbar_and_unloads(qgis_iface, maestro):
+    """A second plugin instance with an iface: GUI parts only (the provider id is taken)."""
+    from qgis.core import QgsApplication
+
+    from maestro_plugin.plugin import MaestroPlugin
+
+    plugin = MaestroPlugin(qgis_iface)
+    plugin.initGui()
+    try:
+        assert plugin.provider is None  # the session's provider stays registered
+        assert plugin.dock is not None and plugin.dock.parent() is qgis_iface.mainWindow()
+        assert [a.text() for a in plugin.actions] == [
+            "MAESTRO land cover panel", "Install dependencies…", "Diagnostics…"]
+        assert plugin.dock.isHidden()
+        plugin.actions[0].trigger()  # the main window is not shown here: check the dock's own state
+        assert not plugin.dock.isHidden()
+    finally:
+        plugin.unload()
+    assert plugin.dock is None and not plugin.actions
+    assert QgsApplication.processingRegistry().providerById("maestro") is not None
+
+
+def test_dates_shown_are_passed_on_only_when_edited(qgis_app, project_layers, tiny_models,
+                                                   rasters):
+    """An unchanged date lets the engine read it itself (tags keep the hour); an edited
+    one is passed as the override; an invalid one is refused with the layer named."""
+    import datetime
+
+    from engine.contract import read_model_metadata
+    from maestro_plugin.widgets import ModalityInput
+
+    spec = read_model_metadata(tiny_models["segmentation"]).modality("s2")
+    widget = ModalityInput(spec)
+    try:
+        for path in rasters.s2_tagged[:2]:
+            widget.add_layer(project_layers(path))
+        assert [widget.table.item(r, 1).text() for r in range(2)] == S2_DATES[:2]  # from tags
+        widget.set_date(1, "2016-02-03")
+        assert [x.date for x in widget.layer_inputs()] == [None, datetime.date(2016, 2, 3)]
+        widget.set_date(0, "03/02/2016")
+        with pytest.raises(ValueError, match="date '03/02/2016' of layer 'scene_a'"):
+            widget.layer_inputs()
+    finally:
+        widget.deleteLater()

@@ -7,7 +7,6 @@ import os
 
 import numpy as np
 
-from training.tiny import TINY_DIM
 from tests.conftest import ROOT, run_qgis_process
 from tests.plugin.conftest import NODATA_BLOCK, S2_DATES, read_raster
 
@@ -34,7 +33,10 @@ def test_segment_time_stack_by_repeated_parameter(qgis_env, tiny_models, rasters
 
 
 def test_classify_and_embed(qgis_env, tiny_models, rasters, tmp_path):
-    for alg, task, bands in (("classify", "classification", 3), ("embed", "embedding", TINY_DIM)):
+    from engine.contract import read_model_metadata
+
+    dim = read_model_metadata(tiny_models["embedding"]).embedding_dim
+    for alg, task, bands in (("classify", "classification", 3), ("embed", "embedding", dim)):
         out = tmp_path / f"{alg}.tif"
         _json(run_qgis_process(qgis_env, "--json", "run", f"maestro:{alg}", "--",
                                f"MODEL={tiny_models[task]}", f"S2={rasters.s2[0]}",

@@ -35,7 +35,10 @@ class AttentiveReduce(nn.Module):
         kv = self.to_kv(self.norm(x)).reshape(n, s, 2, self.heads, -1).permute(2, 0, 3, 1, 4)
         q = self.query.reshape(1, self.heads, 1, -1).expand(n, -1, -1, -1)   # [N, h, 1, d]
         # SDPA's default scale 1/sqrt(d) = (dim / heads)^-0.5 as in the official head.
-        out = F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=key_keep_mask(key_padding))
+        bias = key_keep_mask(key_padding)
+        if bias is not None:
+            bias = bias.to(kv.dtype)
+        out = F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=bias)
         return self.norm_fc(out.reshape(n, -1))
 
 

