@@ -7,6 +7,14 @@ from qgis.core import (QgsProcessingOutputString, QgsProcessingParameterFile,
 from .base import DEFAULT_MODEL, MaestroAlgorithm
 
 
+def describe_scaling(scaling) -> str:
+    """'x / 5000', 'log(x) / 5' or '(x - mean) / std per band' for a contract Scaling."""
+    f = "log(x)" if scaling.transform == "log" else "x"
+    if len(set(scaling.std)) == 1 and not any(scaling.mean):
+        return f"{f} / {scaling.std[0]:g}"
+    return f"({f} - mean) / std per band"
+
+
 def format_report(meta) -> str:
     """Human-readable summary of a ModelMetadata."""
     lines = [f"Model: {meta.name} {meta.version}".rstrip(),
@@ -17,7 +25,7 @@ def format_report(meta) -> str:
         dates = f"{m.min_dates}" if m.min_dates == m.max_dates else f"{m.min_dates}-{m.max_dates}"
         lines.append(f"  {m.name}: {len(m.bands)} bands ({', '.join(m.bands)}), {m.gsd_m:g} m, "
                      f"tile {m.tile_px} px, patch {m.patch_px} px, dates {dates}, "
-                     f"scaling {m.scaling.transform}, group {m.group}")
+                     f"scaling {describe_scaling(m.scaling)}, group {m.group}")
     if meta.classes:
         lines.append("Classes:")
         lines.extend(f"  {c.id}: {c.name} {c.color}" for c in meta.classes)
