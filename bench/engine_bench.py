@@ -298,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.session import create_session
 
     threads = args.threads
+    load_before = os.getloadavg()[0]      # other processes on the cores move every figure
     torch.set_num_threads(threads)
     scene = scene_tif()
     small, large = crop(scene, args.size), crop(scene, 2 * args.size)
@@ -384,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
                "gflops_model": round(achieved / 1e9, 1),
                "flops_over_best_matmul_1_thread": round(ratio_flops1, 3),
                "gflops_matmul": {k: round(v / 1e9, 1) for k, v in peaks.items()},
-               "rss_mib": [round(rss1["peak_rss_mib"]), round(rss4["peak_rss_mib"])]}
+               "rss_mib": [round(rss1["peak_rss_mib"]), round(rss4["peak_rss_mib"])],
+               "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
     print(json.dumps(summary))
     return 0
 

@@ -117,6 +117,11 @@ def create_session(path: str, device: str = "auto", threads: int | None = None):
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.intra_op_num_threads = int(threads) if threads else (os.cpu_count() or 1)
     options.inter_op_num_threads = 1
+    # Idle intra-op threads block instead of spinning: the model runs ~700 small operators
+    # per batch with a barrier after each, and spinning threads steal the cores from the
+    # engine's reader thread and from other processes (a shared machine, the Dask workers
+    # of the batch runner); measured in docs/performance.md.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     providers = choose_providers(device)
     try:
