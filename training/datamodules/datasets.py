@@ -8,11 +8,9 @@ from ..datasets.treesatai import TreeSatAITS
 from .base import MaestroDataModule
 
 
-class TreeSatAIDataModule(MaestroDataModule):
-    """TreeSatAI-TS (multilabel, 15 genera). Splits ``train.csv``, ``val.csv``, ``test.csv``."""
-
-    training_data = "TreeSatAI-TS (Ahlswede et al. 2023)"
-    licence = "CC-BY-4.0"
+class CsvSplitDataModule(MaestroDataModule):
+    """A dataset whose splits are CSV files under ``root``, with a modality selection, the
+    number of dates per modality and a cloud-mask threshold (TreeSatAI-TS, FLAIR-HUB)."""
 
     def __init__(self, root: str, modalities: list[str] | None = None,
                  num_dates: dict[str, int] | None = None, mask_threshold: float = 0.0,
@@ -20,6 +18,13 @@ class TreeSatAIDataModule(MaestroDataModule):
         super().__init__(batch_size, num_workers, pretrain)
         self.root, self.modalities, self.num_dates = root, modalities, num_dates
         self.mask_threshold = mask_threshold
+
+
+class TreeSatAIDataModule(CsvSplitDataModule):
+    """TreeSatAI-TS (multilabel, 15 genera). Splits ``train.csv``, ``val.csv``, ``test.csv``."""
+
+    training_data = "TreeSatAI-TS (Ahlswede et al. 2023)"
+    licence = "CC-BY-4.0"
 
     def make_dataset(self, stage, train):
         split = ["train", "val"] if (stage == "train" and self.pretrain) else stage
@@ -53,19 +58,12 @@ class PastisHDDataModule(MaestroDataModule):
                         self.repeats, self.num_dates, train)
 
 
-class FlairHubDataModule(MaestroDataModule):
+class FlairHubDataModule(CsvSplitDataModule):
     """FLAIR-HUB (COSIA land cover, 15 classes). Splits ``train.csv``, ``val.csv``,
     ``test.csv``."""
 
     training_data = "FLAIR-HUB (IGN 2025)"
     licence = "Etalab-2.0"
-
-    def __init__(self, root: str, modalities: list[str] | None = None,
-                 num_dates: dict[str, int] | None = None, mask_threshold: float = 0.0,
-                 batch_size: int = 32, num_workers: int = 0, pretrain: bool = False):
-        super().__init__(batch_size, num_workers, pretrain)
-        self.root, self.modalities, self.num_dates = root, modalities, num_dates
-        self.mask_threshold = mask_threshold
 
     def make_dataset(self, stage, train):
         return FlairHub(self.root, stage, self.modalities, self.num_dates, train,
