@@ -43,6 +43,21 @@ def qgis_env():
     return env
 
 
+def load_plugin():
+    """Load the repository as the QGIS plugin ``maestro`` the way QGIS does (import the
+    package, ``classFactory(None)``, ``initProcessing()``); returns the plugin object."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("maestro", os.path.join(ROOT, "__init__.py"),
+                                                  submodule_search_locations=[ROOT])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["maestro"] = module
+    spec.loader.exec_module(module)
+    plugin = module.classFactory(None)
+    plugin.initProcessing()
+    return plugin
+
+
 def run_qgis_process(env, *args, timeout=600):
     """Run qgis_process with args; returns CompletedProcess (text)."""
     return subprocess.run(["qgis_process", *args], env=env, capture_output=True, text=True,

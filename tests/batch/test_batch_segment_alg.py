@@ -3,15 +3,13 @@
 patch, reports progress through the feedback, is cancelled, and resumes."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import load_plugin
 
 
 @pytest.fixture(scope="module")
@@ -23,13 +21,7 @@ def plugin(qgis_app, qgis_processing):
     if QgsApplication.processingRegistry().providerById("maestro") is not None:
         yield None
         return
-    spec = importlib.util.spec_from_file_location("maestro", os.path.join(ROOT, "__init__.py"),
-                                                  submodule_search_locations=[ROOT])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["maestro"] = module
-    spec.loader.exec_module(module)
-    loaded = module.classFactory(None)
-    loaded.initProcessing()
+    loaded = load_plugin()
     yield loaded
     loaded.unload()
 

@@ -7,15 +7,13 @@ The tiny test models (tests/conftest.py ``tiny_models``) want S2 with 10 bands
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, SHARED
+from tests.conftest import SHARED, load_plugin
 
 SLOVENIA = os.path.join(SHARED, "data", "eolearn-slovenia-lulc")
 #: indices of the tiny model's 10 S2 bands in the 13-band L1C array.
@@ -29,13 +27,7 @@ NODATA_BLOCK = (slice(20, 52), slice(30, 62))
 @pytest.fixture(scope="session")
 def maestro(qgis_app, qgis_processing):
     """Load the plugin as QGIS does (classFactory + initProcessing), once per session."""
-    spec = importlib.util.spec_from_file_location("maestro", os.path.join(ROOT, "__init__.py"),
-                                                  submodule_search_locations=[ROOT])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["maestro"] = module
-    spec.loader.exec_module(module)
-    plugin = module.classFactory(None)
-    plugin.initProcessing()
+    plugin = load_plugin()
     yield plugin
     plugin.unload()
 
