@@ -8,7 +8,7 @@ A modality a dataset lacks is simply absent.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -49,6 +49,17 @@ class ModalityInfo:
                 "max_dates": int(self.num_dates),
                 "scaling": self.scaling.contract(len(self.bands)),
                 "nodata": {"fill_value": 0.0}, "group": self.group or self.name}
+
+
+def selected_infos(specs: dict[str, ModalityInfo], names: list[str],
+                   num_dates: dict[str, int]) -> list[ModalityInfo]:
+    """The ModalityInfo of each selected modality with its number of dates per item."""
+    return [replace(specs[m], num_dates=num_dates[m]) for m in names]
+
+
+def class_list(names: list[str], colors: list[str]) -> list[dict]:
+    """Contract classes ``{id, name, color}`` in logit order."""
+    return [{"id": i, "name": n, "color": c} for i, (n, c) in enumerate(zip(names, colors))]
 
 
 def series_item(name: str, pixels: np.ndarray, dates: np.ndarray, num_dates: int

@@ -26,7 +26,8 @@ import rasterio
 import torch
 from torch.utils.data import Dataset
 
-from .base import IGNORE_INDEX, ModalityInfo, flip_item, item_rng, series_item
+from .base import (IGNORE_INDEX, ModalityInfo, class_list, flip_item, item_rng, selected_infos,
+                   series_item)
 from .dates import parse_yyyymmdd, triplets
 from .scaling import Scaling
 from .selection import cloudy_dates, select_dates
@@ -110,12 +111,11 @@ class FlairHub(Dataset):
                 self.series_dates[m] = {"_".join(k.split("_")[:2]): v for k, v in table.items()}
 
     def info(self) -> list[ModalityInfo]:
-        return [ModalityInfo(**{**MODALITIES[m].__dict__, "num_dates": self.num_dates[m]})
-                for m in self.modalities]
+        return selected_infos(MODALITIES, self.modalities, self.num_dates)
 
     @staticmethod
     def classes() -> list[dict]:
-        return [{"id": i, "name": n, "color": c} for i, (n, c) in enumerate(zip(CLASSES, COLORS))]
+        return class_list(CLASSES, COLORS)
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -24,7 +24,8 @@ import torch
 from rasterio.windows import Window
 from torch.utils.data import Dataset
 
-from .base import ModalityInfo, flip_item, item_rng, series_item
+from .base import (ModalityInfo, class_list, flip_item, item_rng, selected_infos,
+                   series_item)
 from .dates import parse_yyyymmdd, product_date, triplet, triplets
 from .scaling import Scaling
 from .selection import cloudy_dates, select_dates
@@ -99,12 +100,11 @@ class TreeSatAITS(Dataset):
                     for r in reader]
 
     def info(self) -> list[ModalityInfo]:
-        return [ModalityInfo(**{**MODALITIES[m].__dict__, "num_dates": self.num_dates[m]})
-                for m in self.modalities]
+        return selected_infos(MODALITIES, self.modalities, self.num_dates)
 
     @staticmethod
     def classes() -> list[dict]:
-        return [{"id": i, "name": n, "color": c} for i, (n, c) in enumerate(zip(CLASSES, COLORS))]
+        return class_list(CLASSES, COLORS)
 
     def __len__(self) -> int:
         return len(self.rows)
