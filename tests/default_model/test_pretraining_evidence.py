@@ -2,6 +2,7 @@
 steps; < 30 s on one thread), the frozen encoder of the probe and the paired statistics."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,11 +12,12 @@ import torch
 from training.recipes import default_model as recipe
 from training.recipes import pretraining_evidence as evidence
 from training.recipes.pretrain_data import SloveniaCrops
-from training.recipes.slovenia import TRAIN_COLS, load_sample
+from training.recipes.slovenia import IGNORE, TRAIN_COLS, load_sample, sparse_labels
 
 
 def test_short_run_writes_paired_results(tmp_path):
-    assert evidence.main(["--short", "--seeds", "3", "4", "--out", str(tmp_path)]) == 0
+    assert evidence.main(["--short", "--seeds", "3", "4", "--out", str(tmp_path),
+                          "--cache", ""]) == 0
     doc = json.loads((tmp_path / "results.json").read_text())
     assert [row["seed"] for row in doc["rows"]] == [3, 4]
     for row in doc["rows"]:
@@ -50,3 +52,37 @@ def test_compare_pairs_seeds():
     assert out["wins"] == 2 and out["seeds"] == 3
     assert out["difference"]["mean"] == pytest.approx((0.1 - 0.05 + 0.1) / 3)
     assert out["difference"]["std"] == pytest.approx(np.std([0.1, -0.05, 0.1], ddof=1))
+
+
+def test_sparse_labels_keep_a_fraction_of_each_class_inside_the_columns():
+    target = load_sample().target
+    sparse = sparse_labels(target, TRAIN_COLS, 0.05, seed=3)
+    inside, outside = slice(*TRAIN_COLS), slice(TRAIN_COLS[1], None)
+    assert (sparse[:, outside] == target[:, outside]).all()
+    kept = sparse[:, inside] >= 0
+    assert (sparse[:, inside][kept] == target[:, inside][kept]).all()    # labels not changed
+    for k in np.unique(target[:, inside][target[:, inside] >= 0]):
+        n = int((target[:, inside] == k).sum())
+        assert int((sparse[:, inside] == k).sum()) == min(n, max(5, round(0.05 * n)))
+    assert (sparse_labels(target, TRAIN_COLS, 0.05, seed=4) != sparse).any()  # drawn per seed
+    assert (sparse_labels(target, TRAIN_COLS, 1.0, seed=3) == target).all()
+    with pytest.raises(ValueError, match="label fraction"):
+        sparse_labels(target, TRAIN_COLS, 0.0, seed=3)
+    assert IGNORE in sparse[:, inside]
+
+
+def test_pretrained_state_is_cached_and_reused(tmp_path):
+    rc = recipe.Recipe(**recipe.SHORT)
+    torch.set_num_threads(1)
+    sample, datetimes = load_sample(), recipe.sample_datetimes()
+    first, history, seconds = evidence.pretrained_state(rc, sample, datetimes, str(tmp_path),
+                                                        log=lambda *_: None)
+    assert seconds > 0 and len(list(tmp_path.glob("pretrained-*.pt"))) == 1
+    again, history2, seconds2 = evidence.pretrained_state(rc, sample, datetimes, str(tmp_path),
+                                                          log=lambda *_: None)
+    assert seconds2 == 0.0 and history2 == history
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    # a fine-tuning setting does not change the key, a pretraining one does
+    other = dataclasses.replace(rc, finetune_steps=7)
+    evidence.pretrained_state(other, sample, datetimes, str(tmp_path), log=lambda *_: None)
+    assert len(list(tmp_path.glob("pretrained-*.pt"))) == 1

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .sample_data import S2_BANDS
-from .slovenia import SloveniaSample
+from .slovenia import SloveniaSample, sparse_labels
 
 #: MAESTRO's constant scalings (official: maestro/conf/dataset/*.py): S2 / 5000, DEM / 1000.
 S2_DIVISOR = 5000.0
@@ -64,17 +64,20 @@ class SloveniaCrops:
         labels: add ``target``.
         date_dropout: probability that an item loses 1-2 of its dates (marked padded), so the
             model also works when a user gives fewer dates.
+        label_fraction: keep this fraction of each class's labelled pixels inside ``cols``
+            (``slovenia.sparse_labels``, seeded by ``label_seed``); 1 = the dense reference.
     """
 
     def __init__(self, sample: SloveniaSample, datetimes: list[dt.datetime],
                  cols: tuple[int, int], tile: int, labels: bool = False,
-                 date_dropout: float = 0.0):
+                 date_dropout: float = 0.0, label_fraction: float = 1.0,
+                 label_seed: int = 0):
         t, _, h, w = sample.s2.shape
         if cols[1] - cols[0] < tile or h < tile:
             raise ValueError(f"columns {cols} cannot hold a {tile} px tile")
         self.s2 = sample.s2 / np.float32(S2_DIVISOR)
         self.dem = sample.dem / np.float32(DEM_DIVISOR)
-        self.target = sample.target
+        self.target = sparse_labels(sample.target, cols, label_fraction, label_seed)
         self.dates = np.array([date_triplet(d) for d in datetimes], np.int32)      # [T, 3]
         self.dem_date = self.dates[:1]
         self.ref = self.dates[int(np.argmin([d.timestamp() for d in datetimes]))]

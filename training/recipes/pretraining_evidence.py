@@ -90,30 +90,71 @@ def compare(rows: list[dict], a: str, b: str) -> dict:
     return out
 
 
+#: Recipe fields that decide the pretrained weights (the cache key of ``pretrained_state``).
+PRETRAIN_FIELDS = ("seed", "tile_px", "s2_patch_px", "dem_patch_px", "embed_dim", "depth",
+                   "inter_depth", "heads", "dim_head", "mlp_ratio", "dec_dim", "dec_depth",
+                   "dec_heads", "dec_dim_head", "dec_mlp_ratio", "head_heads", "grid_pos_enc",
+                   "pretrain_sources", "pretrain_steps", "pretrain_batch", "pretrain_lr",
+                   "treesatai_dates", "treesatai_tile_px", "weight_decay")
+
+
+def pretrained_state(rc: recipe.Recipe, sample, datetimes, cache_dir: str | None, log=print):
+    """(state dict, loss history, seconds) of the recipe's MAE pretraining. With ``cache_dir``
+    the result is kept in ``pretrained-<key>.pt`` (key: the pretraining fields of ``rc``) and
+    reused by later runs that differ only in fine-tuning settings; the run is seeded and
+    deterministic, so a cached state equals a fresh one."""
+    import hashlib
+
+    key = hashlib.sha256(json.dumps({f: rc.to_dict()[f] for f in PRETRAIN_FIELDS},
+                                    sort_keys=True).encode()).hexdigest()[:16]
+    path = os.path.join(cache_dir, f"pretrained-{key}.pt") if cache_dir else None
+    if path and os.path.exists(path):
+        doc = torch.load(path, weights_only=True)
+        log(f"pretrained weights reused from {path}")
+        return doc["state"], [tuple(h) for h in doc["history"]], 0.0
+    t0 = time.perf_counter()
+    sources = recipe.load_sources(rc, sample, datetimes, log)
+    pretrained, history = recipe.pretrain(rc, sources, log)
+    state = {k: v.detach().clone() for k, v in pretrained.state_dict().items()}
+    seconds = time.perf_counter() - t0
+    if path:
+        os.makedirs(cache_dir, exist_ok=True)
+        torch.save({"state": state, "history": [list(h) for h in history]}, path + ".part")
+        os.replace(path + ".part", path)
+    return state, history, seconds
+
+
 def run(rc: recipe.Recipe, seeds: list[int], probe_steps: int, out_dir: str,
-        log=print) -> dict:
+        log=print, label_fraction: float = 1.0, cache_dir: str | None = None) -> dict:
+    """Pretrain once, then per seed fine-tune (and probe) from pretrained and from scratch.
+    ``label_fraction`` < 1: each seed's training crops keep only that fraction of each class's
+    labelled training pixels (drawn with the seed; the same labels for both arms)."""
     torch.set_num_threads(rc.threads)
     torch.use_deterministic_algorithms(True)
     t_start = time.perf_counter()
     sample = load_sample()
     datetimes = recipe.sample_datetimes()
-    crops = SloveniaCrops(sample, datetimes, TRAIN_COLS, rc.tile_px, labels=True,
-                          date_dropout=rc.date_dropout)
 
-    t0 = time.perf_counter()
-    sources = recipe.load_sources(rc, sample, datetimes, log)
-    pretrained, history = recipe.pretrain(rc, sources, log)
-    state = {k: v.detach().clone() for k, v in pretrained.state_dict().items()}
-    timings = {"pretrain_s": time.perf_counter() - t0}
+    def crops_for(seed: int) -> SloveniaCrops:
+        return SloveniaCrops(sample, datetimes, TRAIN_COLS, rc.tile_px, labels=True,
+                             date_dropout=rc.date_dropout, label_fraction=label_fraction,
+                             label_seed=seed)
+
+    state, history, seconds = pretrained_state(rc, sample, datetimes, cache_dir, log)
+    timings = {"pretrain_s": seconds}
     log(f"pretrained in {timings['pretrain_s']:.0f} s")
-
-    def score(model):
-        return recipe.heldout_metrics(recipe.predict_heldout(model, crops, rc), sample.target)
 
     rows = []
     for seed in seeds:
         rs = dataclasses.replace(rc, seed=seed)
-        row = {"seed": seed}
+        crops = crops_for(seed)
+        labelled = int((crops.target[:, TRAIN_COLS[0]:TRAIN_COLS[1]] >= 0).sum())
+
+        def score(model):
+            return recipe.heldout_metrics(recipe.predict_heldout(model, crops, rc),
+                                          sample.target)
+
+        row = {"seed": seed, "labelled_train_px": labelled}
         t0 = time.perf_counter()
         for key, init in (("pretrained", state), ("scratch", None)):
             model, _ = recipe.finetune(rs, crops, init, log=lambda *_: None)
@@ -126,16 +167,19 @@ def run(rc: recipe.Recipe, seeds: list[int], probe_steps: int, out_dir: str,
         log(f"seed {seed}: " + "  ".join(
             f"{k} OA {v['overall_accuracy']:.3f} mIoU {v['miou']:.3f}"
             for k, v in row.items() if isinstance(v, dict)) + f"  ({row['seconds']:.0f} s)")
-        _write(out_dir, rc, seeds, probe_steps, rows, history, timings, t_start)
+        _write(out_dir, rc, seeds, probe_steps, rows, history, timings, t_start, label_fraction)
 
-    doc = _write(out_dir, rc, seeds, probe_steps, rows, history, timings, t_start)
+    doc = _write(out_dir, rc, seeds, probe_steps, rows, history, timings, t_start,
+                 label_fraction)
     log(table(doc))
     return doc
 
 
-def _write(out_dir, rc, seeds, probe_steps, rows, history, timings, t_start) -> dict:
+def _write(out_dir, rc, seeds, probe_steps, rows, history, timings, t_start,
+           label_fraction) -> dict:
     """The results so far (written after every seed, so a stopped run keeps its seeds)."""
-    doc = {"recipe": rc.to_dict(), "finetune_seeds": seeds, "probe_steps": probe_steps,
+    doc = {"recipe": rc.to_dict(), "label_fraction": label_fraction,
+           "finetune_seeds": seeds, "probe_steps": probe_steps,
            "rows": rows, "finetune": compare(rows, "pretrained", "scratch"),
            "pretrain_loss_first_last": [history[0][1], history[-1][1]],
            "timings": {**timings, "total_s": time.perf_counter() - t_start},
@@ -190,6 +234,12 @@ def main(argv: list[str] | None = None) -> int:
                              "(default: %(default)s)")
     parser.add_argument("--short", action="store_true", help="few steps (tests)")
     parser.add_argument("--out", default=DEFAULT_OUT, help="folder of results.json")
+    parser.add_argument("--label-fraction", type=float, default=1.0,
+                        help="fraction of each class's labelled training pixels kept for "
+                             "fine-tuning, drawn per seed (default: %(default)s = dense)")
+    parser.add_argument("--cache", default=os.path.join(recipe.ROOT, "runs", "pretrained-cache"),
+                        help="folder where the pretrained weights are kept and reused "
+                             "('' = none; default: %(default)s)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="override recipe fields, e.g. --set finetune_steps=100")
     args = parser.parse_args(argv)
@@ -203,7 +253,10 @@ def main(argv: list[str] | None = None) -> int:
         overrides[key] = (tuple(value.split(",")) if isinstance(default, tuple)
                           else type(default)(value))
     probe_steps = min(args.probe_steps, 4) if args.short else args.probe_steps
-    run(recipe.Recipe(**overrides), args.seeds, probe_steps, args.out)
+    if not 0.0 < args.label_fraction <= 1.0:
+        parser.error("--label-fraction must be in (0, 1]")
+    run(recipe.Recipe(**overrides), args.seeds, probe_steps, args.out,
+        label_fraction=args.label_fraction, cache_dir=args.cache or None)
     return 0
 
 

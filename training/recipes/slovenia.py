@@ -100,6 +100,29 @@ def split_mask(shape: tuple[int, int], part: str) -> np.ndarray:
     return mask
 
 
+def sparse_labels(target: np.ndarray, cols: tuple[int, int], fraction: float,
+                  seed: int, min_per_class: int = 5) -> np.ndarray:
+    """A copy of ``target`` [H, W] that keeps, inside columns ``cols``, a random ``fraction``
+    of each class's labelled pixels (at least ``min_per_class`` or all it has) and sets the
+    rest to IGNORE: the point labels an analyst digitises instead of a dense map. Pixels
+    outside ``cols`` are kept unchanged. ``fraction`` 1 returns the target unchanged."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"label fraction must be in (0, 1], got {fraction}")
+    out = target.copy()
+    if fraction == 1.0:
+        return out
+    rng = np.random.default_rng(seed)
+    part = out[:, cols[0]:cols[1]]                     # a view: edits land in ``out``
+    keep = np.zeros(part.shape, dtype=bool)
+    for k in np.unique(part[part >= 0]):
+        rows, columns = np.nonzero(part == k)
+        n = min(len(rows), max(min_per_class, int(round(fraction * len(rows)))))
+        pick = rng.choice(len(rows), size=n, replace=False)
+        keep[rows[pick], columns[pick]] = True
+    part[~keep] = IGNORE
+    return out
+
+
 # ------------------------------------------------------------------------------ metrics
 def confusion(pred: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:
     """Confusion matrix [K, K] (rows = reference, columns = prediction) over pixels whose
