@@ -24,7 +24,8 @@ def _recorded_done(manifest_path: str) -> dict[str, int]:
 
 def run_block_killing_worker_once(marker, min_done, model_path, inputs, block_id, bounds,
                                   output_path, options):
-    """Like ``run_block``, but the first task to find no ``marker`` file waits (up to 30 s)
+    """Like ``run_block``, but the first task to find no ``marker`` file waits (up to 180 s:
+    the other worker computes those blocks alone, slowly on a loaded machine)
     until the driver's manifest records ``min_done`` finished blocks, writes the marker
     (``{"block", "pid", "done": {block: mtime_ns}}``) and SIGKILLs its own worker process, as
     a crashed machine would. Use as ``functools.partial(run_block_killing_worker_once, marker,
@@ -34,10 +35,11 @@ def run_block_killing_worker_once(marker, min_done, model_path, inputs, block_id
     except FileExistsError:
         return run_block(model_path, inputs, block_id, bounds, output_path, options)
     manifest = os.path.join(os.path.dirname(os.path.dirname(output_path)), "manifest.json")
-    deadline = time.monotonic() + 30
-    while len(_recorded_done(manifest)) < min_done and time.monotonic() < deadline:
+    start = time.monotonic()
+    while len(_recorded_done(manifest)) < min_done and time.monotonic() < start + 180:
         time.sleep(0.05)
     os.write(fd, json.dumps({"block": block_id, "pid": os.getpid(),
+                             "waited_s": round(time.monotonic() - start, 1),
                              "done": _recorded_done(manifest)}).encode())
     os.close(fd)
     os.kill(os.getpid(), signal.SIGKILL)
