@@ -23,12 +23,47 @@ def test_short_run_writes_paired_results(tmp_path):
     for row in doc["rows"]:
         for key in ("pretrained", "scratch", "probe_pretrained", "probe_random"):
             assert 0.0 <= row[key]["overall_accuracy"] <= 1.0 and row[key]["pixels"] > 0
-    oa = doc["finetune"]["overall_accuracy"]
+    oa = doc["comparisons"]["pretrained - scratch"]["overall_accuracy"]
     diffs = [r["pretrained"]["overall_accuracy"] - r["scratch"]["overall_accuracy"]
              for r in doc["rows"]]
     assert oa["difference"]["mean"] == pytest.approx(np.mean(diffs))
     assert oa["wins"] == sum(d > 0 for d in diffs)
     assert "mean ± std" in evidence.table(doc)
+
+
+def test_probe_finetune_protocol_adds_a_full_scratch_arm(tmp_path):
+    assert evidence.main(["--short", "--seeds", "5", "--out", str(tmp_path), "--cache", "",
+                          "--protocol", "probe-finetune", "--label-fraction", "0.1"]) == 0
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["protocol"] == "probe-finetune" and doc["label_fraction"] == 0.1
+    row = doc["rows"][0]
+    assert 0 < row["labelled_train_px"] < 0.2 * load_sample().target[:, slice(*TRAIN_COLS)].size
+    assert set(doc["comparisons"]) == {"pretrained - scratch", "pretrained - scratch_full",
+                                       "probe_pretrained - probe_random"}
+    assert "scratch_full OA / mIoU" in evidence.table(doc)
+
+
+def test_probe_then_finetune_starts_from_the_probed_head(monkeypatch):
+    rc = recipe.Recipe(**recipe.SHORT)
+    torch.set_num_threads(1)
+    crops = SloveniaCrops(load_sample(), recipe.sample_datetimes(), TRAIN_COLS, rc.tile_px,
+                          labels=True)
+    seen = {}
+    real_finetune = recipe.finetune
+
+    def spy(rc_, crops_, init_state, log=print):
+        seen["state"] = init_state
+        return real_finetune(rc_, crops_, init_state, log=log)
+
+    monkeypatch.setattr(recipe, "finetune", spy)
+    probed = evidence.probe(rc, crops, None, steps=2, log=lambda *_: None).state_dict()
+    first, tuned = evidence.probe_then_finetune(rc, crops, None, probe_steps=2,
+                                                log=lambda *_: None)
+    assert all(torch.equal(first.state_dict()[k], probed[k]) for k in probed)
+    assert any(not torch.equal(tuned.state_dict()[k], probed[k]) for k in probed
+               if not k.startswith("heads."))              # the encoder trained too
+    heads = [k for k in probed if k.startswith("heads.")]
+    assert heads and all(torch.equal(seen["state"][k], probed[k]) for k in heads)
 
 
 def test_probe_trains_the_head_only():

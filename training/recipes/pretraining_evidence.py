@@ -72,6 +72,17 @@ def probe(rc: recipe.Recipe, crops: SloveniaCrops, init_state: dict | None, step
     return model.eval()
 
 
+def probe_then_finetune(rc: recipe.Recipe, crops: SloveniaCrops, init_state: dict | None,
+                        probe_steps: int, log=print):
+    """MAESTRO's own sequence (official: run_experiment.py runs pretrain -> probe -> finetune):
+    ``probe_steps`` head-only steps on the frozen encoder from ``init_state`` (None: random),
+    then :func:`default_model.finetune` of every weight from that state. Returns (the probed
+    model, the fine-tuned model), both in eval mode."""
+    probed = probe(rc, crops, init_state, probe_steps, log=log)
+    state = {k: v.detach().clone() for k, v in probed.state_dict().items()}
+    return probed, recipe.finetune(rc, crops, state, log=log)[0]
+
+
 def _stats(values: list[float]) -> dict:
     arr = np.asarray(values, np.float64)
     return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0}
@@ -124,11 +135,26 @@ def pretrained_state(rc: recipe.Recipe, sample, datetimes, cache_dir: str | None
     return state, history, seconds
 
 
+PROTOCOLS = ("finetune", "probe-finetune")
+
+
 def run(rc: recipe.Recipe, seeds: list[int], probe_steps: int, out_dir: str,
-        log=print, label_fraction: float = 1.0, cache_dir: str | None = None) -> dict:
-    """Pretrain once, then per seed fine-tune (and probe) from pretrained and from scratch.
+        log=print, label_fraction: float = 1.0, cache_dir: str | None = None,
+        protocol: str = "finetune") -> dict:
+    """Pretrain once, then per seed train the segmentation network from the pretrained
+    encoder and from scratch, same seed, batches and schedule, and score both held out.
+
+    ``protocol`` "finetune": :func:`default_model.finetune` from either state (arms
+    ``pretrained``, ``scratch``). "probe-finetune": :func:`probe_then_finetune` from either
+    state (``pretrained``, ``scratch``) plus ``scratch_full``: every weight trained from
+    scratch for ``probe_steps + finetune_steps`` steps. With ``probe_steps`` > 0 the frozen-
+    encoder probes ``probe_pretrained`` / ``probe_random`` are scored too.
     ``label_fraction`` < 1: each seed's training crops keep only that fraction of each class's
-    labelled training pixels (drawn with the seed; the same labels for both arms)."""
+    labelled training pixels (drawn with the seed; the same labels for every arm)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if protocol == "probe-finetune" and probe_steps < 1:
+        raise ValueError("protocol probe-finetune needs probe_steps >= 1")
     torch.set_num_threads(rc.threads)
     torch.use_deterministic_algorithms(True)
     t_start = time.perf_counter()
@@ -156,36 +182,51 @@ def run(rc: recipe.Recipe, seeds: list[int], probe_steps: int, out_dir: str,
 
         row = {"seed": seed, "labelled_train_px": labelled}
         t0 = time.perf_counter()
-        for key, init in (("pretrained", state), ("scratch", None)):
-            model, _ = recipe.finetune(rs, crops, init, log=lambda *_: None)
-            row[key] = score(model)
-        if probe_steps:
+        quiet = dict(log=lambda *_: None)
+        if protocol == "finetune":
+            for key, init in (("pretrained", state), ("scratch", None)):
+                row[key] = score(recipe.finetune(rs, crops, init, **quiet)[0])
+        else:   # probe-finetune: the official pretrain -> probe -> finetune sequence
+            for key, init, probe_key in (("pretrained", state, "probe_pretrained"),
+                                         ("scratch", None, "probe_random")):
+                probed, tuned = probe_then_finetune(rs, crops, init, probe_steps, **quiet)
+                row[probe_key], row[key] = score(probed), score(tuned)
+            full = dataclasses.replace(rs, finetune_steps=probe_steps + rs.finetune_steps)
+            row["scratch_full"] = score(recipe.finetune(full, crops, None, **quiet)[0])
+        if probe_steps and protocol == "finetune":
             for key, init in (("probe_pretrained", state), ("probe_random", None)):
-                row[key] = score(probe(rs, crops, init, probe_steps, log=lambda *_: None))
+                row[key] = score(probe(rs, crops, init, probe_steps, **quiet))
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
         log(f"seed {seed}: " + "  ".join(
             f"{k} OA {v['overall_accuracy']:.3f} mIoU {v['miou']:.3f}"
             for k, v in row.items() if isinstance(v, dict)) + f"  ({row['seconds']:.0f} s)")
-        _write(out_dir, rc, seeds, probe_steps, rows, history, timings, t_start, label_fraction)
+        settings = dict(label_fraction=label_fraction, protocol=protocol)
+        _write(out_dir, rc, seeds, probe_steps, rows, history, timings, t_start, settings)
 
-    doc = _write(out_dir, rc, seeds, probe_steps, rows, history, timings, t_start,
-                 label_fraction)
+    doc = _write(out_dir, rc, seeds, probe_steps, rows, history, timings, t_start, settings)
     log(table(doc))
     return doc
 
 
+def pairs_of(rows: list[dict]) -> list[tuple[str, str]]:
+    """The (a, b) comparisons the rows hold: pretrained vs each scratch arm, then the probe."""
+    keys = rows[0].keys() if rows else ()
+    pairs = [("pretrained", k) for k in ("scratch", "scratch_full") if k in keys]
+    if "probe_pretrained" in keys:
+        pairs.append(("probe_pretrained", "probe_random"))
+    return pairs
+
+
 def _write(out_dir, rc, seeds, probe_steps, rows, history, timings, t_start,
-           label_fraction) -> dict:
+           settings: dict) -> dict:
     """The results so far (written after every seed, so a stopped run keeps its seeds)."""
-    doc = {"recipe": rc.to_dict(), "label_fraction": label_fraction,
-           "finetune_seeds": seeds, "probe_steps": probe_steps,
-           "rows": rows, "finetune": compare(rows, "pretrained", "scratch"),
+    doc = {"recipe": rc.to_dict(), **settings,
+           "finetune_seeds": seeds, "probe_steps": probe_steps, "rows": rows,
+           "comparisons": {f"{a} - {b}": compare(rows, a, b) for a, b in pairs_of(rows)},
            "pretrain_loss_first_last": [history[0][1], history[-1][1]],
            "timings": {**timings, "total_s": time.perf_counter() - t_start},
            "torch_threads": torch.get_num_threads(), "load_average_1min": os.getloadavg()[0]}
-    if probe_steps and rows:
-        doc["probe"] = compare(rows, "probe_pretrained", "probe_random")
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as fh:
         json.dump(doc, fh, indent=1)
@@ -193,11 +234,10 @@ def _write(out_dir, rc, seeds, probe_steps, rows, history, timings, t_start,
 
 
 def table(doc: dict) -> str:
-    """Markdown table: per seed and mean +- std of held-out OA / mIoU (in %)."""
-    pairs = [("pretrained", "scratch")]
-    if "probe" in doc:
-        pairs.append(("probe_pretrained", "probe_random"))
-    cols = [k for pair in pairs for k in pair]
+    """Markdown table: per seed and mean +- std of held-out OA / mIoU (in %), then the
+    paired differences."""
+    pairs = pairs_of(doc["rows"])
+    cols = list(dict.fromkeys(k for pair in pairs for k in pair))
     lines = ["| seed | " + " | ".join(f"{k} OA / mIoU" for k in cols) + " |",
              "|---" * (len(cols) + 1) + "|"]
     for row in doc["rows"]:
@@ -205,15 +245,14 @@ def table(doc: dict) -> str:
             f"{100 * row[k]['overall_accuracy']:.1f} / {100 * row[k]['miou']:.1f}"
             for k in cols) + " |")
     cells = []
-    for a, b in pairs:
-        section = doc["finetune" if a == "pretrained" else "probe"]
-        for k in (a, b):
-            oa, mi = section["overall_accuracy"][k], section["miou"][k]
-            cells.append(f"{100 * oa['mean']:.1f} ± {100 * oa['std']:.1f} / "
-                         f"{100 * mi['mean']:.1f} ± {100 * mi['std']:.1f}")
+    for k in cols:
+        oa = _stats([r[k]["overall_accuracy"] for r in doc["rows"]])
+        mi = _stats([r[k]["miou"] for r in doc["rows"]])
+        cells.append(f"{100 * oa['mean']:.1f} ± {100 * oa['std']:.1f} / "
+                     f"{100 * mi['mean']:.1f} ± {100 * mi['std']:.1f}")
     lines.append("| mean ± std | " + " | ".join(cells) + " |")
     for a, b in pairs:
-        section = doc["finetune" if a == "pretrained" else "probe"]
+        section = doc["comparisons"][f"{a} - {b}"]
         oa, mi = section["overall_accuracy"], section["miou"]
         lines.append(
             f"\n{a} - {b}, paired over {oa['seeds']} seeds: OA "
@@ -234,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
                              "(default: %(default)s)")
     parser.add_argument("--short", action="store_true", help="few steps (tests)")
     parser.add_argument("--out", default=DEFAULT_OUT, help="folder of results.json")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="finetune",
+                        help="finetune: fine-tune from each state; probe-finetune: the official "
+                             "probe then fine-tune sequence, plus scratch trained for as many "
+                             "steps in all (default: %(default)s)")
     parser.add_argument("--label-fraction", type=float, default=1.0,
                         help="fraction of each class's labelled training pixels kept for "
                              "fine-tuning, drawn per seed (default: %(default)s = dense)")
@@ -256,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     if not 0.0 < args.label_fraction <= 1.0:
         parser.error("--label-fraction must be in (0, 1]")
     run(recipe.Recipe(**overrides), args.seeds, probe_steps, args.out,
-        label_fraction=args.label_fraction, cache_dir=args.cache or None)
+        label_fraction=args.label_fraction, cache_dir=args.cache or None,
+        protocol=args.protocol)
     return 0
 
 
