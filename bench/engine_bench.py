@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 import numpy as np
 
@@ -287,6 +288,40 @@ def onnx_matmul_flops(model_path: str, feeds: dict) -> float:
     return total
 
 
+def plain_encoder_ratio(threads: int, rounds: int) -> tuple[float, float]:
+    """(torch eager s, onnxruntime s) of a plain ``nn.TransformerEncoder`` of MAESTRO-tiny's
+    size (dim 192, 12 pre-norm layers, 3 heads, MLP 384, GELU) on 4 batches of 8 x 192
+    tokens: the issue's reference point for figure 2, measured here instead of assumed."""
+    import torch
+
+    from engine.session import create_session
+
+    layer = torch.nn.TransformerEncoderLayer(192, 3, 384, dropout=0.0, activation="gelu",
+                                             batch_first=True, norm_first=True)
+    encoder = torch.nn.TransformerEncoder(layer, 12, enable_nested_tensor=False).eval()
+    x = torch.randn(BATCH, DATES * (TILE // PATCH) ** 2, 192)
+    path = os.path.join(tempfile.mkdtemp(), "plain_encoder.onnx")
+    with warnings.catch_warnings():      # the legacy exporter's deprecation notice
+        warnings.simplefilter("ignore")
+        torch.onnx.export(encoder, (x,), path, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "batch"}}, opset_version=17, dynamo=False)
+    session, _ = create_session(path, "cpu", threads)
+    feeds = {"x": x.numpy()}
+
+    def torch_run():
+        with torch.inference_mode():
+            for _ in range(4):
+                encoder(x)
+
+    def ort_run():
+        for _ in range(4):
+            session.run(["y"], feeds)
+    torch_run(), ort_run()
+    t_torch = min(_timed(torch_run) for _ in range(rounds))
+    t_ort = min(_timed(ort_run) for _ in range(rounds))
+    return t_torch, t_ort
+
+
 # ----------------------------------------------------------------------------- RSS child
 def rss_child(model_path: str, raster: str, threads: int) -> None:
     """Run the engine once and print this process's peak RSS (MiB) as JSON."""
@@ -386,6 +421,14 @@ def main(argv: list[str] | None = None) -> int:
     flops_onnx = onnx_matmul_flops(model_path, real[0])
     print(f"    FLOPs per batch of {BATCH}: {flops_batch / 1e9:.2f} G (torch FlopCounterMode), "
           f"{flops_onnx / 1e9:.2f} G in onnxruntime's MatMul/Gemm nodes")
+    torch_rate = flops_batch * len(real) / t_torch
+    ceiling = max(peaks.values()) / torch_rate
+    print(f"    torch eager runs the model at {torch_rate / 1e9:.1f} GFLOP/s: even at the best "
+          f"matmul rate ({max(peaks.values()) / 1e9:.1f} GFLOP/s) onnxruntime could be at most "
+          f"{ceiling:.2f}x faster")
+    plain_torch, plain_ort = plain_encoder_ratio(threads, args.rounds)
+    print(f"[2'] plain nn.TransformerEncoder of the same size: torch eager {plain_torch:.3f} s / "
+          f"onnxruntime {plain_ort:.3f} s = {plain_torch / plain_ort:.2f}x")
     achieved = flops_batch * len(real) / t_ort
     best_name = max(peaks, key=peaks.get)
     ratio_flops = achieved / peaks[best_name]
@@ -425,6 +468,9 @@ def main(argv: list[str] | None = None) -> int:
                "seconds_end_to_end": round(report.seconds, 2),
                "seconds_in_memory": round(in_memory, 2),
                "gflops_model": round(achieved / 1e9, 1),
+               "gflops_torch": round(torch_rate / 1e9, 1),
+               "torch_over_onnxruntime_ceiling": round(ceiling, 3),
+               "plain_encoder_torch_over_onnxruntime": round(plain_torch / plain_ort, 3),
                "gflop_per_batch": {"torch_counter": round(flops_batch / 1e9, 2),
                                    "onnxruntime_matmuls": round(flops_onnx / 1e9, 2)},
                "flops_over_best_matmul_1_thread": round(ratio_flops1, 3),
