@@ -8,6 +8,12 @@ pretrained state and from scratch with the *same* seed, batches, steps and sched
 held-out columns (``default_model.heldout_metrics``). Optionally a linear probe: the head
 alone trained on a frozen pretrained encoder vs a frozen randomly initialised one.
 
+Variants (docs/training.md has the figures of each): ``--label-fraction F`` fine-tunes on a
+seeded ``F`` of each class's labelled training pixels (point labels); ``--protocol
+probe-finetune`` runs MAESTRO's own probe-then-fine-tune sequence and adds a scratch arm with
+as many steps in all; ``--set pretrain_steps=N`` pretrains longer. Pretrained weights are kept
+in ``--cache`` and reused by runs that differ only in fine-tuning settings.
+
 Prints per-seed and mean +- std held-out OA / mIoU, the paired differences and how many
 seeds pretraining wins; writes the same as JSON (``--out``). Nothing of the bundled model or
 the recipe's defaults changes. ``--short`` is the few-step version the test runs.
