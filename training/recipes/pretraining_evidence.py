@@ -35,8 +35,8 @@ from . import default_model as recipe
 from .pretrain_data import SloveniaCrops
 from .slovenia import IGNORE, TRAIN_COLS, load_sample
 
-#: Recipe overrides of the evidence run: none (the recipe's 1500 MAE + 400 fine-tuning steps;
-#: about 18 min on one thread here with 5 seeds and the probe).
+#: Recipe overrides of the evidence run: none (the recipe's 6000 MAE + 400 fine-tuning steps;
+#: about 28 min on one thread here with 5 seeds and the probe, 10 of them pretraining).
 EVIDENCE: dict = {}
 SHORT = dict(recipe.SHORT, eval_stride=16)
 DEFAULT_OUT = os.path.join(recipe.ROOT, "runs", "pretraining_evidence")
