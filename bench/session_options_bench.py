@@ -35,12 +35,47 @@ def make_session(path: str, threads: int, spinning: bool):
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
+def streams(path: str, meta, threads: int, rounds: int) -> dict:
+    """Best seconds of 8 batches: one ``threads``-thread session vs ``threads`` concurrent
+    runs on a one-thread session."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    batches = slovenia_batches(8)
+    pooled, single = make_session(path, threads, False), make_session(path, 1, False)
+    name = meta.output_name
+    executor = ThreadPoolExecutor(max_workers=threads)
+    ways = {"one_session_threads": lambda: [pooled.run([name], f) for f in batches],
+            "concurrent_single_thread_runs": lambda: list(
+                executor.map(lambda f: single.run([name], f), batches))}
+    best = {k: float("inf") for k in ways}
+    for fn in ways.values():
+        fn()
+    for _ in range(rounds):
+        for key, fn in ways.items():
+            start = time.perf_counter()
+            fn()
+            best[key] = min(best[key], time.perf_counter() - start)
+    executor.shutdown()
+    return {"threads": threads, "batches": len(batches),
+            "seconds": {k: round(v, 3) for k, v in best.items()},
+            "one_session_over_concurrent": round(best["one_session_threads"]
+                                                 / best["concurrent_single_thread_runs"], 3)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--streams", action="store_true",
+                        help="pooled threads vs concurrent one-thread runs (see above)")
     args = parser.parse_args(argv)
     _, path, meta = build_model()
+    if args.streams:
+        load_before = os.getloadavg()[0]
+        summary = streams(path, meta, args.threads, args.rounds)
+        summary["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+        print(json.dumps(summary))
+        return 0
     batches = slovenia_batches()
     sessions = {"spinning": make_session(path, args.threads, True),
                 "blocking": make_session(path, args.threads, False)}
