@@ -151,11 +151,11 @@ MonoLabelMetric averages).
 All three are measured on the same pixels with the same code
 (`training.recipes.slovenia.scores`). The two networks share the seed, the fine-tuning steps,
 batches and learning rate; only the initial weights differ. This table is the recipe's one
-seed; `docs/training.md` repeats the comparison over 5 fine-tuning seeds and 2 pretraining
+seed; `docs/training.md` repeats the comparison over 5 fine-tuning seeds and 3 pretraining
 seeds (`python -m training.recipes.pretraining_evidence`): with the recipe's 6000 pretraining
-steps the pretrained network has the higher held-out mIoU in all 10 pairs (+2.9 ± 1.1 and
-+1.5 ± 0.6 points), while overall accuracy is higher for pretraining seed 42 (+0.9 ± 0.4) and
-lower for seed 7 (-1.2 ± 0.6). Differences on the classes with 31 and 66 held-out pixels
+steps the pretrained network has the higher held-out mIoU in all 15 pairs (+2.9 ± 1.1,
++1.5 ± 0.6 and +2.1 ± 1.3 points), while overall accuracy is higher for pretraining seed 42
+(+0.9 ± 0.4) and lower for seeds 7 and 11 (-1.2 ± 0.6, -1.1 ± 1.8). Differences on the classes with 31 and 66 held-out pixels
 are within what another split could change.
 
 ## Architecture and recipe
