@@ -121,3 +121,8 @@ def test_pretrained_state_is_cached_and_reused(tmp_path):
     other = dataclasses.replace(rc, finetune_steps=7)
     evidence.pretrained_state(other, sample, datetimes, str(tmp_path), log=lambda *_: None)
     assert len(list(tmp_path.glob("pretrained-*.pt"))) == 1
+    longer = dataclasses.replace(rc, pretrain_steps=rc.pretrain_steps + 1)
+    _, history3, _ = evidence.pretrained_state(longer, sample, datetimes, str(tmp_path),
+                                               log=lambda *_: None)
+    assert len(history3) == len(history) + 1
+    assert len(list(tmp_path.glob("pretrained-*.pt"))) == 2

@@ -107,23 +107,23 @@ def compare(rows: list[dict], a: str, b: str) -> dict:
     return out
 
 
-#: Recipe fields that decide the pretrained weights (the cache key of ``pretrained_state``).
-PRETRAIN_FIELDS = ("seed", "tile_px", "s2_patch_px", "dem_patch_px", "embed_dim", "depth",
-                   "inter_depth", "heads", "dim_head", "mlp_ratio", "dec_dim", "dec_depth",
-                   "dec_heads", "dec_dim_head", "dec_mlp_ratio", "head_heads", "grid_pos_enc",
-                   "pretrain_sources", "pretrain_steps", "pretrain_batch", "pretrain_lr",
-                   "treesatai_dates", "treesatai_tile_px", "weight_decay")
+#: Recipe fields that only affect fine-tuning and evaluation: left out of the cache key of
+#: ``pretrained_state``. Every other field, including ones added later, is in the key, so a new
+#: setting can cost a recomputation but never reuses weights it would have changed.
+FINETUNE_ONLY_FIELDS = ("finetune_steps", "finetune_batch", "finetune_lr", "date_dropout",
+                        "class_weight_power", "eval_stride")
 
 
 def pretrained_state(rc: recipe.Recipe, sample, datetimes, cache_dir: str | None, log=print):
     """(state dict, loss history, seconds) of the recipe's MAE pretraining. With ``cache_dir``
-    the result is kept in ``pretrained-<key>.pt`` (key: the pretraining fields of ``rc``) and
+    the result is kept in ``pretrained-<key>.pt`` (key: every field of ``rc`` but
+    ``FINETUNE_ONLY_FIELDS``) and
     reused by later runs that differ only in fine-tuning settings; the run is seeded and
     deterministic, so a cached state equals a fresh one."""
     import hashlib
 
-    key = hashlib.sha256(json.dumps({f: rc.to_dict()[f] for f in PRETRAIN_FIELDS},
-                                    sort_keys=True).encode()).hexdigest()[:16]
+    fields = {k: v for k, v in rc.to_dict().items() if k not in FINETUNE_ONLY_FIELDS}
+    key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
     path = os.path.join(cache_dir, f"pretrained-{key}.pt") if cache_dir else None
     if path and os.path.exists(path):
         doc = torch.load(path, weights_only=True)
