@@ -146,13 +146,14 @@ def test_killed_worker_loses_nothing_and_job_completes(
     killed = json.loads(marker.read_text())                  # a worker really died
     assert len(killed["done"]) >= 3, killed
     assert report.workers == 2
-    assert (report.blocks_run, report.failed) == (TOTAL, {})
+    assert (report.blocks_run, report.failed) == (TOTAL, {}), (report, killed)
     doc = manifest_of(out)
-    assert all(r["status"] == "done" for r in doc["blocks"].values())
+    assert all(r["status"] == "done" for r in doc["blocks"].values()), (doc, killed)
     rec = doc["blocks"][killed["block"]]                     # redone by a live worker
-    assert not rec["worker"].endswith(f":{killed['pid']}")
+    assert not rec["worker"].endswith(f":{killed['pid']}"), (rec, killed)
     for block_id, mtime_ns in killed["done"].items():         # finished blocks untouched
-        assert os.stat(out / doc["blocks"][block_id]["file"]).st_mtime_ns == mtime_ns, block_id
+        now_ns = os.stat(out / doc["blocks"][block_id]["file"]).st_mtime_ns
+        assert now_ns == mtime_ns, (block_id, now_ns, doc["blocks"][block_id], killed)
     assert_equals_reference(report.vrt_path, reference_run)
 
 
