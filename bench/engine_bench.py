@@ -22,6 +22,7 @@ same scene three times with explicit dates (three files read per tile, as for a 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -218,12 +219,10 @@ def matmul_peak(threads: int, n: int = 4096, repeats: int = 3) -> dict[str, floa
 
     try:  # numpy's BLAS uses every core unless told (threadpoolctl comes with scikit-learn)
         from threadpoolctl import threadpool_limits
+        numpy_threads = threadpool_limits(limits=threads)
     except ImportError:
-        threadpool_limits = None
-    if threadpool_limits is not None:
-        with threadpool_limits(limits=threads):
-            rates = {"numpy": best(lambda: a @ b)}
-    else:
+        numpy_threads = contextlib.nullcontext()
+    with numpy_threads:
         rates = {"numpy": best(lambda: a @ b)}
     torch.set_num_threads(threads)
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)

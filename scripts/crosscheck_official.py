@@ -96,6 +96,25 @@ def _ours(mods, reference, grid, task, classes, head):
                                  inter_depth=3)).eval()
 
 
+def _satellite_modalities(px: int):
+    """Our configs of the official S2 and S1 (ascending + descending, one group) modalities
+    at ``px`` pixels per side: 2 px patches, S2 spectral groups 4/4/2, 16 and 4 dates."""
+    from training.models import ModalityConfig
+
+    return [ModalityConfig("s2", 10, 2, px, norm_bands=[4, 4, 2], max_dates=16),
+            ModalityConfig("s1_asc", 2, 2, px, group="s1", norm_bands=[1, 1], max_dates=4),
+            ModalityConfig("s1_des", 2, 2, px, group="s1", norm_bands=[1, 1], max_dates=4)]
+
+
+def _load_official(label: str, official, ours) -> None:
+    """Load the official model's weights into ours and print the key report."""
+    from training.official import map_state
+
+    report = map_state(official.state_dict(), ours)
+    print(f"{label} keys: loaded {report['loaded']}, missing {len(report['missing'])}, "
+          f"unexpected {len(report['unexpected'])}, mismatched {len(report['mismatched'])}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--official", required=True, help="unpacked IGNF/MAESTRO repository")
@@ -107,18 +126,12 @@ def main() -> int:
 
     import training.models.maestro as ours_module
     from training.models import ModalityConfig
-    from training.official import map_state
 
     # ---- TreeSatAI-TS: classification, then pretraining loss with the official masks
     model = _official_model("treesatai_ts")
-    mods = [ModalityConfig("aerial", 4, 20, 300, norm_bands=[1, 3]),
-            ModalityConfig("s2", 10, 2, 6, norm_bands=[4, 4, 2], max_dates=16),
-            ModalityConfig("s1_asc", 2, 2, 6, group="s1", norm_bands=[1, 1], max_dates=4),
-            ModalityConfig("s1_des", 2, 2, 6, group="s1", norm_bands=[1, 1], max_dates=4)]
+    mods = [ModalityConfig("aerial", 4, 20, 300, norm_bands=[1, 3]), *_satellite_modalities(6)]
     ours = _ours(mods, "aerial", 96, "classification", 15, "treesat_mlc_thresh")
-    report = map_state(model.state_dict(), ours)
-    print(f"TreeSatAI keys: loaded {report['loaded']}, missing {len(report['missing'])}, "
-          f"unexpected {len(report['unexpected'])}, mismatched {len(report['mismatched'])}")
+    _load_official("TreeSatAI", model, ours)
     shapes = {"aerial": (1, 4, 300), "s2": (16, 10, 6), "s1_asc": (4, 2, 6), "s1_des": (4, 2, 6)}
     off_batch, our_batch = _inputs(shapes)
     with torch.no_grad():
@@ -179,14 +192,9 @@ def main() -> int:
 
     # ---- PASTIS-HD: segmentation (spot 10x10 resized to the s2 8x8 grid; grid_pos_enc 256)
     model = _official_model("pastis_hd")
-    mods = [ModalityConfig("spot", 3, 16, 160),
-            ModalityConfig("s2", 10, 2, 16, norm_bands=[4, 4, 2], max_dates=16),
-            ModalityConfig("s1_asc", 2, 2, 16, group="s1", norm_bands=[1, 1], max_dates=4),
-            ModalityConfig("s1_des", 2, 2, 16, group="s1", norm_bands=[1, 1], max_dates=4)]
+    mods = [ModalityConfig("spot", 3, 16, 160), *_satellite_modalities(16)]
     ours = _ours(mods, "s2", 256, "segmentation", 19, "pastis_seg")
-    report = map_state(model.state_dict(), ours)
-    print(f"PASTIS keys: loaded {report['loaded']}, missing {len(report['missing'])}, "
-          f"unexpected {len(report['unexpected'])}, mismatched {len(report['mismatched'])}")
+    _load_official("PASTIS", model, ours)
     off_batch, our_batch = _inputs({"spot": (1, 3, 160), "s2": (16, 10, 16),
                                     "s1_asc": (4, 2, 16), "s1_des": (4, 2, 16)})
     with torch.no_grad():

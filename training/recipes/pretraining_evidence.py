@@ -167,19 +167,18 @@ def run(rc: recipe.Recipe, seeds: list[int], probe_steps: int, out_dir: str,
     sample = load_sample()
     datetimes = recipe.sample_datetimes()
 
-    def crops_for(seed: int) -> SloveniaCrops:
-        return SloveniaCrops(sample, datetimes, TRAIN_COLS, rc.tile_px, labels=True,
-                             date_dropout=rc.date_dropout, label_fraction=label_fraction,
-                             label_seed=seed)
-
     state, history, seconds = pretrained_state(rc, sample, datetimes, cache_dir, log)
     timings = {"pretrain_s": seconds}
     log(f"pretrained in {timings['pretrain_s']:.0f} s")
 
+    settings = dict(label_fraction=label_fraction, protocol=protocol)
+    quiet = dict(log=lambda *_: None)
     rows = []
     for seed in seeds:
         rs = dataclasses.replace(rc, seed=seed)
-        crops = crops_for(seed)
+        crops = SloveniaCrops(sample, datetimes, TRAIN_COLS, rc.tile_px, labels=True,
+                              date_dropout=rc.date_dropout, label_fraction=label_fraction,
+                              label_seed=seed)
         labelled = int((crops.target[:, TRAIN_COLS[0]:TRAIN_COLS[1]] >= 0).sum())
 
         def score(model):
@@ -188,7 +187,6 @@ def run(rc: recipe.Recipe, seeds: list[int], probe_steps: int, out_dir: str,
 
         row = {"seed": seed, "labelled_train_px": labelled}
         t0 = time.perf_counter()
-        quiet = dict(log=lambda *_: None)
         if protocol == "finetune":
             for key, init in (("pretrained", state), ("scratch", None)):
                 row[key] = score(recipe.finetune(rs, crops, init, **quiet)[0])
@@ -207,7 +205,6 @@ def run(rc: recipe.Recipe, seeds: list[int], probe_steps: int, out_dir: str,
         log(f"seed {seed}: " + "  ".join(
             f"{k} OA {v['overall_accuracy']:.3f} mIoU {v['miou']:.3f}"
             for k, v in row.items() if isinstance(v, dict)) + f"  ({row['seconds']:.0f} s)")
-        settings = dict(label_fraction=label_fraction, protocol=protocol)
         _write(out_dir, rc, seeds, probe_steps, rows, history, timings, t_start, settings)
 
     doc = _write(out_dir, rc, seeds, probe_steps, rows, history, timings, t_start, settings)
