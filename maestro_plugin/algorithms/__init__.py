@@ -1,4 +1,5 @@
 """One module per Processing algorithm; ALGORITHMS is what the provider registers."""
+from .accuracy_assessment import AccuracyAssessmentAlgorithm
 from .batch_segment import BatchSegmentAlgorithm
 from .classify import ClassifyAlgorithm
 from .embed import EmbedAlgorithm
@@ -7,3 +8,4 @@ from .segment import SegmentAlgorithm
 
 ALGORITHMS = [SegmentAlgorithm, ClassifyAlgorithm, EmbedAlgorithm, ModelInfoAlgorithm]
 ALGORITHMS.append(BatchSegmentAlgorithm)  # maestro:batch_segment (engine/batch, Dask)
+ALGORITHMS.append(AccuracyAssessmentAlgorithm)  # maestro:accuracy_assessment (issue 13)

@@ -1,0 +1,254 @@
+"""maestro:accuracy_assessment: accuracy and area estimates of a classified map from
+reference sample points (Olofsson et al. 2014, engine/accuracy.py)."""
+from __future__ import annotations
+
+import json
+
+from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsFeature,
+                       QgsFeatureSink, QgsField, QgsFields, QgsProcessing,
+                       QgsProcessingException, QgsProcessingOutputNumber,
+                       QgsProcessingParameterFeatureSink, QgsProcessingParameterFeatureSource,
+                       QgsProcessingParameterField, QgsProcessingParameterFileDestination,
+                       QgsProcessingParameterRasterLayer, QgsWkbTypes)
+from qgis.PyQt.QtCore import QVariant
+
+from .base import MaestroAlgorithm
+
+HELP = (
+    "<p>Accuracy assessment and area estimation of a classified map from a reference sample, "
+    "with the stratified estimators of Olofsson et al. (2014, Remote Sensing of Environment "
+    "148, 42-57, 'Good practices for estimating area and assessing accuracy of land change'). "
+    "The sample must be a probability sample: stratified random with the map classes as strata "
+    "(the paper's recommendation), or simple random / systematic (then the estimates are "
+    "post-stratified). Points digitised by hand where the map looks right are not a sample: "
+    "their accuracies say nothing about the map.</p>"
+    "<p><b>INPUT</b>: the classified map (band 1: class ids; its nodata is not a class). Class "
+    "names come from the map's categories (maps written by maestro:segment carry them).</p>"
+    "<p><b>REFERENCE</b>: points with the reference (true) class of each; points outside the "
+    "map or on nodata are left out and counted in the log.</p>"
+    "<p><b>CLASS_FIELD</b>: the reference class: a class id (number) or a class name as the "
+    "map names it (case does not matter). A reference class the map never shows is kept "
+    "(its producer's accuracy is 0).</p>"
+    "<p><b>OUTPUT</b>: a table, one row per class: mapped area and share, sample counts, user's "
+    "and producer's accuracy with their 95 % confidence half-widths, the estimated area with "
+    "its 95 % half-width, and the error matrix in area proportions (columns p_ref_&lt;id&gt;: "
+    "row = map class, column = reference class). Areas in hectares for a projected map, in "
+    "pixels for a geographic one.</p>"
+    "<p><b>REPORT</b>: the same as an HTML page, with the sample counts.</p>"
+    "<p>At least 2 sample points per mapped class are needed (the variances divide by "
+    "n - 1).</p>")
+
+
+class AccuracyAssessmentAlgorithm(MaestroAlgorithm):
+    INPUT = "INPUT"
+    REFERENCE = "REFERENCE"
+    CLASS_FIELD = "CLASS_FIELD"
+    OUTPUT = "OUTPUT"
+    REPORT = "REPORT"
+    OVERALL = "OVERALL_ACCURACY"
+    OVERALL_CI = "OVERALL_ACCURACY_CI95"
+    SAMPLE_SIZE = "SAMPLE_SIZE"
+
+    def name(self):
+        return "accuracy_assessment"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return "Accuracy assessment and area estimates"
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return HELP
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Classified map"))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.REFERENCE, "Reference sample points", [QgsProcessing.TypeVectorPoint]))
+        self.addParameter(QgsProcessingParameterField(
+            self.CLASS_FIELD, "Reference class field (id or name)", parentLayerParameterName=self.REFERENCE))
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.OUTPUT, "Accuracy and area table", QgsProcessing.TypeVector))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.REPORT, "HTML report", "HTML files (*.html)", optional=True,
+            createByDefault=True))
+        self.addOutput(QgsProcessingOutputNumber(self.OVERALL, "Overall accuracy"))
+        self.addOutput(QgsProcessingOutputNumber(self.OVERALL_CI, "Overall accuracy 95 % half-width"))
+        self.addOutput(QgsProcessingOutputNumber(self.SAMPLE_SIZE, "Sample points used"))
+
+    # ------------------------------------------------------------------ running
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        source = self.parameterAsSource(parameters, self.REFERENCE, context)
+        field = self.parameterAsString(parameters, self.CLASS_FIELD, context)
+        if layer is None or source is None:
+            raise QgsProcessingException("INPUT and REFERENCE are required")
+        if source.fields().indexOf(field) < 0:
+            raise QgsProcessingException(f"CLASS_FIELD: the reference layer has no field '{field}'")
+        xs, ys, refs = self._points(source, field, layer.crs(), context, feedback)
+        from engine.classmap import read_class_map
+
+        cmap = self.engine_call(read_class_map, layer.source(), xs, ys,
+                                progress=lambda f: feedback.setProgress(90 * f),
+                                is_cancelled=feedback.isCanceled)
+        assessment, names, skipped = self.engine_call(self._assess, cmap, refs)
+        if skipped:
+            feedback.pushWarning(f"{skipped} reference point(s) outside the map or on nodata "
+                                 "were left out")
+        unit, scale = ("ha", cmap.pixel_area / 10000.0) if cmap.area_unit == "m2" else ("pixels", 1.0)
+        self._log(feedback, assessment, names, unit, scale)
+        sink_id = self._write_table(parameters, context, assessment, names, unit, scale)
+        results = {self.OUTPUT: sink_id, self.OVERALL: assessment.overall,
+                   self.OVERALL_CI: assessment.overall_ci, self.SAMPLE_SIZE: assessment.sample_size}
+        report = self.parameterAsFileOutput(parameters, self.REPORT, context)
+        if report:
+            with open(report, "w", encoding="utf-8") as fh:
+                fh.write(accuracy_html(assessment, names, unit, scale, layer.source(), skipped))
+            results[self.REPORT] = report
+        return results
+
+    def _points(self, source, field, raster_crs, context, feedback):
+        """Points in the raster's CRS and their reference values (None = empty, skipped)."""
+        transform = None
+        if source.sourceCrs().isValid() and raster_crs.isValid() and source.sourceCrs() != raster_crs:
+            transform = QgsCoordinateTransform(source.sourceCrs(), raster_crs,
+                                               context.transformContext())
+        xs, ys, refs = [], [], []
+        empty = 0
+        for feature in source.getFeatures():
+            value = feature[field]
+            geom = feature.geometry()
+            if value is None or (isinstance(value, QVariant) and value.isNull()) or str(value) == "" \
+                    or geom is None or geom.isEmpty():
+                empty += 1
+                continue
+            if transform is not None:
+                geom.transform(transform)
+            for part in (geom.asMultiPoint() if geom.isMultipart() else [geom.asPoint()]):
+                xs.append(part.x())
+                ys.append(part.y())
+                refs.append(value)
+        if empty:
+            feedback.pushWarning(f"{empty} reference feature(s) without a class or geometry "
+                                 "were left out")
+        if not refs:
+            raise QgsProcessingException("REFERENCE: no point with a class value")
+        return xs, ys, refs
+
+    @staticmethod
+    def _assess(cmap, refs):
+        """(Assessment, class id -> name, points skipped) from the map read and the
+        reference values."""
+        from engine.accuracy import assess
+        from engine.errors import InputError
+
+        names = dict(cmap.names)
+        by_name = {n.strip().lower(): i for i, n in names.items()}
+        ref_ids = []
+        for value in refs:
+            ref_ids.append(_class_id(value, by_name, names))
+        pairs = [(int(m), r) for m, r in zip(cmap.at_points, ref_ids) if m >= 0]
+        skipped = len(ref_ids) - len(pairs)
+        if not pairs:
+            raise InputError("no reference point falls on a classified pixel of the map")
+        ids = sorted(set(cmap.counts) | {r for _, r in pairs})
+        index = {c: i for i, c in enumerate(ids)}
+        import numpy as np
+
+        counts = np.zeros((len(ids), len(ids)), dtype=np.int64)
+        for m, r in pairs:
+            counts[index[m], index[r]] += 1
+        area = np.array([cmap.counts.get(c, 0) for c in ids], dtype=np.float64)
+        result = assess(counts, area, ids)
+        for c in ids:
+            names.setdefault(c, str(c))
+        return result, names, skipped
+
+    @staticmethod
+    def _log(feedback, a, names, unit, scale):
+        feedback.pushInfo(f"Sample points used: {a.sample_size}; overall accuracy "
+                          f"{a.overall:.3f} ± {a.overall_ci:.3f} (95 %)")
+        for row in a.rows():
+            c = row["class"]
+            feedback.pushInfo(
+                f"{names[c]} ({c}): user's {_pm(row['users'], row['users_ci'])}, producer's "
+                f"{_pm(row['producers'], row['producers_ci'])}, area "
+                f"{row['area'] * scale:.6g} ± {row['area_ci'] * scale:.6g} {unit} (95 %)")
+
+    def _write_table(self, parameters, context, a, names, unit, scale):
+        fields = QgsFields()
+        for name, kind in (("class_id", QVariant.Int), ("class_name", QVariant.String),
+                           (f"mapped_{unit}", QVariant.Double), ("mapped_share", QVariant.Double),
+                           ("n_map", QVariant.Int), ("n_reference", QVariant.Int),
+                           ("users_acc", QVariant.Double), ("users_ci95", QVariant.Double),
+                           ("producers_acc", QVariant.Double), ("producers_ci95", QVariant.Double),
+                           (f"area_{unit}", QVariant.Double), (f"area_ci95_{unit}", QVariant.Double),
+                           ("area_share", QVariant.Double), ("area_share_se", QVariant.Double)):
+            fields.append(QgsField(name, kind))
+        for c in a.classes:
+            fields.append(QgsField(f"p_ref_{c}", QVariant.Double))
+        sink, dest = self.parameterAsSink(parameters, self.OUTPUT, context, fields,
+                                          QgsWkbTypes.NoGeometry, QgsCoordinateReferenceSystem())
+        if sink is None:
+            raise QgsProcessingException("OUTPUT: the table cannot be created")
+        for i, row in enumerate(a.rows()):
+            f = QgsFeature(fields)
+            values = [int(row["class"]), names[row["class"]], row["mapped_area"] * scale,
+                      row["mapped_share"], row["n_map"], row["n_reference"], row["users"],
+                      row["users_ci"], row["producers"], row["producers_ci"],
+                      row["area"] * scale, row["area_ci"] * scale, row["area_proportion"],
+                      row["area_proportion_se"]]
+            values += [float(p) for p in a.proportions[i]]
+            f.setAttributes(values)
+            sink.addFeature(f, QgsFeatureSink.FastInsert)
+        return dest
+
+
+def _class_id(value, by_name, names) -> int:
+    """A reference value (id or name) -> class id. Unknown names raise InputError."""
+    from engine.errors import InputError
+
+    if isinstance(value, (int, float)) and float(value).is_integer():
+        return int(value)
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    if text.lower() in by_name:
+        return by_name[text.lower()]
+    raise InputError(f"reference class '{text}' is neither a class id nor one of the map's class "
+                     f"names ({', '.join(names.values()) or 'the map has no class names'})")
+
+
+def _pm(value, ci):
+    return "–" if value is None else f"{value:.3f} ± {ci:.3f}"
+
+
+def accuracy_html(a, names, unit, scale, map_path, skipped=0) -> str:
+    """The HTML report of an assessment."""
+    from engine.classes import report as H
+
+    labels = [f"{names[c]} ({c})" for c in a.classes]
+    parts = [H.paragraph(f"Map: {map_path}. Sample points used: {a.sample_size}"
+                         + (f" ({skipped} outside the map or on nodata left out)" if skipped else "")
+                         + f". Overall accuracy {a.overall:.3f} ± {a.overall_ci:.3f} "
+                         "(95 % confidence interval)."),
+             H.heading("Accuracy and area per class"),
+             H.table(["class", f"mapped ({unit})", "mapped share", "user's", "± 95 %",
+                      "producer's", "± 95 %", f"estimated area ({unit})", "± 95 %"],
+                     [[lab, r["mapped_area"] * scale, r["mapped_share"], r["users"], r["users_ci"],
+                       r["producers"], r["producers_ci"], r["area"] * scale, r["area_ci"] * scale]
+                      for lab, r in zip(labels, a.rows())]),
+             H.heading("Error matrix in area proportions (rows: map, columns: reference)"),
+             H.table(["map \\ reference", *labels, "total"],
+                     [[lab, *[float(p) for p in a.proportions[i]], float(a.proportions[i].sum())]
+                      for i, lab in enumerate(labels)]
+                     + [["total", *[float(x) for x in a.proportions.sum(0)], 1.0]]),
+             H.heading("Sample counts (rows: map, columns: reference)"),
+             H.table(["map \\ reference", *labels, "total"],
+                     [[lab, *[int(x) for x in a.counts[i]], int(a.counts[i].sum())]
+                      for i, lab in enumerate(labels)]),
+             H.paragraph("Estimators: Olofsson, P., Foody, G.M., Herold, M., Stehman, S.V., "
+                         "Woodcock, C.E., Wulder, M.A. (2014). Good practices for estimating area "
+                         "and assessing accuracy of land change. Remote Sensing of Environment "
+                         "148, 42-57, equations 1-11 (stratified random sample, strata = map "
+                         "classes; post-stratified for a simple random or systematic sample). "
+                         "Intervals: estimate ± 1.96 standard errors.", note=True),
+             f"<!-- {json.dumps({'overall': a.overall, 'overall_ci': a.overall_ci})} -->"]
+    return H.page("MAESTRO accuracy assessment", parts)

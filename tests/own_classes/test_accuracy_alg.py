@@ -1,0 +1,75 @@
+"""maestro:accuracy_assessment through processing.run and qgis_process on a map and a
+reference sample built from Olofsson et al. (2014)'s example: the published accuracies come
+back (the areas scale with the map: 900 ha here, 900 000 ha in the paper)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import run_qgis_process
+
+USERS = [0.88, 0.73, 0.93, 0.96]
+PRODUCERS = [0.75, 0.85, 0.93, 0.96]
+#: section 5.2.2's areas (ha) / 1000
+AREAS = [21.158, 11.686, 285.770, 581.386]
+
+
+def _rows(layer):
+    return {f["class_name"]: f for f in layer.getFeatures()}
+
+
+@pytest.mark.usefixtures("maestro")
+def test_processing_run_reproduces_the_published_example(olofsson_sample, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback
+
+    map_path, points = olofsson_sample
+    report = tmp_path / "accuracy.html"
+    context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
+    result = processing.run("maestro:accuracy_assessment", {
+        "INPUT": map_path, "REFERENCE": points, "CLASS_FIELD": "ref",
+        "OUTPUT": "memory:", "REPORT": str(report)}, context=context, feedback=feedback)
+    assert round(result["OVERALL_ACCURACY"], 2) == 0.95
+    assert round(result["OVERALL_ACCURACY_CI95"], 2) == 0.02
+    assert result["SAMPLE_SIZE"] == 640          # the point outside the map is left out
+    layer = result["OUTPUT"]
+    if isinstance(layer, str):
+        layer = context.getMapLayer(layer)
+    rows = _rows(layer)
+    names = ["deforestation", "forest gain", "stable forest", "stable non-forest"]
+    assert [round(rows[n]["users_acc"], 2) for n in names] == USERS
+    assert [round(rows[n]["producers_acc"], 2) for n in names] == PRODUCERS
+    assert [round(rows[n]["area_ha"], 3) for n in names] == pytest.approx(AREAS, abs=0.0015)
+    assert [round(rows[n]["mapped_ha"], 3) for n in names] == [18.0, 13.5, 288.0, 580.5]
+    assert round(rows["deforestation"]["p_ref_0"], 4) == 0.0176
+    html = report.read_text(encoding="utf-8")
+    assert "Error matrix in area proportions" in html and "stable non-forest (3)" in html
+
+
+@pytest.mark.usefixtures("maestro")
+def test_unknown_reference_class_is_named(olofsson_sample, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    from tests.own_classes.conftest import write_points
+
+    map_path, _ = olofsson_sample
+    pts = write_points(tmp_path / "bad.gpkg", [500015.0], [5099985.0], ["wetland"])
+    with pytest.raises(QgsProcessingException, match="reference class 'wetland'"):
+        processing.run("maestro:accuracy_assessment", {
+            "INPUT": map_path, "REFERENCE": pts, "CLASS_FIELD": "ref", "OUTPUT": "memory:"})
+
+
+def test_qgis_process(qgis_env, olofsson_sample, tmp_path):
+    map_path, points = olofsson_sample
+    table = tmp_path / "acc.csv"
+    run = run_qgis_process(qgis_env, "--json", "run", "maestro:accuracy_assessment", "--",
+                           f"INPUT={map_path}", f"REFERENCE={points}", "CLASS_FIELD=ref",
+                           f"OUTPUT={table}", f"REPORT={tmp_path / 'r.html'}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = json.loads(run.stdout[run.stdout.index("{"):])["results"]
+    assert round(results["OVERALL_ACCURACY"], 2) == 0.95
+    text = table.read_text()
+    assert "users_acc" in text.splitlines()[0] and len(text.splitlines()) == 5
+    assert (tmp_path / "r.html").exists()
