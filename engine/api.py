@@ -42,6 +42,9 @@ class RunOptions:
             part; tiles stay on the grid anchored at the reference raster's top-left pixel.
         cog: convert the output to a Cloud-Optimized GeoTIFF.
         expect_task: refuse a model of another task (InputError).
+        output: the graph output to write: None = the task output; ``"embeddings"`` = the
+            encoder features [dim bands, float32, token grid] of any model that has them
+            (embedding models, and every contract-2 segmentation/classification model).
     """
 
     tile_overlap_pct: float = 25
@@ -52,6 +55,7 @@ class RunOptions:
     bounds: tuple[float, float, float, float] | None = None
     cog: bool = True
     expect_task: str | None = None
+    output: str | None = None
 
 
 @dataclass

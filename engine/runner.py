@@ -139,6 +139,31 @@ class Runner:
         if int(opts.batch_size) < 1:
             raise InputError(f"batch size must be at least 1 (got {opts.batch_size})")
 
+    def _chosen_output(self, meta: ModelMetadata) -> tuple[str, str]:
+        """(layout, graph output) the run writes: the task output, or with
+        ``options.output == "embeddings"`` the encoder features of any model that has them
+        (embedding models; schema-2 segmentation/classification models), written like an
+        embedding model's output (float32 on the token grid, one band per dimension).
+
+        Raises:
+            InputError: an unknown output name, or a model without an ``embeddings`` output.
+        """
+        wanted = getattr(self.options, "output", None) or meta.output_name
+        if wanted == meta.output_name:
+            return meta.task, wanted
+        if wanted != "embeddings":
+            raise InputError(f"output '{wanted}' is not one this engine writes (the task output "
+                             f"'{meta.output_name}' or 'embeddings')")
+        from .session import inspect_model
+
+        names = [o.name for o in inspect_model(self.model_path)[2]]
+        if "embeddings" not in names or not meta.embedding_dim:
+            raise InputError(
+                f"model '{meta.name}' ({self.model_path}) has no 'embeddings' output (outputs: "
+                f"{names}; contract version {meta.schema_version}): re-export it with contract "
+                "version 2, which gives every model its encoder features")
+        return "embedding", "embeddings"
+
     def _collect(self, meta: ModelMetadata) -> dict[str, list[Slice]]:
         given = {str(k).lower(): v for k, v in self.inputs.items()}
         unknown = sorted(set(given) - set(meta.modality_names))
@@ -197,6 +222,7 @@ class Runner:
         meta = read_model_metadata(self.model_path)
         self._check_options(meta)
         self.meta = meta
+        self._kind, self._output_name = self._chosen_output(meta)
         stacks = self._collect(meta)
         ref_date = reference_date(meta, stacks)
         ref = meta.reference
@@ -205,15 +231,15 @@ class Runner:
         self._report_grids(meta, stacks, grid_slice)
 
         T = ref.tile_px
-        if meta.task == "segmentation":
+        if self._kind == "segmentation":
             factor, quantum = 1, offset_quantum(meta)
-        elif meta.task == "classification":
+        elif self._kind == "classification":
             factor, quantum = T, offset_quantum(meta, extra=T)
         else:
             factor, quantum = ref.patch_px, offset_quantum(meta, extra=ref.patch_px)
         tiles_grid = TileGrid.build(grid_slice.width, grid_slice.height, T,
                                     self.options.tile_overlap_pct, quantum,
-                                    no_overlap=meta.task == "classification")
+                                    no_overlap=self._kind == "classification")
         out_rows, out_cols = self._output_window(grid_slice, factor)
         tiles = tiles_grid.tiles((out_rows[0] * factor, out_rows[1] * factor),
                                  (out_cols[0] * factor, out_cols[1] * factor))
@@ -289,11 +315,11 @@ class Runner:
         check_writable(self.output_path)
         common = dict(width=width, height=height, crs=grid_slice.crs, transform=transform,
                       cog=self.options.cog)
-        if meta.task == "embedding":
+        if self._kind == "embedding":
             main = RasterWriter(self.output_path, count=meta.embedding_dim, dtype="float32",
                                 band_names=[f"embedding_{i}" for i in range(meta.embedding_dim)],
                                 **common)
-        elif meta.task == "classification" and meta.multilabel:
+        elif self._kind == "classification" and meta.multilabel:
             main = RasterWriter(self.output_path, count=len(meta.classes), dtype="float32",
                                 band_names=[c.name for c in meta.classes], **common)
         else:
@@ -378,14 +404,14 @@ class Runner:
 
     def _loop(self, session, meta, readers, grids, tiles, factor, out_rows, out_cols, writers,
               executor) -> tuple[int, dict]:
-        task, T = meta.task, meta.reference.tile_px
+        task, T = self._kind, meta.reference.tile_px
         to = T // factor
         channels = meta.embedding_dim if task == "embedding" else len(meta.classes)
         flush = self._make_flush(meta, writers)
         acc = RowAccumulator(channels, out_rows, out_cols, to, flush)
         bs = int(self.options.batch_size)
         batches = [tiles[i:i + bs] for i in range(0, len(tiles), bs)]
-        output_name = meta.output_name
+        output_name = self._output_name
         ran, done = 0, 0
         seen = {m: False for m in meta.modality_names}
         pending = executor.submit(self._prepare, batches[0], meta, readers, grids) if batches else None
@@ -417,7 +443,7 @@ class Runner:
 
     def _make_flush(self, meta: ModelMetadata, writers: list[RasterWriter]):
         """The callback turning blended sums into output rows and writing them."""
-        task, multilabel = meta.task, meta.multilabel
+        task, multilabel = self._kind, meta.multilabel and self._kind == "classification"
         with_conf = self._with_confidence
 
         def flush(row: int, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray) -> None:

@@ -1,6 +1,7 @@
 """maestro:embed: encoder features (embeddings) on the token grid from an embedding model."""
 from __future__ import annotations
 
+from .base import DEFAULT_MODEL
 from .inference import InferenceAlgorithm
 
 
@@ -10,14 +11,28 @@ class EmbedAlgorithm(InferenceAlgorithm):
     OUTPUT_HELP = ("float32 GeoTIFF on the token grid (pixel = reference pixel size x patch "
                    "size), one band per embedding dimension: features for clustering, "
                    "similarity search or your own classifier.")
-    TASK_HELP = ("<p>Feature extraction: runs a MAESTRO encoder exported as an embedding "
-                 "model and writes its features per token (patch).</p>")
+    TASK_HELP = ("<p>Feature extraction: runs a MAESTRO model and writes its encoder "
+                 "features per token (patch): an embedding model's output, or the "
+                 "'embeddings' output every contract-2 segmentation or classification model "
+                 "has (older models without it are refused with a message).</p>")
 
     def name(self):
         return "embed"
 
     def displayName(self):  # noqa: N802 (QGIS API name)
         return "Embeddings (encoder features)"
+
+    def model_metadata(self, parameters, context):
+        """Any task: the engine writes the encoder features (RunOptions.output)."""
+        path = self.parameterAsFile(parameters, self.MODEL, context) or DEFAULT_MODEL
+        from engine.contract import read_model_metadata
+
+        return path, self.engine_call(read_model_metadata, path)
+
+    def run_options(self, parameters, context, **extra):
+        options = super().run_options(parameters, context, output="embeddings", **extra)
+        options.expect_task = None
+        return options
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         report, _meta, output = self.run_engine(parameters, context, feedback)
