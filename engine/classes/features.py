@@ -73,13 +73,19 @@ def _linear_taps(coord: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, 
 def sample_embeddings(emb: np.ndarray, rows: np.ndarray, cols: np.ndarray, patch_px: int
                       ) -> np.ndarray:
     """float32 [N, D]: ``emb`` [D, h, w] interpolated at pixel (rows, cols) of the grid
-    ``patch_px`` times finer. NaN where a neighbour token is nodata."""
+    ``patch_px`` times finer. Where a neighbour token is nodata (raster edges) the pixel's
+    own token is used; NaN where that one is nodata too."""
     d, h, w = emb.shape
     r0, r1, fr = _linear_taps((rows + 0.5) / patch_px, h)
     c0, c1, fc = _linear_taps((cols + 0.5) / patch_px, w)
     top = emb[:, r0, c0] * (1 - fc) + emb[:, r0, c1] * fc
     bottom = emb[:, r1, c0] * (1 - fc) + emb[:, r1, c1] * fc
-    return (top * (1 - fr) + bottom * fr).T.astype(np.float32)
+    out = top * (1 - fr) + bottom * fr
+    bad = np.isnan(out).any(axis=0)
+    if bad.any():
+        own = emb[:, np.minimum(rows[bad] // patch_px, h - 1), np.minimum(cols[bad] // patch_px, w - 1)]
+        out[:, bad] = own
+    return out.T.astype(np.float32)
 
 
 def upsample_embeddings(emb: np.ndarray, patch_px: int) -> np.ndarray:

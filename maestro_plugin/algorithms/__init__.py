@@ -5,7 +5,9 @@ from .classify import ClassifyAlgorithm
 from .embed import EmbedAlgorithm
 from .model_info import ModelInfoAlgorithm
 from .segment import SegmentAlgorithm
+from .train_classes import TrainClassesAlgorithm
 
 ALGORITHMS = [SegmentAlgorithm, ClassifyAlgorithm, EmbedAlgorithm, ModelInfoAlgorithm]
 ALGORITHMS.append(BatchSegmentAlgorithm)  # maestro:batch_segment (engine/batch, Dask)
 ALGORITHMS.append(AccuracyAssessmentAlgorithm)  # maestro:accuracy_assessment (issue 13)
+ALGORITHMS.append(TrainClassesAlgorithm)  # maestro:train_classes (issue 13)

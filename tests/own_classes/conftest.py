@@ -3,9 +3,13 @@ as QGIS loads it, real Slovenia GeoTIFFs) plus a classified map and a reference 
 from Olofsson et al. (2014)'s example (table 8)."""
 from __future__ import annotations
 
+import glob
+import os
+
 import numpy as np
 import pytest
 
+from tests.conftest import ROOT
 from tests.plugin.conftest import maestro, rasters  # noqa: F401 (fixtures re-exported)
 
 OLOFSSON_CLASSES = ["deforestation", "forest gain", "stable forest", "stable non-forest"]
@@ -73,3 +77,27 @@ def olofsson_sample(tmp_path_factory):
     ys.append(5100000.0)
     refs.append("forest gain")            # outside the map: left out
     return map_path, write_points(folder / "reference.gpkg", xs, ys, refs)
+
+
+# ------------------------------------------------------------------ the bundled sample
+SAMPLE = os.path.join(ROOT, "resources", "sample")
+
+
+def sample_inputs():
+    """modality -> paths of the bundled Slovenia sample (S2 L1C x 5 dates, DEM)."""
+    return {"s2": sorted(glob.glob(os.path.join(SAMPLE, "S2_L1C_*.tif"))),
+            "dem": [os.path.join(SAMPLE, "dem.tif")]}
+
+
+@pytest.fixture(scope="session")
+def west_labels(tmp_path_factory):
+    """The GeoPackage of scripts/own_classes_labels.py (seed 0, fewer labels for speed):
+    (path, {class: pixels})."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "own_classes_labels", os.path.join(ROOT, "scripts", "own_classes_labels.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    path = str(tmp_path_factory.mktemp("labels") / "labels.gpkg")
+    return path, module.write(path, seed=0, per_class=120)

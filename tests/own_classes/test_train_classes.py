@@ -1,0 +1,145 @@
+"""maestro:train_classes on the bundled Slovenia sample with the tiny embedding model exported
+by our training code (random weights: the figures are not the point here; the evidence with
+a real encoder is docs/own-classes.md): the model file, its metadata and report, agreement of
+the merged graph with the head fitted in numpy, cancel, bad input, qgis_process."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_qgis_process
+from tests.own_classes.conftest import sample_inputs
+
+
+def _params(model, labels, out, **extra):
+    inputs = sample_inputs()
+    return {"MODEL": model, "S2": inputs["s2"], "DEM": inputs["dem"],
+            "LABELS": [f"{labels}|layername=polygons", f"{labels}|layername=points"],
+            "CLASS_FIELD": "class", "COLOR_FIELD": "color", "OUTPUT_MODEL": str(out),
+            "THREADS": 1, "FOLDS": 3, **extra}
+
+
+@pytest.fixture(scope="module")
+def trained(maestro, tiny_models, west_labels, tmp_path_factory):
+    """(result dict, model path, report path) of one training through processing.run."""
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback
+
+    folder = tmp_path_factory.mktemp("trained")
+    out, report = folder / "my-classes.onnx", folder / "report.html"
+    feedback = QgsProcessingFeedback()
+    result = processing.run("maestro:train_classes",
+                            _params(tiny_models["embedding"], west_labels[0], out,
+                                    REPORT=str(report), NAME="slovenia-west"),
+                            context=QgsProcessingContext(), feedback=feedback)
+    return result, str(out), str(report)
+
+
+def test_model_follows_the_contract_with_the_users_classes(trained, west_labels):
+    from engine.contract import read_model_metadata
+
+    result, model, report = trained
+    meta = read_model_metadata(model)
+    assert meta.task == "segmentation" and meta.name == "slovenia-west"
+    assert [(c.name, c.color) for c in meta.classes] == [
+        ("artificial surface", "#dc143c"), ("forest", "#054907"), ("grassland", "#ffa500"),
+        ("shrubland", "#806000")]
+    metrics = meta.provenance["metrics"]
+    assert 0 <= metrics["blocked_cv_head"]["overall_accuracy"] <= 1
+    assert set(metrics["blocked_cv_head"]["f1"]) == {c.name for c in meta.classes}
+    assert "blocked_cv_random_forest" in metrics and metrics["verdict"] == result["VERDICT"]
+    assert meta.provenance["base_model"]["name"] == "tiny-embedding"
+    assert result["CV_OVERALL_ACCURACY"] == metrics["blocked_cv_head"]["overall_accuracy"]
+    html = open(report, encoding="utf-8").read()
+    for text in ("Learning curve", "random forest", "Confusion matrix", "<svg"):
+        assert text in html
+    # the verdict names the better one, plainly
+    assert any(w in result["VERDICT"] for w in ("is better than", "Neither is better"))
+
+
+def test_segment_runs_the_new_model_and_agrees_with_the_head_in_numpy(trained, tmp_path):
+    """The merged graph computes what the head fitted on the training features predicts:
+    argmax of (standardised [bilinear embeddings, date mean and std]) @ W + b, per pixel."""
+    import onnx
+    import processing
+    import rasterio
+    from onnx import numpy_helper
+
+    from engine.api import RunOptions, run_model
+    from engine.classes import features
+    from engine.contract import read_model_metadata
+
+    _, model, _ = trained
+    out = tmp_path / "lc.tif"
+    inputs = sample_inputs()
+    processing.run("maestro:segment", {"MODEL": model, "S2": inputs["s2"], "DEM": inputs["dem"],
+                                       "OUTPUT": str(out), "DEVICE": "cpu"})
+    with rasterio.open(out) as ds:
+        lc = ds.read(1)
+    assert set(np.unique(lc)) <= {0, 1, 2, 3, 255} and len(set(np.unique(lc)) - {255}) >= 2
+    # the same features in numpy: the model's own embeddings output, the date statistics
+    emb_path = tmp_path / "emb.tif"
+    run_model(model, inputs, str(emb_path), RunOptions(output="embeddings", threads=1))
+    meta = read_model_metadata(model)
+    grid = features.PixelGrid.from_embeddings(str(emb_path), meta.reference.patch_px)
+    rows, cols = np.nonzero(lc != 255)
+    stacks = features.collect(meta, inputs)
+    x = np.concatenate([features.sample_embeddings(features.read_embeddings(str(emb_path)), rows,
+                                                   cols, meta.reference.patch_px),
+                        features.reference_statistics(meta, stacks, grid, rows, cols)], axis=1)
+    init = {t.name: numpy_helper.to_array(t) for t in onnx.load(model).graph.initializer
+            if t.name.startswith("own_head/")}
+    z = (x - init["own_head/mu"].reshape(-1)) / init["own_head/sigma"].reshape(-1)
+    logits = z @ init["own_head/w0"][:, :, 0, 0].T + init["own_head/b0"]
+    agree = (logits.argmax(1) == lc[rows, cols]).mean()
+    assert agree > 0.97, agree     # differences: tile edges (blending of overlapping tiles)
+
+
+def test_cancel_leaves_no_model(maestro, tiny_models, west_labels, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    feedback = QgsProcessingFeedback()
+    feedback.cancel()
+    out = tmp_path / "never.onnx"
+    with pytest.raises(QgsProcessingException, match="cancel"):
+        processing.run("maestro:train_classes",
+                       _params(tiny_models["embedding"], west_labels[0], out), feedback=feedback)
+    assert not os.listdir(tmp_path)
+
+
+def test_bad_inputs_are_named(maestro, tiny_models, west_labels, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    labels = west_labels[0]
+    with pytest.raises(QgsProcessingException, match="no 'embeddings' output"):
+        processing.run("maestro:train_classes",
+                       _params(tiny_models["segmentation"], labels, tmp_path / "a.onnx"))
+    with pytest.raises(QgsProcessingException, match="has no field 'klass'"):
+        processing.run("maestro:train_classes",
+                       _params(tiny_models["embedding"], labels, tmp_path / "b.onnx",
+                               CLASS_FIELD="klass"))
+    one = {**_params(tiny_models["embedding"], labels, tmp_path / "c.onnx"),
+           "LABELS": [f"{labels}|layername=polygons|subset=\"class\" = 'forest'"]}
+    with pytest.raises(QgsProcessingException, match="at least 2 are needed"):
+        processing.run("maestro:train_classes", one)
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".onnx")]
+
+
+@pytest.mark.slow
+def test_qgis_process(qgis_env, tiny_models, west_labels, tmp_path):
+    labels = west_labels[0]
+    out = tmp_path / "m.onnx"
+    p = _params(tiny_models["embedding"], labels, out, COMPARE_RF="false")
+    args = [f"MODEL={p['MODEL']}", *[f"S2={s}" for s in p["S2"]], f"DEM={p['DEM'][0]}",
+            *[f"LABELS={x}" for x in p["LABELS"]], "CLASS_FIELD=class", f"OUTPUT_MODEL={out}",
+            "THREADS=1", "FOLDS=3", "COMPARE_RF=false", f"REPORT={tmp_path / 'r.html'}"]
+    run = run_qgis_process(qgis_env, "--json", "run", "maestro:train_classes", "--", *args)
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = json.loads(run.stdout[run.stdout.index("{"):])["results"]
+    assert os.path.exists(out) and 0 <= results["CV_OVERALL_ACCURACY"] <= 1
+    assert "not cross-validated" in results["VERDICT"]
