@@ -275,8 +275,12 @@ def test_output_is_a_styled_cog(tiny_models, scene, tmp_path):
 
 def test_callbacks_dates_and_subsampling(tiny_models, scene, slovenia, tmp_path):
     inputs = scene(rows=32, cols=32)
-    # 8 dates (> max_dates 6): the five scenes plus three explicit-date copies
-    extra = [SliceInput(inputs["s2"][k], dt.date(2016, 5, 1 + k)) for k in range(3)]
+    # 8 dates (> max_dates 6): the five scenes plus three explicit-date near-copies (+1 DN:
+    # exact copies are refused as the same acquisition twice)
+    from tests.engine.conftest import grid, write_tif
+
+    extra = [SliceInput(write_tif(tmp_path / f"extra_{k}.tif", slovenia["s2"][k][:, :32, :32] + 1,
+                                  grid(), nodata=0), dt.date(2016, 5, 1 + k)) for k in range(3)]
     fractions, lines = [], []
     report = run_model(tiny_models["segmentation"], {"s2": inputs["s2"] + extra, "dem": inputs["dem"]},
                        str(tmp_path / "o.tif"), RunOptions(),
