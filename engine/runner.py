@@ -247,11 +247,7 @@ class Runner:
                                         m.tile_px) for m in meta.modalities}
             for m in meta.modalities:
                 readers[m.name] = [SliceReader(sl, grids[m.name]) for sl in stacks[m.name]]
-            keep_hour = not self._token_masks        # version 1 keeps the hour it always had
-            self._dates = {m.name: np.array([date_triplet(s.when, keep_hour)
-                                             for s in stacks[m.name]], dtype=np.int32)
-                           for m in meta.modalities}
-            self._ref_date = np.array(date_triplet(ref_date, keep_hour), dtype=np.int32)
+            self._set_dates(meta, stacks, ref_date)
             executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maestro-read")
             with bounded_gdal_cache(sum(r.cache_bytes for rs in readers.values() for r in rs),
                                     self.log):
@@ -282,6 +278,22 @@ class Runner:
                          dates={n: [s.when.date().isoformat() for s in st]
                                 for n, st in stacks.items()},
                          messages=list(self.messages))
+
+    def _set_dates(self, meta: ModelMetadata, stacks: dict[str, list[Slice]], ref_date,
+                   token_masks: bool | None = None) -> None:
+        """The date inputs of every batch: int32 [dates, 3] per modality and [3] for
+        ``ref_date``, by the time-of-day rule (engine.preprocessing.dates.date_triplet: hour 0,
+        except for contract-version-1 models, which keep the hour they always got).
+
+        Args:
+            token_masks: feed as contract version 2 (token masks, hour 0) or 1; None: as the
+                model's ``schema_version`` says.
+        """
+        self._token_masks = meta.schema_version >= 2 if token_masks is None else token_masks
+        keep_hour = not self._token_masks
+        self._dates = {m.name: np.array([date_triplet(s.when, keep_hour) for s in stacks[m.name]],
+                                        dtype=np.int32).reshape(-1, 3) for m in meta.modalities}
+        self._ref_date = np.array(date_triplet(ref_date, keep_hour), dtype=np.int32)
 
     def _report_grids(self, meta, stacks, grid_slice) -> None:
         ref = meta.reference
