@@ -11,6 +11,7 @@ read, so this module loads everywhere.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
@@ -45,6 +46,28 @@ class Scaling:
     std: tuple[float, ...]
 
 
+#: ``radiometry.quantity`` values (contract version 2, docs/model-contract.md).
+RADIOMETRY_QUANTITIES = ("reflectance", "backscatter", "elevation", "other")
+
+
+@dataclass(frozen=True)
+class Radiometry:
+    """What the model's inputs were in training (optional ``radiometry`` field, version 2).
+
+    Attributes:
+        product: e.g. ``"Sentinel-2 L1C"``.
+        quantity: one of :data:`RADIOMETRY_QUANTITIES`.
+        units: e.g. ``"reflectance x 10000"``, ``"linear power"``, ``"dB"``, ``"m"``.
+        value_range: per band ``(lo, hi)``: the 0.5th and 99.5th percentiles of the training
+            inputs in ``units``, after GDAL scale/offset.
+    """
+
+    product: str
+    quantity: str
+    units: str
+    value_range: tuple[tuple[float, float], ...]
+
+
 @dataclass(frozen=True)
 class ModalitySpec:
     """One input modality of the model.
@@ -60,6 +83,7 @@ class ModalitySpec:
         scaling: input normalisation applied by the engine before the model.
         nodata_fill: value (after scaling) written into nodata pixels.
         group: fusion group (modalities of one group share an encoder).
+        radiometry: what the inputs were in training (None: not recorded, e.g. version 1).
     """
 
     name: str
@@ -72,6 +96,7 @@ class ModalitySpec:
     scaling: Scaling
     nodata_fill: float = 0.0
     group: str = ""
+    radiometry: Radiometry | None = None
 
     @property
     def tile_ground_m(self) -> float:
@@ -138,6 +163,8 @@ class ModelMetadata:
         for m in self.modalities:
             item = asdict(m)
             item["nodata"] = {"fill_value": item.pop("nodata_fill")}
+            if item.get("radiometry") is None:
+                item.pop("radiometry", None)
             doc["modalities"].append(item)
         doc["classes"] = [asdict(c) for c in self.classes]
         doc["provenance"] = dict(self.provenance)
@@ -194,6 +221,36 @@ def _parse_scaling(doc: Any, nbands: int, where: str) -> Scaling:
     return Scaling(transform, values["mean"], values["std"])
 
 
+def _parse_radiometry(doc: Any, nbands: int, where: str) -> Radiometry | None:
+    """The optional ``radiometry`` object of a modality (None when absent or null)."""
+    if doc is None:
+        return None
+    if not isinstance(doc, Mapping):
+        raise ContractError(f"model metadata: field '{where}' must be an object")
+    product = _typed(_require(doc, "product", where), str, f"{where}.product")
+    quantity = _typed(_require(doc, "quantity", where), str, f"{where}.quantity")
+    if quantity not in RADIOMETRY_QUANTITIES:
+        raise ContractError(f"model metadata: field '{where}.quantity' must be one of "
+                            f"{RADIOMETRY_QUANTITIES} (got '{quantity}')")
+    units = _typed(_require(doc, "units", where), str, f"{where}.units")
+    ranges = _typed(_require(doc, "value_range", where), list, f"{where}.value_range")
+    if len(ranges) != nbands:
+        raise ContractError(f"model metadata: field '{where}.value_range' has {len(ranges)} "
+                            f"pairs for {nbands} bands")
+    pairs = []
+    for i, pair in enumerate(ranges):
+        field = f"{where}.value_range[{i}]"
+        _typed(pair, list, field)
+        if len(pair) != 2:
+            raise ContractError(f"model metadata: field '{field}' must be [lo, hi]")
+        lo, hi = (float(_typed(v, (int, float), field)) for v in pair)
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+            raise ContractError(f"model metadata: field '{field}' must be finite with lo <= hi "
+                                f"(got {pair})")
+        pairs.append((lo, hi))
+    return Radiometry(product, quantity, units, tuple(pairs))
+
+
 def _parse_modality(doc: Any, index: int) -> ModalitySpec:
     where = f"modalities[{index}]"
     name = _typed(_require(doc, "name", where), str, f"{where}.name")
@@ -222,9 +279,10 @@ def _parse_modality(doc: Any, index: int) -> ModalitySpec:
                         f"{where}.nodata.fill_value"))
     group = doc.get("group") or name
     _typed(group, str, f"{where}.group")
+    radiometry = _parse_radiometry(doc.get("radiometry"), len(bands), f"{where}.radiometry")
     return ModalitySpec(name=name, bands=tuple(bands), gsd_m=gsd, tile_px=tile, patch_px=patch,
                         min_dates=dmin, max_dates=dmax, scaling=scaling, nodata_fill=fill,
-                        group=group)
+                        group=group, radiometry=radiometry)
 
 
 def _parse_classes(doc: Any, task: str) -> tuple[ClassSpec, ...]:
