@@ -379,7 +379,8 @@ def resize_tokens(tok: Tensor, missing: Tensor, grid: int, out_grid: int
     """
     b, t, d = tok.shape[0], tok.shape[1], tok.shape[3]
     keep = (~missing).to(tok.dtype)
-    values = (tok * keep[..., None]).reshape(b * t, grid, grid, d).permute(0, 3, 1, 2)
+    values = torch.where(missing[..., None], torch.zeros_like(tok), tok)
+    values = values.reshape(b * t, grid, grid, d).permute(0, 3, 1, 2)
     weight = keep.reshape(b * t, 1, grid, grid)
     size = (out_grid, out_grid)
     values = F.interpolate(values, size=size, mode="bilinear", align_corners=False)
