@@ -207,7 +207,7 @@ class Runner:
         meta = read_model_metadata(self.model_path)
         self._check_options(meta)
         self.meta = meta
-        self._token_masks = meta.schema_version >= 2
+        self._token_masks = meta.token_masks
         if not self._token_masks:
             self.log(f"model {meta.name} uses contract version {meta.schema_version}: nodata "
                      "pixels are zero-filled and whole tiles are attended; re-export it for "
@@ -289,7 +289,7 @@ class Runner:
             token_masks: feed as contract version 2 (token masks, hour 0) or 1; None: as the
                 model's ``schema_version`` says.
         """
-        self._token_masks = meta.schema_version >= 2 if token_masks is None else token_masks
+        self._token_masks = meta.token_masks if token_masks is None else token_masks
         keep_hour = not self._token_masks
         self._dates = {m.name: np.array([date_triplet(s.when, keep_hour) for s in stacks[m.name]],
                                         dtype=np.int32).reshape(-1, 3) for m in meta.modalities}
@@ -360,7 +360,7 @@ class Runner:
         """
         T = meta.reference.tile_px
         n = len(batch_tiles)
-        token_masks = getattr(self, "_token_masks", meta.schema_version >= 2)
+        token_masks = getattr(self, "_token_masks", meta.token_masks)
         seen = {m.name: False for m in meta.modalities}
         arrays = {m.name: [None] * n for m in meta.modalities}
         masks = {m.name: [None] * n for m in meta.modalities}

@@ -33,11 +33,11 @@ def manual_feeds(slovenia, tiles, rows, cols):
     return {
         "s2": np.stack([s2[:, :, r:r + T, c:c + T] for r, c in tiles]),
         "s2_dates": np.repeat(dates[None], b, 0),
-        "s2_mask": np.zeros((b, 5), bool),
+        "s2_mask": np.zeros((b, 5, (T // 4) ** 2), bool),        # contract v2: token masks
         "dem": np.stack([dem[None, None, r // 2:r // 2 + 8, c // 2:c // 2 + 8]
                          for r, c in tiles]).astype("float32"),
         "dem_dates": np.repeat(dates[:1][None], b, 0),
-        "dem_mask": np.zeros((b, 1), bool),
+        "dem_mask": np.zeros((b, 1, (T // 2 // 2) ** 2), bool),
         "ref_date": np.repeat(dates[:1], b, 0),
     }
 
