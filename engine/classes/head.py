@@ -133,13 +133,14 @@ def _prune(graph, keep_outputs: list[str]) -> None:
 
 
 def merge_head(base_path: str, out_path: str, head: FittedHead, metadata_json: str,
-               reference: str, patch_px: int, schema_version: int) -> None:
+               reference: str, patch_px: int, schema_version: int, tile_px: int) -> None:
     """Write ``out_path``: the base model's graph, its ``embeddings`` output kept, and the
     head producing ``logits`` [B, K, H, W]; ``metadata_json`` as the ``maestro`` metadata.
 
     Args:
         reference: the reference modality (its input feeds the per-pixel statistics).
         patch_px: reference pixels per token (the Resize factor).
+        tile_px: reference tile side (the logits' fixed height and width).
         schema_version: of the base model (1: ``m_mask`` [B, T]; 2: [B, T, tokens]).
 
     Raises:
@@ -222,7 +223,7 @@ def merge_head(base_path: str, out_path: str, head: FittedHead, metadata_json: s
     graph.initializer.extend(inits)
     graph.output.insert(0, helper.make_tensor_value_info("logits", TensorProto.FLOAT,
                                                          ["batch", len(head.layers[-1][1]),
-                                                          "height", "width"]))
+                                                          tile_px, tile_px]))
     del model.metadata_props[:]
     entry = model.metadata_props.add()
     entry.key, entry.value = "maestro", metadata_json

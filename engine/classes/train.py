@@ -261,7 +261,7 @@ def train_classes(model_path: str, inputs: Mapping[str, Sequence], shapes: Seque
     part = os.path.join(folder, f".{base}.part")
     try:
         heads.merge_head(model_path, part, fitted, json.dumps(doc, sort_keys=True), ref.name,
-                         ref.patch_px, meta.schema_version)
+                         ref.patch_px, meta.schema_version, ref.tile_px)
         read_model_metadata(part)    # the engine reads it back (metadata and graph I/O)
         os.replace(part, out_path)
     finally:

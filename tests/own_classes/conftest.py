@@ -101,3 +101,17 @@ def west_labels(tmp_path_factory):
     spec.loader.exec_module(module)
     path = str(tmp_path_factory.mktemp("labels") / "labels.gpkg")
     return path, module.write(path, seed=0, per_class=120)
+
+
+@pytest.fixture(scope="session")
+def v1_segmentation_model(tmp_path_factory):
+    """The tiny segmentation model exported with contract version 1 (no 'embeddings')."""
+    import dataclasses
+
+    from training.export import export_onnx
+    from training.tiny import build_tiny
+
+    net = build_tiny("segmentation")
+    path = str(tmp_path_factory.mktemp("v1") / "tiny-seg-v1.onnx")
+    export_onnx(net, dataclasses.replace(net.meta, schema_version=1), path)
+    return path

@@ -111,14 +111,14 @@ def test_cancel_leaves_no_model(maestro, tiny_models, west_labels, tmp_path):
     assert not os.listdir(tmp_path)
 
 
-def test_bad_inputs_are_named(maestro, tiny_models, west_labels, tmp_path):
+def test_bad_inputs_are_named(maestro, tiny_models, v1_segmentation_model, west_labels, tmp_path):
     import processing
     from qgis.core import QgsProcessingException
 
     labels = west_labels[0]
     with pytest.raises(QgsProcessingException, match="no 'embeddings' output"):
         processing.run("maestro:train_classes",
-                       _params(tiny_models["segmentation"], labels, tmp_path / "a.onnx"))
+                       _params(v1_segmentation_model, labels, tmp_path / "a.onnx"))
     with pytest.raises(QgsProcessingException, match="has no field 'klass'"):
         processing.run("maestro:train_classes",
                        _params(tiny_models["embedding"], labels, tmp_path / "b.onnx",
