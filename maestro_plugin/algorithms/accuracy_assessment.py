@@ -59,16 +59,25 @@ class AccuracyAssessmentAlgorithm(MaestroAlgorithm):
         return HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
-        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Classified map"))
-        self.addParameter(QgsProcessingParameterFeatureSource(
-            self.REFERENCE, "Reference sample points", [QgsProcessing.TypeVectorPoint]))
-        self.addParameter(QgsProcessingParameterField(
-            self.CLASS_FIELD, "Reference class field (id or name)", parentLayerParameterName=self.REFERENCE))
-        self.addParameter(QgsProcessingParameterFeatureSink(
-            self.OUTPUT, "Accuracy and area table", QgsProcessing.TypeVector))
-        self.addParameter(QgsProcessingParameterFileDestination(
+        def add(param, text):
+            param.setHelp(text)
+            self.addParameter(param)
+
+        add(QgsProcessingParameterRasterLayer(self.INPUT, "Classified map"),
+            "Band 1: integer class ids; its nodata value is not a class.")
+        add(QgsProcessingParameterFeatureSource(
+            self.REFERENCE, "Reference sample points", [QgsProcessing.TypeVectorPoint]),
+            "A probability sample of points with their reference (true) class.")
+        add(QgsProcessingParameterField(
+            self.CLASS_FIELD, "Reference class field (id or name)",
+            parentLayerParameterName=self.REFERENCE),
+            "Class id (number) or class name as the map names it.")
+        add(QgsProcessingParameterFeatureSink(
+            self.OUTPUT, "Accuracy and area table", QgsProcessing.TypeVector),
+            "One row per class: accuracies, areas, 95 % half-widths, error matrix row.")
+        add(QgsProcessingParameterFileDestination(
             self.REPORT, "HTML report", "HTML files (*.html)", optional=True,
-            createByDefault=True))
+            createByDefault=True), "The same figures as a page, with the sample counts.")
         self.addOutput(QgsProcessingOutputNumber(self.OVERALL, "Overall accuracy"))
         self.addOutput(QgsProcessingOutputNumber(self.OVERALL_CI, "Overall accuracy 95 % half-width"))
         self.addOutput(QgsProcessingOutputNumber(self.SAMPLE_SIZE, "Sample points used"))

@@ -40,6 +40,23 @@ def test_segmentation_model_gives_its_encoder_features(tiny_models, rasters, tmp
         assert ds.profile.get("tiled") and ds.descriptions[0] == "embedding_0"
 
 
+def test_classification_and_v1_embedding_models_give_features(tiny_models, rasters, tmp_path):
+    import dataclasses
+
+    from engine.api import RunOptions, run_model
+    from training.export import export_onnx
+    from training.tiny import build_tiny
+
+    net = build_tiny("embedding")
+    v1 = str(tmp_path / "tiny-emb-v1.onnx")
+    export_onnx(net, dataclasses.replace(net.meta, schema_version=1), v1)
+    for model in (tiny_models["classification"], v1):
+        out = tmp_path / f"{os.path.basename(model)}.tif"
+        run_model(model, _inputs(rasters), str(out), RunOptions(output="embeddings", threads=1))
+        emb, _ = read_raster(out)
+        assert emb.shape == (16, 26, 25) and np.isfinite(emb[:, 0, 0]).all()
+
+
 def test_embedding_model_output_option_is_the_task_output(tiny_models, rasters, tmp_path):
     from engine.api import RunOptions, run_model
 
