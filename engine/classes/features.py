@@ -12,7 +12,8 @@ of a run, recovered from the embeddings raster the engine wrote):
 - :func:`raw_pixel_values`: every band of every date of every modality as read (resampled
   bilinearly to the reference grid for coarser modalities), the random forest's inputs.
 
-numpy + rasterio; the engine's own readers (engine.stack, engine.align, engine.scaling).
+numpy + rasterio; the engine's own readers and scaling (engine.stack, engine.align,
+engine.preprocessing.scaling).
 """
 from __future__ import annotations
 
@@ -141,15 +142,14 @@ def reference_statistics(meta, stacks: dict, grid: PixelGrid, rows: np.ndarray,
     """float32 [N, 2 C]: per band of the reference modality, the mean then the standard
     deviation of the scaled values over the dates where the pixel is valid (NaN when it is
     valid in no date)."""
+    from ..preprocessing.scaling import scale_pixels
+
     ref = meta.reference
     values = _read_window(stacks[ref.name], grid, rows, cols)           # T x [C, N]
-    x = np.stack(values).astype(np.float64)                              # [T, C, N]
+    x = np.stack(values).astype(np.float32)                              # [T, C, N]
     valid = ~np.isnan(x).any(axis=1)                                     # [T, N]
-    if ref.scaling.transform == "log":
-        x = np.log(np.maximum(x, 1e-10))
-    mean = np.asarray(ref.scaling.mean)[None, :, None]
-    std = np.asarray(ref.scaling.std)[None, :, None]
-    x = np.where(valid[:, None], (x - mean) / std, 0.0)
+    x = scale_pixels(x, ref.scaling.transform, ref.scaling.mean, ref.scaling.std, band_axis=1)
+    x = np.where(valid[:, None], x.astype(np.float64), 0.0)
     n = valid.sum(axis=0)[None]                                          # [1, N]
     safe = np.maximum(n, 1)
     m1 = x.sum(axis=0) / safe
