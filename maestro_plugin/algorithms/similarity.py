@@ -83,7 +83,7 @@ class EmbeddingsRunMixin:
     def embeddings_to_temp(self, model_path, matched, parameters, context, feedback,
                            progress=(0.0, 1.0), label=""):
         """Run the model for its ``embeddings`` into a temporary file; returns its path."""
-        from engine.api import RunOptions, run_model
+        from engine.api import run_model
 
         path = os.path.join(QgsProcessingUtils.tempFolder(), f"embeddings-{uuid.uuid4().hex[:8]}.tif")
         options = self.run_options(parameters, context, output="embeddings")

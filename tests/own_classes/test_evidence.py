@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 import os
 
-import numpy as np
 import pytest
 
 from tests.conftest import ROOT
