@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsFeature,
-                       QgsFeatureSink, QgsField, QgsFields, QgsProcessing,
+                       QgsFeatureSink, QgsField, QgsFields, Qgis,
                        QgsProcessingException, QgsProcessingOutputNumber,
                        QgsProcessingParameterFeatureSink, QgsProcessingParameterFeatureSource,
                        QgsProcessingParameterField, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterRasterLayer, QgsWkbTypes)
-from qgis.PyQt.QtCore import QVariant
+                       QgsProcessingParameterRasterLayer)
+from qgis.PyQt.QtCore import QMetaType
 
 from .base import MaestroAlgorithm
 
@@ -66,14 +66,14 @@ class AccuracyAssessmentAlgorithm(MaestroAlgorithm):
         add(QgsProcessingParameterRasterLayer(self.INPUT, "Classified map"),
             "Band 1: integer class ids; its nodata value is not a class.")
         add(QgsProcessingParameterFeatureSource(
-            self.REFERENCE, "Reference sample points", [QgsProcessing.TypeVectorPoint]),
+            self.REFERENCE, "Reference sample points", [Qgis.ProcessingSourceType.VectorPoint]),
             "A probability sample of points with their reference (true) class.")
         add(QgsProcessingParameterField(
             self.CLASS_FIELD, "Reference class field (id or name)",
             parentLayerParameterName=self.REFERENCE),
             "Class id (number) or class name as the map names it.")
         add(QgsProcessingParameterFeatureSink(
-            self.OUTPUT, "Accuracy and area table", QgsProcessing.TypeVector),
+            self.OUTPUT, "Accuracy and area table", Qgis.ProcessingSourceType.Vector),
             "One row per class: accuracies, areas, 95 % half-widths, error matrix row.")
         add(QgsProcessingParameterFileDestination(
             self.REPORT, "HTML report", "HTML files (*.html)", optional=True,
@@ -124,8 +124,8 @@ class AccuracyAssessmentAlgorithm(MaestroAlgorithm):
         for feature in source.getFeatures():
             value = feature[field]
             geom = feature.geometry()
-            if value is None or (isinstance(value, QVariant) and value.isNull()) or str(value) == "" \
-                    or geom is None or geom.isEmpty():
+            if value is None or str(value).strip() in ("", "NULL") or geom is None \
+                    or geom.isEmpty():
                 empty += 1
                 continue
             if transform is not None:
@@ -183,18 +183,18 @@ class AccuracyAssessmentAlgorithm(MaestroAlgorithm):
 
     def _write_table(self, parameters, context, a, names, unit, scale):
         fields = QgsFields()
-        for name, kind in (("class_id", QVariant.Int), ("class_name", QVariant.String),
-                           (f"mapped_{unit}", QVariant.Double), ("mapped_share", QVariant.Double),
-                           ("n_map", QVariant.Int), ("n_reference", QVariant.Int),
-                           ("users_acc", QVariant.Double), ("users_ci95", QVariant.Double),
-                           ("producers_acc", QVariant.Double), ("producers_ci95", QVariant.Double),
-                           (f"area_{unit}", QVariant.Double), (f"area_ci95_{unit}", QVariant.Double),
-                           ("area_share", QVariant.Double), ("area_share_se", QVariant.Double)):
+        for name, kind in (("class_id", QMetaType.Type.Int), ("class_name", QMetaType.Type.QString),
+                           (f"mapped_{unit}", QMetaType.Type.Double), ("mapped_share", QMetaType.Type.Double),
+                           ("n_map", QMetaType.Type.Int), ("n_reference", QMetaType.Type.Int),
+                           ("users_acc", QMetaType.Type.Double), ("users_ci95", QMetaType.Type.Double),
+                           ("producers_acc", QMetaType.Type.Double), ("producers_ci95", QMetaType.Type.Double),
+                           (f"area_{unit}", QMetaType.Type.Double), (f"area_ci95_{unit}", QMetaType.Type.Double),
+                           ("area_share", QMetaType.Type.Double), ("area_share_se", QMetaType.Type.Double)):
             fields.append(QgsField(name, kind))
         for c in a.classes:
-            fields.append(QgsField(f"p_ref_{c}", QVariant.Double))
+            fields.append(QgsField(f"p_ref_{c}", QMetaType.Type.Double))
         sink, dest = self.parameterAsSink(parameters, self.OUTPUT, context, fields,
-                                          QgsWkbTypes.NoGeometry, QgsCoordinateReferenceSystem())
+                                          Qgis.WkbType.NoGeometry, QgsCoordinateReferenceSystem())
         if sink is None:
             raise QgsProcessingException("OUTPUT: the table cannot be created")
         for i, row in enumerate(a.rows()):
@@ -206,7 +206,7 @@ class AccuracyAssessmentAlgorithm(MaestroAlgorithm):
                       row["area_proportion_se"]]
             values += [float(p) for p in a.proportions[i]]
             f.setAttributes(values)
-            sink.addFeature(f, QgsFeatureSink.FastInsert)
+            sink.addFeature(f, QgsFeatureSink.Flag.FastInsert)
         return dest
 
 

@@ -2,7 +2,7 @@
 encoder features (engine/classes/similarity.py), styled, and optionally a change mask."""
 from __future__ import annotations
 
-from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingOutputNumber,
+from qgis.core import (Qgis, QgsProcessingException, QgsProcessingOutputNumber,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination)
 
@@ -44,11 +44,11 @@ class ChangeAlgorithm(EmbeddingsRunMixin, InferenceAlgorithm):
         for pname in MODALITY_PARAMS:
             self.addParameter(_with_help(QgsProcessingParameterMultipleLayers(
                 pname + SUFFIX, f"Period 2: {MODALITY_TITLES[pname]} [{pname}{SUFFIX}]",
-                QgsProcessing.TypeRaster, optional=True),
+                Qgis.ProcessingSourceType.Raster, optional=True),
                 f"Period 2's {MODALITY_TITLES[pname]}; empty = period 1's layers."))
         self.addParameter(_with_help(QgsProcessingParameterNumber(
             self.THRESHOLD, "Change threshold (cosine distance; 0 = automatic, Otsu)",
-            QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0, maxValue=2.0),
+            Qgis.ProcessingNumberParameterType.Double, defaultValue=0.0, minValue=0.0, maxValue=2.0),
             "Distance above which a place counts as changed."))
         self.addParameter(_with_help(QgsProcessingParameterRasterDestination(
             self.CHANGE_MASK, "Change mask", optional=True, createByDefault=False),

@@ -10,7 +10,7 @@ import json
 import os
 import uuid
 
-from qgis.core import (QgsColorRampShader, QgsProcessing, QgsProcessingException,
+from qgis.core import (QgsColorRampShader, Qgis, QgsProcessingException,
                        QgsProcessingParameterBoolean,
                        QgsProcessingLayerPostProcessorInterface, QgsProcessingOutputNumber,
                        QgsProcessingParameterFeatureSource, QgsProcessingParameterRasterLayer,
@@ -128,7 +128,7 @@ class SimilarityAlgorithm(EmbeddingsRunMixin, InferenceAlgorithm):
 
     def add_task_parameters(self):
         self.addParameter(_with_help(QgsProcessingParameterFeatureSource(
-            self.EXAMPLES, "Example points or polygons", [QgsProcessing.TypeVectorAnyGeometry]),
+            self.EXAMPLES, "Example points or polygons", [Qgis.ProcessingSourceType.VectorAnyGeometry]),
             "Places that show what you look for."))
         self.addParameter(_with_help(QgsProcessingParameterRasterLayer(
             self.EMBEDDINGS, "Embeddings raster made earlier (optional: no model run)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingOutputNumber,
+from qgis.core import (Qgis, QgsProcessingException, QgsProcessingOutputNumber,
                        QgsProcessingOutputString, QgsProcessingParameterBoolean,
                        QgsProcessingParameterEnum, QgsProcessingParameterFileDestination,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
@@ -80,7 +80,7 @@ class TrainClassesAlgorithm(InferenceAlgorithm):
         self.removeParameter(self.OUTPUT)
         self.addParameter(_with_help(QgsProcessingParameterMultipleLayers(
             self.LABELS, "Label layers (points, lines and/or polygons)",
-            QgsProcessing.TypeVectorAnyGeometry),
+            Qgis.ProcessingSourceType.VectorAnyGeometry),
             "Your labelled places: one or more vector layers (e.g. a point layer and a polygon "
             "layer) with the same class field."))
         self.addParameter(_with_help(QgsProcessingParameterString(
@@ -98,16 +98,16 @@ class TrainClassesAlgorithm(InferenceAlgorithm):
                                      "hidden layer of 64 units."))
         self.addParameter(_with_help(_advanced(QgsProcessingParameterNumber(
             self.BLOCK_SIZE, "Cross-validation block size (m, 0 = the model's tile)",
-            QgsProcessingParameterNumber.Double, defaultValue=0, minValue=0)),
+            Qgis.ProcessingNumberParameterType.Double, defaultValue=0, minValue=0)),
             "Side of the square blocks held out together in cross-validation."))
         self.addParameter(_with_help(_advanced(QgsProcessingParameterNumber(
-            self.FOLDS, "Cross-validation folds", QgsProcessingParameterNumber.Integer,
+            self.FOLDS, "Cross-validation folds", Qgis.ProcessingNumberParameterType.Integer,
             defaultValue=5, minValue=2, maxValue=20)), "Fewer when fewer blocks hold labels."))
         self.addParameter(_with_help(QgsProcessingParameterBoolean(
             self.COMPARE_RF, "Compare with a per-pixel random forest", defaultValue=True),
             "Cross-validate a random forest on every band and date with the same labels."))
         self.addParameter(_with_help(_advanced(QgsProcessingParameterNumber(
-            self.THREADS, "Threads (0 = all cores)", QgsProcessingParameterNumber.Integer,
+            self.THREADS, "Threads (0 = all cores)", Qgis.ProcessingNumberParameterType.Integer,
             defaultValue=0, minValue=0, maxValue=256)), "Cores for onnxruntime and scikit-learn."))
         self.addParameter(_with_help(QgsProcessingParameterFileDestination(
             self.OUTPUT_MODEL, "New model (.onnx)", "ONNX models (*.onnx)"),
