@@ -73,3 +73,35 @@ def test_qgis_process(qgis_env, olofsson_sample, tmp_path):
     text = table.read_text()
     assert "users_acc" in text.splitlines()[0] and len(text.splitlines()) == 5
     assert (tmp_path / "r.html").exists()
+
+
+@pytest.mark.usefixtures("maestro")
+def test_points_in_another_crs_give_the_same_estimates(olofsson_sample, tmp_path):
+    """The reference points reprojected to WGS 84 are transformed back onto the map."""
+    import processing
+    from osgeo import ogr, osr
+
+    from tests.own_classes.conftest import write_points
+
+    map_path, points = olofsson_sample
+    src, dst = osr.SpatialReference(), osr.SpatialReference()
+    src.ImportFromEPSG(32633)
+    dst.ImportFromEPSG(4326)
+    dst.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    src.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    tr = osr.CoordinateTransformation(src, dst)
+    ds = ogr.Open(points)
+    xs, ys, refs = [], [], []
+    for f in ds.GetLayer(0):
+        x, y, _ = tr.TransformPoint(f.GetGeometryRef().GetX(), f.GetGeometryRef().GetY())
+        xs.append(x)
+        ys.append(y)
+        refs.append(f.GetField("ref"))
+    ds = None
+    wgs = write_points(tmp_path / "wgs84.gpkg", xs, ys, refs, epsg=4326)
+    a = processing.run("maestro:accuracy_assessment", {
+        "INPUT": map_path, "REFERENCE": points, "CLASS_FIELD": "ref", "OUTPUT": "memory:"})
+    b = processing.run("maestro:accuracy_assessment", {
+        "INPUT": map_path, "REFERENCE": wgs, "CLASS_FIELD": "ref", "OUTPUT": "memory:"})
+    assert b["SAMPLE_SIZE"] == a["SAMPLE_SIZE"] == 640
+    assert b["OVERALL_ACCURACY"] == pytest.approx(a["OVERALL_ACCURACY"], abs=1e-12)

@@ -208,3 +208,38 @@ def test_other_heads_and_two_classes_agree_with_numpy(tiny_models, west_labels, 
     # edges' interpolation, approximate after an MLP's ReLU
     assert agree > (0.97 if head == "logistic" else 0.93), agree
     assert set(np.unique(lc)) - {255} <= set(range(len(classes)))
+
+
+def test_labels_in_another_crs_label_the_same_pixels(tiny_models, west_labels, tmp_path):
+    """Labels given in WGS 84 are transformed to the reference CRS (rasterio transform_geom)
+    and burn the same pixels as in the sample's own CRS."""
+    from osgeo import ogr, osr
+
+    from engine.classes.train import ClassDef, TrainOptions, train_classes
+
+    ds = ogr.Open(west_labels[0])
+    native, wgs = [], []
+    dst = osr.SpatialReference()
+    dst.ImportFromEPSG(4326)
+    dst.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    names = ["artificial surface", "forest", "grassland", "shrubland"]
+    for layer in ("points",):
+        lyr = ds.GetLayerByName(layer)
+        src = lyr.GetSpatialRef()
+        crs = src.ExportToWkt()
+        tr = osr.CoordinateTransformation(src, dst)
+        for f in lyr:
+            g = f.GetGeometryRef()
+            k = names.index(f.GetField("class"))
+            native.append((json.loads(g.ExportToJson()), k))
+            g2 = g.Clone()
+            g2.Transform(tr)
+            wgs.append((json.loads(g2.ExportToJson()), k))
+    ds = None
+    options = TrainOptions(folds=2, compare_rf=False, threads=1)
+    classes = [ClassDef(n, "#123456") for n in names]
+    a = train_classes(tiny_models["embedding"], sample_inputs(), native, crs, classes,
+                      str(tmp_path / "a.onnx"), options)
+    b = train_classes(tiny_models["embedding"], sample_inputs(), wgs, "EPSG:4326", classes,
+                      str(tmp_path / "b.onnx"), options)
+    assert a.pixels_per_class == b.pixels_per_class and sum(a.pixels_per_class.values()) > 100
