@@ -1,7 +1,11 @@
 """Per-modality stacks of slices: open and check each raster, find its date, sort by date,
 subsample evenly to the model's ``max_dates``.
 
-Rules (docs/model-contract.md):
+Rules (docs/model-contract.md, "Dates in the engine"; dates are read by
+:mod:`engine.preprocessing.dates`):
+- the same file (path, symbolic or hard link) or identical pixels given twice is refused; a
+  stack whose slices all got one date from TIFFTAG_DATETIME (the file write time) is refused;
+  a date more than two years from the rest of its stack is reported in the log;
 - a time-series modality (``max_dates > 1``) needs a date for every slice (explicit, tags,
   file name) or raises InputError naming the file;
 - a single-date modality without a date takes the run's reference date;
@@ -18,8 +22,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .contract import ModalitySpec, ModelMetadata
-from .dates import read_slice_datetime
 from .errors import InputError
+from .preprocessing.dates import check_stack_dates, find_slice_date
 
 
 @dataclass
@@ -29,7 +33,8 @@ class Slice:
     Attributes:
         path: the file.
         when: acquisition datetime (None until filled for an undated single-date slice).
-        date_source: 'given' | 'tags' | 'file name' | 'reference date'.
+        date_source: 'given', 'tag <NAME>', 'file name', 'TIFFTAG_DATETIME (file write
+            time)' (engine.preprocessing.dates) or 'reference date'.
         crs, transform, width, height, bounds: the raster's grid (rasterio objects).
         count: number of bands.
     """
@@ -43,14 +48,6 @@ class Slice:
     height: int
     bounds: tuple[float, float, float, float]
     count: int
-
-
-def _as_datetime(value) -> _dt.datetime:
-    if isinstance(value, _dt.datetime):
-        return value
-    if isinstance(value, _dt.date):
-        return _dt.datetime(value.year, value.month, value.day)
-    raise InputError(f"date '{value}' is not a datetime.date")
 
 
 def open_slice(path: str, spec: ModalitySpec, given_date=None) -> Slice:
@@ -75,10 +72,8 @@ def open_slice(path: str, spec: ModalitySpec, given_date=None) -> Slice:
     if count != len(spec.bands):
         raise InputError(f"input raster '{path}' has {count} bands but the model's modality "
                          f"'{spec.name}' expects {len(spec.bands)} ({', '.join(spec.bands)})")
-    if given_date is not None:
-        when, source = _as_datetime(given_date), "given"
-    else:
-        when, source = read_slice_datetime(path)
+    found = find_slice_date(path, given_date)
+    when, source = (found.when, found.source) if found else (None, "")
     return Slice(path, when, source, crs, transform, width, height, bounds, count)
 
 
@@ -89,7 +84,9 @@ def collect_stack(spec: ModalitySpec, items: Sequence, log: Callable[[str], None
         items: SliceInput or path strings.
 
     Raises:
-        InputError: no slices, an undated slice of a time series, or fewer than ``min_dates``.
+        InputError: no slices, an undated slice of a time series, fewer than ``min_dates``,
+            or a check of :func:`engine.preprocessing.dates.check_stack_dates` (same file or
+            content twice, every date from TIFFTAG_DATETIME).
     """
     from .api import SliceInput
 
@@ -105,6 +102,7 @@ def collect_stack(spec: ModalitySpec, items: Sequence, log: Callable[[str], None
             f"no acquisition date found for {', '.join(repr(p) for p in undated)} "
             f"(modality '{spec.name}' is a time stack): give it explicitly, or set the "
             "ACQUISITIONDATETIME tag, or put YYYYMMDD / YYYY-MM-DD in the file name")
+    check_stack_dates(spec.name, [(s.path, s.when, s.date_source) for s in slices], log)
     if len(slices) < spec.min_dates:
         raise InputError(f"modality '{spec.name}' has {len(slices)} date(s) but the model needs "
                          f"at least {spec.min_dates}")

@@ -1,0 +1,10 @@
+"""The contract layer's preprocessing, shared by ``engine`` and ``training/datasets``.
+
+Pure Python + numpy (rasterio is imported inside the functions that open a raster); no
+onnxruntime, qgis or torch. Modules (docs/model-contract.md):
+
+- :mod:`.dates`: every way a slice gets its date (explicit value, GDAL tags, file name), the
+  time-of-day rule, MAESTRO's date triplet and the checks of a stack's dates;
+- :mod:`.scaling`: the contract scaling ``(f(x) - mean) / std``;
+- :mod:`.tokens`: pixel validity -> token mask, filling of partial tokens.
+"""
