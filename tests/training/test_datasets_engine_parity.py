@@ -125,3 +125,40 @@ def test_version1_pixels_equal_too(files):
         item = ds[index]
         for key in ("s2", "dem"):
             assert prepared.feeds[key][j].tobytes() == item[key].numpy().tobytes(), key
+
+
+def test_random_flips_move_token_masks_with_pixels(files):
+    import torch
+
+    from training.datasets.collate import collate
+
+    ds = GeoTiffStack(files, [dict(name="s2", files="S2_L1C_*.tif", bands=S2_BANDS,
+                                   divisor=5000.0, num_dates=6)], "s2", TILE, train=True,
+                      samples_per_epoch=24, patch_px={"s2": PATCH})
+    torch.manual_seed(3)
+    items = [ds[i] for i in range(len(ds))]
+    seen = 0
+    for item in items:
+        x, mask = item["s2"].numpy(), item["s2_mask"].numpy()           # [6, C, 16, 16], [6, 16]
+        tokens = x.reshape(6, 10, 4, PATCH, 4, PATCH).transpose(0, 2, 4, 1, 3, 5).reshape(6, 16, -1)
+        empty = (tokens == 0).all(-1)                                    # fill value 0
+        assert np.array_equal(empty, mask), "a token mask did not follow its pixels"
+        assert mask[5].all()                                             # the padded 6th slot
+        seen += int(mask[:5].sum())
+    assert seen > 0                                                      # frames were drawn
+    batch = collate(items[:4])
+    assert batch["s2_mask"].shape == (4, 6, 16)
+
+
+def test_collate_pads_token_masks():
+    import torch
+
+    from training.datasets.base import series_item
+    from training.datasets.collate import collate
+
+    a = series_item("s2", np.ones((2, 3, 8, 8), np.float32), np.ones((2, 3)), 2, patch_px=4)
+    b = series_item("s2", np.ones((3, 3, 8, 8), np.float32), np.ones((3, 3)), 3, patch_px=4)
+    batch = collate([a, b])
+    assert batch["s2_mask"].shape == (2, 3, 4)
+    assert batch["s2_mask"][0, 2].all() and not batch["s2_mask"][0, :2].any()
+    assert batch["s2_mask"].dtype == torch.bool
