@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
-from .stack import Slice
+from .stack import Slice, read_errors as _read_errors
 
 
 @dataclass(frozen=True)
@@ -56,20 +56,6 @@ def model_grid(ref_crs, ref_transform, padded_width: int, padded_height: int, ti
 def _same_grid(sl: Slice, grid: ModelGrid) -> bool:
     return sl.gcps is None and sl.crs == grid.crs and sl.transform.almost_equals(
         grid.transform, precision=1e-9 * max(1.0, abs(grid.transform.a)))
-
-
-def _read_errors():
-    """Exception types a GDAL read raises (a truncated file, a VRT source gone)."""
-    import rasterio.errors
-
-    types = [rasterio.errors.RasterioError, OSError]
-    try:
-        from rasterio._err import CPLE_BaseError
-
-        types.append(CPLE_BaseError)
-    except ImportError:  # pragma: no cover - rasterio without the private module
-        pass
-    return tuple(types)
 
 
 class SliceReader:

@@ -67,6 +67,22 @@ class Slice:
         return list(self.indexes) if self.indexes else list(range(1, self.count + 1))
 
 
+def read_errors() -> tuple[type, ...]:
+    """Exception types a GDAL read raises through rasterio (a truncated file, a VRT whose
+    source is gone): ``RasterioIOError`` is an ``OSError``; GDAL's CPLE errors and the rest
+    of rasterio's errors have their own bases."""
+    import rasterio.errors
+
+    types: list[type] = [rasterio.errors.RasterioError, OSError]
+    try:
+        from rasterio._err import CPLE_BaseError
+
+        types.append(CPLE_BaseError)
+    except ImportError:  # pragma: no cover - rasterio without the private module
+        pass
+    return tuple(types)
+
+
 def _as_datetime(value) -> _dt.datetime:
     if isinstance(value, _dt.datetime):
         return value
@@ -143,7 +159,7 @@ def open_slice(path: str, spec: ModalitySpec, given_date=None) -> Slice:
     path = os.fspath(path)
     try:
         src = rasterio.open(path)
-    except rasterio.errors.RasterioIOError as exc:
+    except read_errors() as exc:
         if _looks_like_file(path) and not os.path.exists(path):
             raise InputError(f"input raster for '{spec.name}' not found: '{path}'") from exc
         raise InputError(f"input raster for '{spec.name}' cannot be read: '{path}' ({exc})") from exc
@@ -163,10 +179,8 @@ def open_slice(path: str, spec: ModalitySpec, given_date=None) -> Slice:
                                        [src.offsets[i - 1] for i in idx], spec, path=path)
         if calibration.note:
             notes.append(calibration.note)
-        try:
-            values = sample_values(src, idx)
-        except rasterio.errors.RasterioError as exc:
-            raise InputError(f"input raster '{path}' ({spec.name}) cannot be read: {exc}") from exc
+        values = sample_values(src, idx, path=path, band_names=spec.bands,
+                               errors=read_errors())
         values = [v * g + b for v, g, b in zip(values, calibration.gain, calibration.bias)]
         check_values(values, spec, path=path)
     if given_date is not None:

@@ -149,7 +149,8 @@ def plan_calibration(scales: Sequence[float | None], offsets: Sequence[float | N
     return Calibration(tuple(s * k for s in scales), tuple(o * k for o in offsets), note)
 
 
-def sample_values(src, indexes: Sequence[int]) -> list[np.ndarray]:
+def sample_values(src, indexes: Sequence[int], *, path: str = "",
+                  band_names: Sequence[str] = (), errors: tuple = ()) -> list[np.ndarray]:
     """Valid raw values of the bands ``indexes`` in up to SAMPLE_GRID^2 windows of
     SAMPLE_PX^2 pixels spread evenly over the raster (a few blocks, whatever its size).
 
@@ -158,7 +159,8 @@ def sample_values(src, indexes: Sequence[int]) -> list[np.ndarray]:
         band, not finite).
 
     Raises:
-        rasterio errors as they come (the caller names the file).
+        InputError: a read raising one of ``errors`` (naming the file, bands and window);
+            other errors as they come.
     """
     from rasterio.windows import Window
 
@@ -169,8 +171,15 @@ def sample_values(src, indexes: Sequence[int]) -> list[np.ndarray]:
     out = [[] for _ in indexes]
     for r in rows:
         for c in cols:
-            arr = src.read(list(indexes), window=Window(int(c), int(r), size_c, size_r),
-                           masked=True)
+            try:
+                arr = src.read(list(indexes), window=Window(int(c), int(r), size_c, size_r),
+                               masked=True)
+            except errors as exc:
+                raise InputError(
+                    f"reading input raster '{path}' failed: band(s) "
+                    f"{', '.join(band_names) or ', '.join(map(str, indexes))} (raster band(s) "
+                    f"{', '.join(map(str, indexes))}), window rows {r}-{r + size_r - 1}, cols "
+                    f"{c}-{c + size_c - 1} of the raster: {exc}") from exc
             for k in range(len(indexes)):
                 band = arr[k]
                 vals = np.asarray(band.compressed(), dtype=np.float64)
