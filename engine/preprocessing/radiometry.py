@@ -215,8 +215,9 @@ def check_values(values: Sequence[np.ndarray], spec, *, path: str) -> None:
 def _advice(spec, found_small: bool) -> str:
     factor = model_reflectance_factor(spec)
     if factor == 10000.0 and found_small:
-        return (" If the file holds reflectance 0-1, declare it with "
-                "'gdal_edit.py -scale 0.0001 FILE' and the engine converts it.")
+        return (" If the file holds reflectance 0-1, convert it to reflectance x 10000, e.g. "
+                "'gdal_translate -ot UInt16 -scale 0 1 0 10000 IN OUT' (a file of DN with a "
+                "declared GDAL scale of 0.0001 is converted by the engine itself).")
     if factor == 1.0 and not found_small:
         return (" If the file holds reflectance x 10000 (DN), declare it with "
                 "'gdal_edit.py -scale 0.0001 FILE' (and -offset -0.1 for DN + 1000 products "
