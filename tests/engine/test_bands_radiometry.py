@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from engine.api import RunOptions, SliceInput, run_model
+from engine.api import RunOptions, run_model
 from engine.contract import parse_metadata
 from engine.errors import ContractError, InputError
 from engine.preprocessing.bands import canonical_name, match_bands
