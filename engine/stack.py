@@ -91,6 +91,16 @@ def _as_datetime(value) -> _dt.datetime:
     raise InputError(f"date '{value}' is not a datetime.date")
 
 
+def display_name(path: str) -> str:
+    """A short name of a raster source for log lines: the file name, or ``VRT XML`` for an
+    XML string, the part after the last '/' otherwise (``dem.nc":Band1``)."""
+    stripped = path.strip()
+    if stripped.startswith("<"):
+        return "VRT XML (" + (re.findall(r"<SourceFilename[^>]*>([^<]*)<", stripped)
+                              or ["no source"])[0].rsplit("/", 1)[-1] + ")"
+    return os.path.basename(stripped) or stripped
+
+
 def _looks_like_file(path: str) -> bool:
     """A plain local file path (not a GDAL connection string, /vsi path, URL or VRT XML)."""
     stripped = path.lstrip()
@@ -235,7 +245,7 @@ def _log_notes(spec: ModalitySpec, slices: list[Slice], log: Callable[[str], Non
     by_note: dict[str, list[str]] = {}
     for s in slices:
         for note in s.notes:
-            by_note.setdefault(note, []).append(os.path.basename(s.path) or s.path)
+            by_note.setdefault(note, []).append(display_name(s.path))
     for note, files in by_note.items():
         log(f"{spec.name}: {note} ({', '.join(files)})")
 

@@ -8,8 +8,11 @@ A raster names its bands in one of these places (first found per band wins):
 2. a band metadata item ``BANDNAME`` (GDAL SENTINEL2 driver, gdal.org/drivers/raster/sentinel2),
    ``BAND_NAME`` or ``NAME``;
 3. a dataset metadata item ``BANDS`` listing one name per band, comma separated
-   (``B02,B03,...``);
-4. the colour interpretation red / green / blue (as ``R`` / ``G`` / ``B``).
+   (``B02,B03,...``).
+
+The colour interpretation is not a name: GeoTIFF writers set red/green/blue/alpha from the
+TIFF photometric tag whatever the bands hold (TreeSatAI's aerial tiles store IR, G, B, R
+flagged as red, green, blue, alpha).
 
 Names are compared after normalisation (:func:`canonical_tokens`): upper case, split into
 tokens at anything not a letter or digit, Sentinel-2 band tokens written one way
@@ -25,7 +28,8 @@ Matching (:func:`match_bands`):
 - when the raster names no band the model knows, bands are taken by position (the count must
   agree) and the run log says so.
 
-Alpha bands (colour interpretation alpha) are never data bands.
+An alpha band (colour interpretation alpha) is left out only when that makes the count agree
+(an RGBA file for a 3-band model); otherwise it is counted like any band.
 
 Pure Python; the rasterio dataset is only queried in :func:`raster_band_names`.
 """
@@ -80,23 +84,16 @@ def canonical_tokens(name: str) -> set[str]:
 
 def raster_band_names(src) -> list[str | None]:
     """The name of each band of an open rasterio dataset, None where it has none
-    (sources in the module docstring, in that order). Alpha bands are named ``None`` too;
-    see :func:`alpha_bands`."""
-    from rasterio.enums import ColorInterp
-
+    (sources in the module docstring, in that order)."""
     count = src.count
     names: list[str | None] = [None] * count
     descriptions = list(src.descriptions or [None] * count)
     listed = [s.strip() for s in str(src.tags().get(BANDS_ITEM, "")).split(",")]
     listed = listed if len(listed) == count and all(listed) else [None] * count
-    colours = {ColorInterp.red: "R", ColorInterp.green: "G", ColorInterp.blue: "B"}
-    interp = list(src.colorinterp or [])
-    named_by_colour = sum(1 for c in interp if c in colours) == 3
     for i in range(count):
         tags = src.tags(i + 1)
         item = next((tags[k] for k in BAND_NAME_ITEMS if tags.get(k)), None)
-        colour = colours.get(interp[i]) if named_by_colour and i < len(interp) else None
-        for candidate in (descriptions[i], item, listed[i], colour):
+        for candidate in (descriptions[i], item, listed[i]):
             if candidate and str(candidate).strip():
                 names[i] = str(candidate).strip()
                 break
@@ -138,7 +135,8 @@ def match_bands(raster_names: Sequence[str | None], model_bands: Sequence[str], 
         raster_names: one name (or None) per raster band, as :func:`raster_band_names`.
         model_bands: the modality's ``bands`` from the model metadata, in model order.
         path, modality: for messages.
-        alpha: 1-based indexes of alpha bands (left out).
+        alpha: 1-based indexes of alpha bands (left out only when that makes the count
+            agree, see the module docstring).
 
     Returns:
         BandMatch.
@@ -147,11 +145,13 @@ def match_bands(raster_names: Sequence[str | None], model_bands: Sequence[str], 
         InputError: a band named by the model is missing or named twice; or, matching by
             position, the band count differs from the model's.
     """
-    data = [i for i in range(1, len(raster_names) + 1) if i not in alpha]
+    n = len(model_bands)
+    data = [i for i in range(1, len(raster_names) + 1)]
+    if alpha and len(data) != n and len(data) - len(set(alpha) & set(data)) == n:
+        data = [i for i in data if i not in alpha]
     wanted = [canonical_name(b) for b in model_bands]
     tokens = {i: canonical_tokens(raster_names[i - 1]) for i in data if raster_names[i - 1]}
     recognised = any(w in t for t in tokens.values() for w in wanted)
-    n = len(model_bands)
     if not recognised:
         if len(data) != n:
             named = f" (named {_listing([raster_names[i - 1] for i in data])})" if tokens else ""

@@ -402,3 +402,32 @@ def test_vrt_whose_source_is_gone(tmp_path):
         reader.close()
     with pytest.raises(InputError, match=r"S2_20150711_mosaic.vrt' failed: band\(s\) B02.*a.tif"):
         run_map({"s2": [vrt] + S2[1:], "dem": [DEM]}, tmp_path / "o.tif")
+
+
+def _aerial_spec(bands):
+    doc = _doc()
+    doc["modalities"].append({"name": "aerial", "bands": bands, "gsd_m": 0.2, "tile_px": 1600,
+                              "patch_px": 16, "min_dates": 1, "max_dates": 1,
+                              "nodata": {"fill_value": 0.0},
+                              "scaling": {"transform": "none", "mean": [0.0] * len(bands),
+                                          "std": [255.0] * len(bands)}})
+    return parse_metadata(doc).modality("aerial")
+
+
+def test_colour_interpretation_is_not_a_band_name(tmp_path):
+    """TreeSatAI's aerial tile stores IR, G, B, R flagged red, green, blue, alpha: a 4-band
+    model takes all four by position; an RGBA file for a 3-band model leaves the alpha out."""
+    aerial = glob.glob(os.path.join(SAMPLE, "treesatai", "*", "aerial.tif"))[0]
+    with rasterio.open(aerial) as src:
+        assert [c.name for c in src.colorinterp] == ["red", "green", "blue", "alpha"]
+        rgb = src.read()[:3]
+        prof = src.profile.copy()
+    sl = open_slice(aerial, _aerial_spec(["NIR", "R", "G", "B"]))
+    assert sl.indexes == (1, 2, 3, 4) and "by position" in sl.notes[0]
+    rgba = str(tmp_path / "rgba.tif")
+    prof.update(count=4, photometric="RGB", alpha="YES")
+    with rasterio.open(rgba, "w", **prof) as dst:
+        dst.write(np.concatenate([rgb, np.full_like(rgb[:1], 255)]))
+    with rasterio.open(rgba) as src:
+        assert src.colorinterp[3].name == "alpha"
+    assert open_slice(rgba, _aerial_spec(["R", "G", "B"])).indexes == (1, 2, 3)

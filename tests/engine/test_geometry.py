@@ -219,3 +219,32 @@ def test_missing_file_and_unreadable_source_string(tmp_path):
         run_map({"s2": [str(tmp_path / "nothere.tif")], "dem": [DEM]}, tmp_path / "o.tif")
     with pytest.raises(InputError, match=r"input raster for 'dem' cannot be read: 'NETCDF:"):
         run_map({"s2": S2, "dem": [f'NETCDF:"{tmp_path}/none.nc":Band1']}, tmp_path / "o.tif")
+
+
+def test_south_up_raster_off_the_grid_is_warped_like_its_north_up_twin(tmp_path):
+    """A DEM shifted off the model grid (warped, not read directly), stored north-up and
+    south-up: the warped reads are identical."""
+    from engine.align import SliceReader, model_grid
+    from engine.contract import read_model_metadata
+    from engine.stack import open_slice
+
+    spec = read_model_metadata(MODEL).modality("dem")
+    with rasterio.open(DEM) as src:
+        data, t, prof = src.read(), src.transform, src.profile.copy()
+    shifted = Affine(t.a, 0.0, t.c + 3.3, 0.0, t.e, t.f - 4.1)
+    prof.update(transform=shifted)
+    north = str(tmp_path / "dem_north.tif")
+    with rasterio.open(north, "w", **prof) as dst:
+        dst.write(data)
+    south = south_up(north, tmp_path / "dem_south.tif")
+    ref = open_slice(DEM, spec)
+    grid = model_grid(ref.crs, ref.transform, 128, 128, 32, 32)
+    readers = [SliceReader(open_slice(p, spec), grid) for p in (north, south)]
+    try:
+        assert not readers[0].direct and not readers[1].direct
+        a, b = (r.read(0, 0, 96, 100) for r in readers)
+    finally:
+        for r in readers:
+            r.close()
+    assert np.isfinite(a[:, 1:-1, 1:-1]).all()
+    np.testing.assert_array_equal(a, b)
