@@ -24,10 +24,12 @@ Value checks at open time, on a cheap sample (:func:`sample_values`, at most 64 
   100 times ``max(|lo|, |hi|)``. The input is refused when at least half the bands are off by
   the first test or every band is off by the second.
 - **without** it (version 1 models), from the scaling ``z = (f(x) - mean) / std``: refused when
-  in every band the 99.5th percentile of ``|z|`` is below 1e-3 (values a thousand times
-  smaller than the model's scale: reflectance 0-1 fed to a model dividing DN by 5000), or the
-  median ``|z|`` is above 1e3 (a thousand times larger); for ``log`` scaling (linear
-  backscatter) refused when most values of every band are negative (dB).
+  the median ``|z|`` of every band is above 1e3 (values a thousand times larger than the
+  model's scale); for Sentinel-2 reflectance models (:func:`model_reflectance_factor` known)
+  also when the 99.5th percentile of ``|z|`` is below 1e-3 in every band (a thousand times
+  smaller: reflectance 0-1 fed to a model dividing DN by 5000; not applied to other
+  modalities, where small values can be real, e.g. a DEM of a coast at 0-1 m); for ``log``
+  scaling (linear backscatter) refused when most values of every band are negative (dB).
 
 Checks need at least :data:`MIN_VALUES` valid sampled values per band; fewer skips them.
 Data types that cannot carry the data are refused (:func:`check_dtypes`): signed 8-bit
@@ -269,7 +271,7 @@ def _check_against_scaling(values, spec, path) -> None:
     hi_z = [float(np.percentile(np.abs((v - m) / s), 99.5)) for v, m, s in zip(values, mean, std)]
     med_z = [float(np.median(np.abs((v - m) / s))) for v, m, s in zip(values, mean, std)]
     raw = [float(np.percentile(np.abs(v), 99.5)) for v in values]
-    if all(z < 1e-3 for z in hi_z) and max(raw) > 0:
+    if model_reflectance_factor(spec) and all(z < 1e-3 for z in hi_z) and max(raw) > 0:
         raise InputError(
             f"input raster '{path}' ({spec.name}) holds values about a thousand times smaller "
             f"than the model takes: band {spec.bands[0]} reaches {_fmt(raw[0])} (99.5th "

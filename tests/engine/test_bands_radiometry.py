@@ -431,3 +431,17 @@ def test_colour_interpretation_is_not_a_band_name(tmp_path):
     with rasterio.open(rgba) as src:
         assert src.colorinterp[3].name == "alpha"
     assert open_slice(rgba, _aerial_spec(["R", "G", "B"])).indexes == (1, 2, 3)
+
+
+def test_v1_checks_do_not_refuse_real_small_values(tmp_path):
+    """A DEM of a coast at 0-0.5 m (|z| < 1e-3 with the model's /1000) is real data: accepted;
+    the bundled sample's L2A cousins (TreeSatAI, real L2A DN) pass the S2 check."""
+    dem = rasterio.open(DEM).read()
+    low = rewrite(DEM, tmp_path / "dem_coast.tif", 0.5 * (dem - dem.min()) / (dem.max() - dem.min()))
+    spec = parse_metadata(_doc())
+    assert open_slice(low, spec.modality("dem")).indexes == (1,)
+    l2a = sorted(glob.glob(os.path.join(SAMPLE, "treesatai", "*", "S2_L2A_*.tif")))
+    big = np.concatenate([rasterio.open(p).read() for p in l2a], axis=2)   # [10, 6, 6 n]
+    path = rewrite(l2a[0], tmp_path / "S2_L2A_20190123_strip.tif", big, BANDS,
+                   width=big.shape[2], height=big.shape[1])
+    assert open_slice(path, spec.modality("s2")).indexes == tuple(range(1, 11))
