@@ -170,7 +170,8 @@ class SliceReader:
                                                      self.grid.transform),
                       dst_crs=self.grid.crs, dst_nodata=np.nan, resampling=Resampling.bilinear)
         except _read_errors() as exc:
-            raise self._fail(exc, row, col, size, width, "the model grid (warped with GCPs)") from exc
+            where = "the model grid (warped with GCPs)"
+            raise self._fail(exc, row, col, size, width, where) from exc
         out[~np.isfinite(out)] = np.nan
         return out
 

@@ -209,8 +209,9 @@ def reflectance(tmp_path):
 def test_float_reflectance_into_dn_model_is_refused(tmp_path):
     """Version-1 model (no radiometry): refused from the scaling (today: every pixel one
     class, no message)."""
-    with pytest.raises(InputError, match=r"S2_L1C_20150711_refl.tif' \(s2\) holds values about a "
-                                         r"thousand times smaller.*reflectance 0-1.*gdal_translate"):
+    with pytest.raises(InputError, match=r"S2_L1C_20150711_refl.tif' \(s2\) holds values about "
+                                         r"a thousand times smaller.*reflectance 0-1.*"
+                                         r"gdal_translate"):
         run_map({"s2": reflectance(tmp_path), "dem": [DEM]}, tmp_path / "o.tif")
     assert not os.path.exists(tmp_path / "o.tif")
 
@@ -374,8 +375,9 @@ def test_read_error_mid_run_raised_by_slice_reader(tmp_path):
         assert reader.direct
         ok = reader.read(0, 0, 32)                  # the first rows are still there
         assert np.isfinite(ok).all()
-        with pytest.raises(InputError, match=r"S2_20150711_late.tif' failed: band\(s\) B02, B03.*"
-                                             r"B12 \(raster band\(s\) 1, .*10\), window rows 64-95"):
+        with pytest.raises(InputError, match=r"S2_20150711_late.tif' failed: band\(s\) B02, "
+                                             r"B03.*B12 \(raster band\(s\) 1, .*10\), "
+                                             r"window rows 64-95"):
             reader.read(64, 0, 32)
     finally:
         reader.close()
@@ -437,7 +439,8 @@ def test_v1_checks_do_not_refuse_real_small_values(tmp_path):
     """A DEM of a coast at 0-0.5 m (|z| < 1e-3 with the model's /1000) is real data: accepted;
     the bundled sample's L2A cousins (TreeSatAI, real L2A DN) pass the S2 check."""
     dem = rasterio.open(DEM).read()
-    low = rewrite(DEM, tmp_path / "dem_coast.tif", 0.5 * (dem - dem.min()) / (dem.max() - dem.min()))
+    coast = 0.5 * (dem - dem.min()) / (dem.max() - dem.min())
+    low = rewrite(DEM, tmp_path / "dem_coast.tif", coast)
     spec = parse_metadata(_doc())
     assert open_slice(low, spec.modality("dem")).indexes == (1,)
     l2a = sorted(glob.glob(os.path.join(SAMPLE, "treesatai", "*", "S2_L2A_*.tif")))
