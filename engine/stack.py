@@ -1,7 +1,11 @@
 """Per-modality stacks of slices: open and check each raster, find its date, sort by date,
 subsample evenly to the model's ``max_dates``.
 
-Rules (docs/model-contract.md):
+Rules (docs/model-contract.md, "Dates in the engine"; dates are read by
+:mod:`engine.preprocessing.dates`):
+- the same file (path, symbolic or hard link) or identical pixels given twice is refused; a
+  stack whose slices all got one date from TIFFTAG_DATETIME (the file write time) is refused;
+  a date more than two years from the rest of its stack is reported in the log;
 - a time-series modality (``max_dates > 1``) needs a date for every slice (explicit, tags,
   file name) or raises InputError naming the file;
 - a single-date modality without a date takes the run's reference date;
@@ -19,8 +23,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .contract import ModalitySpec, ModelMetadata
-from .dates import read_slice_datetime
 from .errors import InputError
+from .preprocessing.dates import check_stack_dates, find_slice_date
 
 
 @dataclass
@@ -31,7 +35,8 @@ class Slice:
         path: the raster source string (a file, or anything GDAL opens: /vsi paths,
             ``NETCDF:"f.nc":var``, VRT XML).
         when: acquisition datetime (None until filled for an undated single-date slice).
-        date_source: 'given' | 'tags' | 'file name' | 'reference date'.
+        date_source: 'given', 'tag <NAME>', 'file name', 'TIFFTAG_DATETIME (file write
+            time)' (engine.preprocessing.dates) or 'reference date'.
         crs, transform, width, height, bounds: the raster's grid (rasterio objects), always
             north-up: a south-up raster gets its flipped equivalent (``flipped``), a
             GCP-georeferenced one the grid GDAL's warper chooses for it (``gcps``); bounds are
@@ -81,14 +86,6 @@ def read_errors() -> tuple[type, ...]:
     except ImportError:  # pragma: no cover - rasterio without the private module
         pass
     return tuple(types)
-
-
-def _as_datetime(value) -> _dt.datetime:
-    if isinstance(value, _dt.datetime):
-        return value
-    if isinstance(value, _dt.date):
-        return _dt.datetime(value.year, value.month, value.day)
-    raise InputError(f"date '{value}' is not a datetime.date")
 
 
 def display_name(path: str) -> str:
@@ -193,10 +190,8 @@ def open_slice(path: str, spec: ModalitySpec, given_date=None) -> Slice:
                                errors=read_errors())
         values = [v * g + b for v, g, b in zip(values, calibration.gain, calibration.bias)]
         check_values(values, spec, path=path)
-    if given_date is not None:
-        when, source = _as_datetime(given_date), "given"
-    else:
-        when, source = read_slice_datetime(path)
+    found = find_slice_date(path, given_date)
+    when, source = (found.when, found.source) if found else (None, "")
     return Slice(path, when, source, crs, transform, width, height, bounds, count,
                  indexes=tuple(idx), calibration=calibration, flipped=flipped, gcps=gcps,
                  notes=tuple(notes), band_names=tuple(spec.bands))
@@ -209,7 +204,9 @@ def collect_stack(spec: ModalitySpec, items: Sequence, log: Callable[[str], None
         items: SliceInput or path strings.
 
     Raises:
-        InputError: no slices, an undated slice of a time series, or fewer than ``min_dates``.
+        InputError: no slices, an undated slice of a time series, fewer than ``min_dates``,
+            or a check of :func:`engine.preprocessing.dates.check_stack_dates` (same file or
+            content twice, every date from TIFFTAG_DATETIME).
     """
     from .api import SliceInput
 
@@ -225,6 +222,7 @@ def collect_stack(spec: ModalitySpec, items: Sequence, log: Callable[[str], None
             f"no acquisition date found for {', '.join(repr(p) for p in undated)} "
             f"(modality '{spec.name}' is a time stack): give it explicitly, or set the "
             "ACQUISITIONDATETIME tag, or put YYYYMMDD / YYYY-MM-DD in the file name")
+    check_stack_dates(spec.name, [(s.path, s.when, s.date_source) for s in slices], log)
     if len(slices) < spec.min_dates:
         raise InputError(f"modality '{spec.name}' has {len(slices)} date(s) but the model needs "
                          f"at least {spec.min_dates}")
