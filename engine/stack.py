@@ -73,19 +73,10 @@ class Slice:
 
 
 def read_errors() -> tuple[type, ...]:
-    """Exception types a GDAL read raises through rasterio (a truncated file, a VRT whose
-    source is gone): ``RasterioIOError`` is an ``OSError``; GDAL's CPLE errors and the rest
-    of rasterio's errors have their own bases."""
-    import rasterio.errors
+    """Exception types a GDAL read raises (see engine.preprocessing.reading)."""
+    from .preprocessing.reading import gdal_read_errors
 
-    types: list[type] = [rasterio.errors.RasterioError, OSError]
-    try:
-        from rasterio._err import CPLE_BaseError
-
-        types.append(CPLE_BaseError)
-    except ImportError:  # pragma: no cover - rasterio without the private module
-        pass
-    return tuple(types)
+    return gdal_read_errors()
 
 
 def display_name(path: str) -> str:
@@ -159,9 +150,7 @@ def open_slice(path: str, spec: ModalitySpec, given_date=None) -> Slice:
     """
     import rasterio
 
-    from .preprocessing.bands import alpha_bands, match_bands, raster_band_names
-    from .preprocessing.radiometry import (check_dtypes, check_values, plan_calibration,
-                                           sample_values)
+    from .preprocessing.reading import plan_read
 
     path = os.fspath(path)
     try:
@@ -169,32 +158,19 @@ def open_slice(path: str, spec: ModalitySpec, given_date=None) -> Slice:
     except read_errors() as exc:
         if _looks_like_file(path) and not os.path.exists(path):
             raise InputError(f"input raster for '{spec.name}' not found: '{path}'") from exc
-        raise InputError(f"input raster for '{spec.name}' cannot be read: '{path}' ({exc})") from exc
-    notes = []
+        raise InputError(f"input raster for '{spec.name}' cannot be read: '{path}' "
+                         f"({exc})") from exc
     with src:
         crs, transform, width, height, flipped, gcps = _grid(src, path, spec)
         bounds = rasterio.transform.array_bounds(height, width, transform)
         bounds = (bounds[0], bounds[1], bounds[2], bounds[3])
         count = src.count
-        match = match_bands(raster_band_names(src), spec.bands, path=path, modality=spec.name,
-                            alpha=alpha_bands(src))
-        if match.note:
-            notes.append(match.note)
-        idx = list(match.indexes)
-        check_dtypes([src.dtypes[i - 1] for i in idx], spec.bands, path=path, modality=spec.name)
-        calibration = plan_calibration([src.scales[i - 1] for i in idx],
-                                       [src.offsets[i - 1] for i in idx], spec, path=path)
-        if calibration.note:
-            notes.append(calibration.note)
-        values = sample_values(src, idx, path=path, band_names=spec.bands,
-                               errors=read_errors())
-        values = [v * g + b for v, g, b in zip(values, calibration.gain, calibration.bias)]
-        check_values(values, spec, path=path)
+        plan = plan_read(src, spec, path)
     found = find_slice_date(path, given_date)
     when, source = (found.when, found.source) if found else (None, "")
     return Slice(path, when, source, crs, transform, width, height, bounds, count,
-                 indexes=tuple(idx), calibration=calibration, flipped=flipped, gcps=gcps,
-                 notes=tuple(notes), band_names=tuple(spec.bands))
+                 indexes=plan.indexes, calibration=plan.calibration, flipped=flipped,
+                 gcps=gcps, notes=plan.notes, band_names=tuple(spec.bands))
 
 
 def collect_stack(spec: ModalitySpec, items: Sequence, log: Callable[[str], None]) -> list[Slice]:

@@ -9,5 +9,6 @@ onnxruntime, qgis or torch. Modules (docs/model-contract.md):
 - :mod:`.tokens`: pixel validity -> token mask, filling of partial tokens;
 - :mod:`.bands`: which raster bands are the model's bands, matched by name;
 - :mod:`.radiometry`: GDAL scale/offset, unit conversion, value checks, refused data types;
-- :mod:`.geometry`: north-up grids, ground pixel size for any CRS, the grid of GCP rasters.
+- :mod:`.geometry`: north-up grids, ground pixel size for any CRS, the grid of GCP rasters;
+- :mod:`.reading`: the read plan of a raster for a modality (bands + radiometry), shared.
 """

@@ -19,7 +19,7 @@ import rasterio
 
 from engine.api import RunOptions, run_model
 from engine.contract import parse_metadata
-from engine.errors import ContractError, InputError
+from engine.errors import InputError
 from engine.preprocessing.bands import canonical_name, match_bands
 from engine.stack import open_slice
 from tests.conftest import ROOT
@@ -325,24 +325,6 @@ def test_types_that_cannot_carry_the_data_are_refused(tmp_path, kind):
         run_map({"s2": [str(path)], "dem": [DEM]}, tmp_path / "o.tif")
 
 
-def test_radiometry_field_is_validated():
-    doc = _doc()
-    good = {"product": "S2", "quantity": "reflectance", "units": "reflectance x 10000",
-            "value_range": [[0, 1]] * 10}
-    for bad, field in ((dict(good, value_range=[[0, 1]] * 9), "has 9 pairs"),
-                       (dict(good, value_range=[[2, 1]] * 10), "lo <= hi"),
-                       (dict(good, value_range=[[0, float("nan")]] * 10), "finite"),
-                       (dict(good, quantity="radiance"), "quantity"),
-                       ({k: v for k, v in good.items() if k != "units"}, "units")):
-        doc["modalities"][0]["radiometry"] = bad
-        with pytest.raises(ContractError, match=field):
-            parse_metadata(doc)
-    doc["modalities"][0]["radiometry"] = good
-    meta = parse_metadata(doc)
-    assert meta.to_dict()["modalities"][0]["radiometry"]["value_range"][0] == [0.0, 1.0]
-    assert "radiometry" not in parse_metadata(_doc()).to_dict()["modalities"][0]
-
-
 # ----------------------------------------------------------------------------- read errors
 def test_truncated_geotiff_is_an_input_error_naming_file_band_window(tmp_path):
     path = rewrite(S2[0], tmp_path / "S2_20150711_trunc.tif", None, BANDS, compress=None)
@@ -448,3 +430,24 @@ def test_v1_checks_do_not_refuse_real_small_values(tmp_path):
     path = rewrite(l2a[0], tmp_path / "S2_L2A_20190123_strip.tif", big, BANDS,
                    width=big.shape[2], height=big.shape[1])
     assert open_slice(path, spec.modality("s2")).indexes == tuple(range(1, 11))
+
+
+def test_read_plan_is_one_call_for_engine_and_training(tmp_path):
+    """engine.preprocessing.reading.plan_read gives what the engine's reader applies (bands in
+    model order, calibration) from an open dataset, for training datasets to call too."""
+    from engine.preprocessing.reading import plan_read
+
+    order = [9, 0, 1, 2, 3, 4, 5, 6, 7, 8]
+    data = rasterio.open(S2[0]).read()[order]
+    path = rewrite(S2[0], tmp_path / "S2_20150711_plan.tif",
+                   np.where(data == 0, 0, data + 1000).astype("uint16"), [BANDS[i] for i in order])
+    with rasterio.open(path, "r+") as ds:
+        ds.offsets = [-1000.0] * 10
+    spec = parse_metadata(_doc()).modality("s2")
+    with rasterio.open(path) as src:
+        plan = plan_read(src, spec, path)
+        raw = src.read(list(plan.indexes), window=((10, 20), (10, 20)), out_dtype="float32")
+    assert plan.indexes == (2, 3, 4, 5, 6, 7, 8, 9, 10, 1)
+    assert plan.calibration.bias == (-1000.0,) * 10 and len(plan.notes) == 2
+    np.testing.assert_array_equal(plan.calibration.apply(raw),
+                                  rasterio.open(S2[0]).read(window=((10, 20), (10, 20))))
