@@ -72,7 +72,7 @@ class SliceReader:
     """
 
     def __init__(self, sl: Slice, grid: ModelGrid):
-        import rasterio
+        from .preprocessing.reading import open_raster
 
         self.slice = sl
         self.grid = grid
@@ -80,7 +80,7 @@ class SliceReader:
         self.indexes = sl.band_indexes
         self._vrt = None
         try:
-            self._src = rasterio.open(sl.path)
+            self._src = open_raster(sl.path)
         except _read_errors() as exc:
             raise InputError(f"input raster '{sl.path}' cannot be opened any more: {exc}") from exc
         if self.direct:

@@ -150,11 +150,11 @@ def open_slice(path: str, spec: ModalitySpec, given_date=None) -> Slice:
     """
     import rasterio
 
-    from .preprocessing.reading import plan_read
+    from .preprocessing.reading import open_raster, plan_read
 
     path = os.fspath(path)
     try:
-        src = rasterio.open(path)
+        src = open_raster(path)
     except read_errors() as exc:
         if _looks_like_file(path) and not os.path.exists(path):
             raise InputError(f"input raster for '{spec.name}' not found: '{path}'") from exc

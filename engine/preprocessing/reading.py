@@ -73,3 +73,32 @@ def plan_read(src, spec, path: str, check: bool = True) -> ReadPlan:
         check_values(values, spec, path=path)
     notes = tuple(n for n in (match.note, calibration.note) if n)
     return ReadPlan(tuple(idx), calibration, notes)
+
+
+def open_raster(path: str):
+    """Open a raster source as QGIS layers give them: anything GDAL opens (file, /vsi path,
+    ``NETCDF:"f.nc":var``, VRT XML), or a QGIS GDAL-provider URI ``source|option:KEY=VALUE``
+    (open options after ``|``, QgsGdalProviderMetadata.encodeUri), tried only when the whole
+    string does not open.
+
+    Returns:
+        an open rasterio dataset.
+
+    Raises:
+        the rasterio error of opening the whole string when neither form opens.
+    """
+    import rasterio
+
+    try:
+        return rasterio.open(path)
+    except gdal_read_errors():
+        if "|" not in path:
+            raise
+        base, *parts = path.split("|")
+        options = dict(p[len("option:"):].split("=", 1) for p in parts
+                       if p.startswith("option:") and "=" in p)
+        try:
+            return rasterio.open(base, **options)
+        except gdal_read_errors():
+            pass
+        raise

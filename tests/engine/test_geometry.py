@@ -3,6 +3,7 @@ rasters and GDAL source strings, on real GeoTIFFs written by rasterio from resou
 through ``engine.api.run_model`` with the bundled model."""
 from __future__ import annotations
 
+import datetime as dt
 import glob
 import os
 import zipfile
@@ -13,7 +14,7 @@ import rasterio
 from affine import Affine
 from rasterio.control import GroundControlPoint
 
-from engine.api import RunOptions, run_model
+from engine.api import RunOptions, SliceInput, run_model
 from engine.errors import InputError
 from engine.preprocessing.geometry import (ground_pixel_size_m, metres_per_degree, north_up,
                                            pixel_size_warning)
@@ -193,7 +194,8 @@ def test_gcps_without_crs_get_the_right_advice(tmp_path):
 
 # ----------------------------------------------------------------------------- source strings
 def test_gdal_source_strings_are_accepted(tmp_path, baseline):
-    """As QGIS layers give them: a /vsizip/ path, a VRT XML string, NETCDF:"f.nc":var."""
+    """As QGIS layers give them: a /vsizip/ path, a VRT XML string, a GDAL-provider URI with
+    an open option after '|', NETCDF:"f.nc":var."""
     from rasterio.shutil import copy as rio_copy
 
     archive = tmp_path / "s2.zip"
@@ -207,11 +209,17 @@ def test_gdal_source_strings_are_accepted(tmp_path, baseline):
     assert xml.lstrip().startswith("<VRTDataset") and "ACQUISITIONDATETIME" in xml
     nc = str(tmp_path / "dem.nc")
     rio_copy(DEM, nc, driver="netCDF")
-    inputs = {"s2": [vsizip, xml] + S2[2:],
-              "dem": [f'NETCDF:"{nc}":Band1']}
+    inputs = {"s2": [vsizip, xml] + S2[2:], "dem": [f'NETCDF:"{nc}":Band1']}
     classes, _, _, report = run_map(inputs, tmp_path / "o.tif")
     assert equal_pct(classes, baseline[0]) == 100.0
     assert report.dates["s2"][:2] == ["2015-07-11", "2015-07-31"]   # tags through both
+    # the QGIS URI form: dated explicitly in both runs (the date reader opens plain sources)
+    day = dt.date(2015, 8, 20)
+    plain, _, _, _ = run_map({"s2": S2[:2] + [SliceInput(S2[2], day)] + S2[3:], "dem": [DEM]},
+                             tmp_path / "plain.tif")
+    uri, _, _, _ = run_map({"s2": S2[:2] + [SliceInput(S2[2] + "|option:NUM_THREADS=1", day)]
+                            + S2[3:], "dem": [DEM]}, tmp_path / "uri.tif")
+    assert equal_pct(uri, plain) == 100.0
 
 
 def test_missing_file_and_unreadable_source_string(tmp_path):
