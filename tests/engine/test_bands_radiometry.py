@@ -187,7 +187,8 @@ def test_declared_offset_dn_plus_1000_gives_the_same_map(tmp_path, baseline):
 
 def test_declared_scale_1e4_is_converted_back_to_dn(tmp_path, baseline):
     """DN with a declared scale of 0.0001 (reflectance 0-1 after scaling) into a model trained
-    on DN: multiplied back, same map."""
+    on DN: multiplied back, same map; also DN + 1000 declared as scale 0.0001, offset -0.1
+    (reflectance = (DN - 1000) / 10000, processing baseline 04.00)."""
 
     def make(p, dst):
         path = rewrite(p, dst, None, BANDS)
@@ -195,10 +196,18 @@ def test_declared_scale_1e4_is_converted_back_to_dn(tmp_path, baseline):
             ds.scales = [1e-4] * 10
         return path
 
-    classes, report = run_map({"s2": each_date(tmp_path, "scaled", make), "dem": [DEM]},
-                              tmp_path / "o.tif")
-    assert equal_pct(classes, baseline) >= 99.5
-    assert any("then x 10000" in m for m in report.messages)
+    def make_pb04(p, dst):
+        data = rasterio.open(p).read()
+        path = rewrite(p, dst, np.where(data == 0, 0, data + 1000).astype("uint16"), BANDS)
+        with rasterio.open(path, "r+") as ds:
+            ds.scales, ds.offsets = [1e-4] * 10, [-0.1] * 10
+        return path
+
+    for name, fn in (("scaled", make), ("scaled_pb04", make_pb04)):
+        classes, report = run_map({"s2": each_date(tmp_path, name, fn), "dem": [DEM]},
+                                  tmp_path / f"{name}.tif")
+        assert equal_pct(classes, baseline) >= 99.5, name
+        assert any("then x 10000" in m for m in report.messages)
 
 
 def reflectance(tmp_path):
