@@ -1,10 +1,12 @@
 """One preprocessing: the same real GeoTIFFs (the bundled sample rewritten by rasterio with
 nodata: a 4 px frame on every S2 date, a 40 x 40 px block in one date, one band missing at
-some pixels, a DEM hole) give bit-identical model inputs through training's GeoTiffStack and
-through the engine's Runner._prepare (pixels, dates, masks, ref_date)."""
+some pixels, a DEM hole; then also with the bands reordered and a GDAL offset) give
+bit-identical model inputs through training's GeoTiffStack and through the engine's
+Runner._prepare (pixels, dates, masks, ref_date)."""
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -162,3 +164,38 @@ def test_collate_pads_token_masks():
     assert batch["s2_mask"].shape == (2, 3, 4)
     assert batch["s2_mask"][0, 2].all() and not batch["s2_mask"][0, :2].any()
     assert batch["s2_mask"].dtype == torch.bool
+
+
+@pytest.fixture(scope="module")
+def shuffled(files, tmp_path_factory):
+    """The same files with the bands stored in reverse order (band descriptions say so) and
+    as DN + 1000 with a declared GDAL offset of -1000 (the L2A convention since baseline
+    04.00)."""
+    import rasterio
+
+    out = tmp_path_factory.mktemp("shuffled")
+    for name in sorted(os.listdir(files)):
+        if not name.startswith("S2"):
+            shutil.copy(os.path.join(files, name), out / name)
+            continue
+        with rasterio.open(os.path.join(files, name)) as src:
+            data, prof, tags, names = src.read(), src.profile, src.tags(), src.descriptions
+        stored = np.where(data == 0, 0, data + 1000).astype(data.dtype)[::-1]
+        with rasterio.open(out / name, "w", **prof) as dst:
+            dst.write(stored)
+            dst.update_tags(**tags)
+            for b, n in enumerate(names[::-1], 1):
+                dst.set_band_description(b, n)
+            dst.offsets = (-1000.0,) * len(names)
+    return str(out)
+
+
+def test_band_order_and_offset_go_through_the_engines_read_plan(files, shuffled):
+    plain, moved = _dataset(files, patch=True), _dataset(shuffled, patch=True)
+    tiles = list(moved.grid)
+    prepared = _engine_batch(shuffled, moved, tiles, token_masks=True)
+    for j, index in enumerate(prepared.run):
+        a, b = moved[index], plain[index]
+        assert prepared.feeds["s2"][j].tobytes() == a["s2"].numpy().tobytes()
+        assert np.array_equal(a["s2"].numpy(), b["s2"].numpy())       # bands found, offset applied
+        assert np.array_equal(a["s2_mask"].numpy(), b["s2_mask"].numpy())
