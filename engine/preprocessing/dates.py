@@ -257,9 +257,9 @@ def find_slice_date(path, given=None) -> DateFound | None:
         return DateFound(as_datetime(given, f"date given for '{path}'"), SOURCE_GIVEN)
     tiff = None
     try:
-        import rasterio
+        from .reading import open_raster
 
-        with rasterio.open(path) as src:
+        with open_raster(os.fspath(path)) as src:
             found = date_from_tags(src)
             if found is None:
                 tiff = date_from_tags(src, sensor_only=False)
@@ -337,10 +337,11 @@ def content_fingerprint(path: str) -> str | None:
     equal for copies of one raster; :func:`same_content` confirms a match. None when it
     cannot be read (the reader reports that)."""
     try:
-        import rasterio
         from rasterio.windows import Window
 
-        with rasterio.open(path) as src:
+        from .reading import open_raster
+
+        with open_raster(path) as src:
             h = hashlib.sha256(repr((src.count, src.width, src.height, src.dtypes)).encode())
             side_r, side_c = min(FINGERPRINT_PX, src.height), min(FINGERPRINT_PX, src.width)
             for fr, fc in FINGERPRINT_AT:
@@ -355,10 +356,11 @@ def content_fingerprint(path: str) -> str | None:
 
 def same_content(a: str, b: str, rows: int = 256) -> bool:
     """True when two rasters hold the same pixels (full read, ``rows`` rows at a time)."""
-    import rasterio
     from rasterio.windows import Window
 
-    with rasterio.open(a) as sa, rasterio.open(b) as sb:
+    from .reading import open_raster
+
+    with open_raster(a) as sa, open_raster(b) as sb:
         if (sa.count, sa.width, sa.height, sa.dtypes) != (sb.count, sb.width, sb.height, sb.dtypes):
             return False
         for r in range(0, sa.height, rows):
