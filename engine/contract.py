@@ -270,9 +270,10 @@ def _string(doc: Mapping[str, Any], key: str, where: str, default: str | None = 
     return _typed(_require(doc, key, where), str, path)
 
 
-def _check_document(doc: Any) -> None:
-    """Bound the document (depth, number of values) and refuse non-finite numbers anywhere
-    in it, naming the path. Iterative: a deep document cannot exhaust the stack."""
+def _check_document(doc: Any, finite: bool = False) -> None:
+    """Bound the document (depth, number of values) and, with ``finite``, refuse
+    non-finite numbers anywhere in it, naming the path. Iterative: a deep document cannot
+    exhaust the stack."""
     stack = [(doc, "", 0)]
     seen = 0
     while stack:
@@ -282,16 +283,16 @@ def _check_document(doc: Any) -> None:
             raise _fail(f"the document holds more than {MAX_METADATA_VALUES} values")
         if depth > MAX_METADATA_DEPTH:
             raise _fail(f"field '{path}' is nested deeper than {MAX_METADATA_DEPTH} levels")
-        if isinstance(value, float) and not math.isfinite(value):
+        if finite and isinstance(value, float) and not math.isfinite(value):
             raise _fail(f"field '{path}' must be a finite number (got {value})")
         if isinstance(value, Mapping):
-            for key, item in value.items():
+            for key, item in reversed(list(value.items())):    # document order
                 if not isinstance(key, str):
                     raise _fail(f"field '{path}' has a key that is not a string")
                 stack.append((item, f"{path}.{key}" if path else key, depth + 1))
         elif isinstance(value, (list, tuple)):
-            for i, item in enumerate(value):
-                stack.append((item, f"{path}[{i}]", depth + 1))
+            for i in range(len(value) - 1, -1, -1):
+                stack.append((value[i], f"{path}[{i}]", depth + 1))
         elif not (value is None or isinstance(value, (str, int, float))):
             raise _fail(f"field '{path}' is not a JSON value ({type(value).__name__})")
 
@@ -468,6 +469,9 @@ def parse_metadata(doc: Mapping[str, Any] | str) -> ModelMetadata:
     metrics = _require(provenance, "metrics", "provenance")
     if not isinstance(metrics, Mapping):
         raise _fail("field 'provenance.metrics' must be an object")
+    # Every number finite, also in fields the engine does not read (provenance...): the
+    # fields above already named theirs.
+    _check_document(doc, finite=True)
     return ModelMetadata(schema_version=version, name=name, task=task, reference_modality=ref,
                          modalities=modalities, classes=classes, multilabel=multilabel,
                          embedding_dim=emb, provenance=dict(provenance),

@@ -174,6 +174,7 @@ def export_onnx(model: nn.Module, meta: ModelMetadata, path: str, opset: int = O
                               input_names=names, output_names=outputs,
                               dynamic_axes=dynamic_axes, do_constant_folding=True)
         proto = onnx.load(tmp)
+        _fix_output_shapes(proto, final)
         del proto.metadata_props[:]
         entry = proto.metadata_props.add()
         entry.key = METADATA_KEY
@@ -188,6 +189,25 @@ def export_onnx(model: nn.Module, meta: ModelMetadata, path: str, opset: int = O
             os.remove(tmp)
         raise
     return read_back
+
+
+def _fix_output_shapes(proto, meta: ModelMetadata) -> None:
+    """Write the outputs' sizes the metadata fixes (classes, embedding_dim, reference tile
+    and token grid; engine.contract.expected_outputs) into the graph's output declarations,
+    which the tracer leaves symbolic, so that the engine's graph check can compare them."""
+    from engine.contract import expected_outputs
+
+    want = expected_outputs(meta)
+    for out in proto.graph.output:
+        shape = want.get(out.name)
+        dims = out.type.tensor_type.shape.dim
+        if shape is None or len(dims) != len(shape):
+            continue
+        for dim, size in zip(dims, shape):
+            if size is None:
+                dim.dim_param = "batch"
+            else:
+                dim.dim_value = int(size)
 
 
 def _complete_metadata(model: nn.Module, meta: ModelMetadata,
