@@ -113,20 +113,28 @@ def _load(path: str):
         raise ModelFileError(f"'{path}' cannot be read as ONNX: {exc}") from exc
 
 
+def _inputs_of(node) -> set[str]:
+    """Names a node reads, including those its subgraphs (If/Loop/Scan bodies) read."""
+    names = {i for i in node.input if i}
+    for attr in node.attribute:
+        for g in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+            for inner in g.node:
+                names |= _inputs_of(inner)
+    return names
+
+
 def _prune(graph, keep_outputs: list[str]) -> None:
-    """Remove the nodes no kept output depends on (the replaced head)."""
+    """Remove the nodes no kept output depends on (the replaced head), and the initializers
+    nothing reads any more."""
     needed = set(keep_outputs)
     kept = []
     for node in reversed(list(graph.node)):
         if any(o in needed for o in node.output):
             kept.append(node)
-            needed.update(i for i in node.input if i)
-            for attr in node.attribute:  # names used inside subgraphs stay needed
-                if attr.g is not None:
-                    needed.update(i for n in attr.g.node for i in n.input)
+            needed |= _inputs_of(node)
     del graph.node[:]
     graph.node.extend(reversed(kept))
-    used = {i for n in graph.node for i in n.input}
+    used = set().union(*(_inputs_of(n) for n in graph.node)) if len(graph.node) else set()
     inits = [t for t in graph.initializer if t.name in used]
     del graph.initializer[:]
     graph.initializer.extend(inits)

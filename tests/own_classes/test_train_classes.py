@@ -243,3 +243,31 @@ def test_labels_in_another_crs_label_the_same_pixels(tiny_models, west_labels, t
     b = train_classes(tiny_models["embedding"], sample_inputs(), wgs, "EPSG:4326", classes,
                       str(tmp_path / "b.onnx"), options)
     assert a.pixels_per_class == b.pixels_per_class and sum(a.pixels_per_class.values()) > 100
+
+
+def test_segmentation_base_loses_its_old_head(tiny_models, west_labels, tmp_path):
+    """On a contract-2 segmentation model the new head replaces the old one: the old head's
+    nodes and weights are gone, the outputs are the new logits and the embeddings."""
+    import onnx
+    from osgeo import ogr
+
+    from engine.classes.train import ClassDef, TrainOptions, train_classes
+    from engine.contract import read_model_metadata
+
+    ds = ogr.Open(west_labels[0])
+    lyr = ds.GetLayerByName("polygons")
+    crs = lyr.GetSpatialRef().ExportToWkt()
+    names = ["forest", "grassland"]
+    shapes = [(json.loads(f.GetGeometryRef().ExportToJson()), names.index(f.GetField("class")))
+              for f in lyr if f.GetField("class") in names]
+    ds = lyr = None
+    out = str(tmp_path / "m.onnx")
+    train_classes(tiny_models["segmentation"], sample_inputs(), shapes, crs,
+                  [ClassDef(n, "#00ff00") for n in names], out,
+                  TrainOptions(folds=2, compare_rf=False, threads=1))
+    base, new = onnx.load(tiny_models["segmentation"]), onnx.load(out)
+    assert [o.name for o in new.graph.output] == ["logits", "embeddings"]
+    old_head = {t.name for t in base.graph.initializer if "heads" in t.name}
+    assert old_head and not old_head & {t.name for t in new.graph.initializer}
+    meta = read_model_metadata(out)
+    assert meta.schema_version == 2 and [c.name for c in meta.classes] == names
