@@ -76,17 +76,7 @@ def sample_embeddings(emb: np.ndarray, rows: np.ndarray, cols: np.ndarray, patch
     """float32 [N, D]: ``emb`` [D, h, w] interpolated at pixel (rows, cols) of the grid
     ``patch_px`` times finer. Where a neighbour token is nodata (raster edges) the pixel's
     own token is used; NaN where that one is nodata too."""
-    d, h, w = emb.shape
-    r0, r1, fr = _linear_taps((rows + 0.5) / patch_px, h)
-    c0, c1, fc = _linear_taps((cols + 0.5) / patch_px, w)
-    top = emb[:, r0, c0] * (1 - fc) + emb[:, r0, c1] * fc
-    bottom = emb[:, r1, c0] * (1 - fc) + emb[:, r1, c1] * fc
-    out = top * (1 - fr) + bottom * fr
-    bad = np.isnan(out).any(axis=0)
-    if bad.any():
-        own = emb[:, np.minimum(rows[bad] // patch_px, h - 1), np.minimum(cols[bad] // patch_px, w - 1)]
-        out[:, bad] = own
-    return out.T.astype(np.float32)
+    return _sample_clamped(emb, rows, cols, patch_px, (0, 0), emb.shape[1:])
 
 
 def upsample_embeddings(emb: np.ndarray, patch_px: int) -> np.ndarray:
@@ -97,25 +87,84 @@ def upsample_embeddings(emb: np.ndarray, patch_px: int) -> np.ndarray:
     return out.T.reshape(d, h * patch_px, w * patch_px)
 
 
-def _window(rows, cols):
-    return int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+#: side of the blocks read around labelled pixels (pixels of the reference grid)
+BLOCK = 256
+
+
+def _blocks(rows: np.ndarray, cols: np.ndarray, size: int | None = None):
+    """(r0, c0, indices) per BLOCK x BLOCK block of the grid holding labelled pixels."""
+    size = size or BLOCK
+    key = (rows // size) * (int(cols.max()) // size + 1) + cols // size
+    for k in np.unique(key):
+        idx = np.nonzero(key == k)[0]
+        yield int(rows[idx[0]] // size * size), int(cols[idx[0]] // size * size), idx
 
 
 def _read_window(stack, grid: PixelGrid, rows, cols):
-    """Per slice: float32 [bands, N] at the pixels, NaN = nodata (engine.align readers)."""
+    """Per slice: float32 [bands, N] at the pixels, NaN = nodata (engine.align readers), read
+    block by block (only the blocks holding labelled pixels: memory stays bounded however far
+    apart the labels are)."""
     from ..align import ModelGrid, SliceReader
 
-    r0, r1, c0, c1 = _window(rows, cols)
     mgrid = ModelGrid(grid.crs, grid.transform, grid.width, grid.height, 1.0)
     out = []
     for sl in stack:
         reader = SliceReader(sl, mgrid)
         try:
-            data = reader.read(r0, c0, r1 - r0, c1 - c0)
+            values = None
+            for r0, c0, idx in _blocks(rows, cols):
+                data = reader.read(r0, c0, min(BLOCK, grid.height - r0),
+                                   min(BLOCK, grid.width - c0))
+                if values is None:
+                    values = np.full((data.shape[0], len(rows)), np.nan, dtype=np.float32)
+                values[:, idx] = data[:, rows[idx] - r0, cols[idx] - c0]
         finally:
             reader.close()
-        out.append(data[:, rows - r0, cols - c0])
+        out.append(values)
     return out
+
+
+def sample_embeddings_file(path: str, rows: np.ndarray, cols: np.ndarray, patch_px: int
+                           ) -> np.ndarray:
+    """:func:`sample_embeddings` reading the embeddings raster block by block (the tokens
+    around each block of labelled pixels, with a one-token margin for the interpolation)."""
+    import rasterio
+    from rasterio.windows import Window
+
+    out = None
+    with rasterio.open(path) as src:
+        h, w = src.height, src.width
+        for r0, c0, idx in _blocks(rows, cols):
+            t0, u0 = max(r0 // patch_px - 1, 0), max(c0 // patch_px - 1, 0)
+            t1 = min((r0 + BLOCK) // patch_px + 2, h)
+            u1 = min((c0 + BLOCK) // patch_px + 2, w)
+            emb = src.read(window=Window(u0, t0, u1 - u0, t1 - t0), out_dtype="float32")
+            if src.nodata is not None and not np.isnan(src.nodata):
+                emb[emb == src.nodata] = np.nan
+            # sample in the window's frame, with the whole raster's edge clamping
+            vals = _sample_clamped(emb, rows[idx], cols[idx], patch_px, (t0, u0), (h, w))
+            if out is None:
+                out = np.full((len(rows), emb.shape[0]), np.nan, dtype=np.float32)
+            out[idx] = vals
+    return out
+
+
+def _sample_clamped(emb, rows, cols, patch_px, origin, full):
+    """Bilinear sampling of a window ``emb`` [D, wh, ww] whose token (0, 0) is ``origin`` of a
+    raster of ``full`` tokens; the taps are clamped at the raster's edges, not the window's."""
+    (t0, u0), (h, w) = origin, full
+    r_lo, r_hi, fr = _linear_taps((rows + 0.5) / patch_px, h)
+    c_lo, c_hi, fc = _linear_taps((cols + 0.5) / patch_px, w)
+    r_lo, r_hi, c_lo, c_hi = r_lo - t0, r_hi - t0, c_lo - u0, c_hi - u0
+    top = emb[:, r_lo, c_lo] * (1 - fc) + emb[:, r_lo, c_hi] * fc
+    bottom = emb[:, r_hi, c_lo] * (1 - fc) + emb[:, r_hi, c_hi] * fc
+    out = top * (1 - fr) + bottom * fr
+    bad = np.isnan(out).any(axis=0)
+    if bad.any():
+        own_r = np.minimum(rows[bad] // patch_px, h - 1) - t0
+        own_c = np.minimum(cols[bad] // patch_px, w - 1) - u0
+        out[:, bad] = emb[:, own_r, own_c]
+    return out.T.astype(np.float32)
 
 
 def collect(meta, inputs, log=lambda m: None) -> dict:
