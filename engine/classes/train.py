@@ -359,7 +359,12 @@ def training_html(report: TrainReport) -> str:
     rows.append(["macro F1", report.head["macro_f1"],
                  report.forest["macro_f1"] if report.forest else None])
     parts += [H.heading("Spatially blocked cross-validation"),
-              H.table(["", "MAESTRO head", "random forest"], rows)]
+              H.table(["", "MAESTRO head", "random forest"], rows),
+              H.paragraph("F1 per class, overall accuracy and macro F1 over the labelled pixels "
+                          "of the held-out blocks of every fold (pooled). They rank the two "
+                          "methods on your labels, whose class mix is yours: they are not the "
+                          "accuracy of a map. For that, assess the map against a probability "
+                          "sample with maestro:accuracy_assessment.", note=True)]
     for title, d in (("MAESTRO head", report.head), ("random forest", report.forest)):
         if d is None:
             continue
@@ -371,7 +376,8 @@ def training_html(report: TrainReport) -> str:
     if report.forest:
         series["random forest"] = [(p["train_pixels"], p["overall_accuracy"])
                                    for p in report.forest["learning_curve"]]
-    parts += [H.heading("Learning curve (overall accuracy on held-out blocks)"),
+    parts += [H.heading("Learning curve (overall accuracy on held-out blocks, mean over folds; "
+                        "each fold's training labels subsampled per class)"),
               H.svg_lines(series, "labelled training pixels", "overall accuracy"),
               H.table(["training pixels", "head OA", "head macro F1", "forest OA", "forest macro F1"],
                       [[int(a["train_pixels"]), a["overall_accuracy"], a["macro_f1"],

@@ -194,7 +194,7 @@ def test_change_is_larger_where_the_place_changed(tiny_models, rasters, changed_
     assert set(np.unique(m)) <= {0, 1, 255}
 
 
-def test_change_and_similarity_through_qgis_process(qgis_env, tiny_models, rasters,
+def test_embed_and_change_through_qgis_process(qgis_env, tiny_models, rasters,
                                                     changed_stack, tmp_path):
     out = tmp_path / "dist.tif"
     run = run_qgis_process(qgis_env, "--json", "run", "maestro:change", "--",
@@ -205,6 +205,12 @@ def test_change_and_similarity_through_qgis_process(qgis_env, tiny_models, raste
     assert run.returncode == 0, run.stdout + run.stderr
     results = json.loads(run.stdout[run.stdout.index("{"):])["results"]
     assert results["THRESHOLD_USED"] == pytest.approx(0.05) and out.exists()
+    emb = tmp_path / "emb.tif"
+    run = run_qgis_process(qgis_env, "run", "maestro:embed", "--",
+                           f"MODEL={tiny_models['segmentation']}", f"S2={rasters.s2[0]}",
+                           f"DEM={rasters.dem}", f"OUTPUT={emb}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert read_raster(emb)[0].shape[0] == 16
     run = run_qgis_process(qgis_env, "run", "maestro:change", "--",
                            f"MODEL={tiny_models['segmentation']}", f"S2={rasters.s2[0]}",
                            f"DEM={rasters.dem}", f"OUTPUT={tmp_path / 'x.tif'}")
