@@ -14,7 +14,8 @@ Steps (all seeded):
 3. ``qgis_process run maestro:train_classes`` (timed: the time to train on this machine);
 4. the new model, the forest and the bundled model predict the whole sample; held-out scores;
 5. a held-out learning curve: head and forest fitted on seeded per-class subsets of the labels
-   (the head on the same features the merged model computes, engine/classes/features.py).
+   (the head on the same features the merged model computes, engine/classes/features.py), and
+   an ablation: the head on the encoder features only, on the date statistics only, on both.
 
 ``bash scripts/with-env.sh .venv/bin/python scripts/own_classes_evidence.py [--out out/own-classes]``
 prints a JSON document and writes it to ``<out>/results.json``.
@@ -181,7 +182,21 @@ def heldout_curves(base: str, sample, y_map: np.ndarray, threads: int, seed: int
                       "head": heldout_scores(pred.reshape(h, w), sample.target),
                       "random_forest": heldout_scores(forest.predict(x_rf).reshape(h, w),
                                                       sample.target)})
-    return {"fractions": list(FRACTIONS), "points": curve}
+    # ablation on all labels: which features carry the result
+    d = emb.shape[0]
+    idx = np.nonzero(lab)[0]
+    ablation = {}
+    for name, cols in (("encoder features only", slice(0, d)),
+                       ("date statistics only", slice(d, None)),
+                       ("both (the merged model's features)", slice(None))):
+        xa = x_all[:, cols]
+        ok = np.isfinite(xa[idx]).all(1)
+        clf = heads.make_classifier("logistic", seed, threads).fit(xa[idx][ok], y_map.ravel()[idx][ok])
+        fin = np.isfinite(xa).all(1)
+        pred = np.full(h * w, -1)
+        pred[fin] = clf.predict(xa[fin])
+        ablation[name] = heldout_scores(pred.reshape(h, w), sample.target)
+    return {"fractions": list(FRACTIONS), "points": curve, "ablation_all_labels": ablation}
 
 
 def main(argv=None) -> int:
