@@ -194,7 +194,7 @@ def test_change_is_larger_where_the_place_changed(tiny_models, rasters, changed_
     assert set(np.unique(m)) <= {0, 1, 255}
 
 
-def test_embed_and_change_through_qgis_process(qgis_env, tiny_models, rasters,
+def test_embed_similarity_and_change_through_qgis_process(qgis_env, tiny_models, rasters,
                                                     changed_stack, tmp_path):
     out = tmp_path / "dist.tif"
     run = run_qgis_process(qgis_env, "--json", "run", "maestro:change", "--",
@@ -211,6 +211,17 @@ def test_embed_and_change_through_qgis_process(qgis_env, tiny_models, rasters,
                            f"DEM={rasters.dem}", f"OUTPUT={emb}")
     assert run.returncode == 0, run.stdout + run.stderr
     assert read_raster(emb)[0].shape[0] == 16
+    import rasterio
+
+    with rasterio.open(rasters.s2[0]) as ds:
+        x0, y0 = ds.transform.c, ds.transform.f
+    point = _examples(tmp_path / "pt.gpkg", [f"POINT ({x0 + 125} {y0 - 705})"])
+    sim = tmp_path / "sim.tif"
+    run = run_qgis_process(qgis_env, "--json", "run", "maestro:similarity", "--",
+                           f"EMBEDDINGS={emb}", f"EXAMPLES={point}", f"OUTPUT={sim}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert json.loads(run.stdout[run.stdout.index("{"):])["results"]["EXAMPLE_TOKENS"] == 1
+    assert np.nanmax(read_raster(sim)[0]) == pytest.approx(1.0, abs=1e-5)
     run = run_qgis_process(qgis_env, "run", "maestro:change", "--",
                            f"MODEL={tiny_models['segmentation']}", f"S2={rasters.s2[0]}",
                            f"DEM={rasters.dem}", f"OUTPUT={tmp_path / 'x.tif'}")
