@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 
-from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingOutputString,
-                       QgsProcessingParameterDefinition,
+from qgis.core import (Qgis, QgsProcessingException, QgsProcessingOutputString,
                        QgsProcessingParameterEnum, QgsProcessingParameterFile,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
@@ -56,7 +55,7 @@ COMMON_HELP = (
 
 
 def _advanced(param):
-    param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    param.setFlags(param.flags() | Qgis.ProcessingParameterFlag.Advanced)
     return param
 
 
@@ -89,10 +88,10 @@ class InferenceAlgorithm(MaestroAlgorithm):
         except Exception:  # noqa: BLE001
             import traceback
 
-            from qgis.core import Qgis, QgsMessageLog
+            from qgis.core import QgsMessageLog
 
             QgsMessageLog.logMessage(f"maestro:{self.name()} parameters:\n"
-                                     f"{traceback.format_exc()}", "MAESTRO", Qgis.Critical)
+                                     f"{traceback.format_exc()}", "MAESTRO", Qgis.MessageLevel.Critical)
 
     def add_parameters(self):
         self.addParameter(_with_help(QgsProcessingParameterFile(
@@ -100,18 +99,18 @@ class InferenceAlgorithm(MaestroAlgorithm):
             optional=True), "A MAESTRO ONNX model; empty = the bundled default model."))
         for pname in MODALITY_PARAMS:
             self.addParameter(_with_help(QgsProcessingParameterMultipleLayers(
-                pname, f"{MODALITY_TITLES[pname]} [{pname}]", QgsProcessing.TypeRaster,
+                pname, f"{MODALITY_TITLES[pname]} [{pname}]", Qgis.ProcessingSourceType.Raster,
                 optional=True), f"{MODALITY_TITLES[pname]}. {MODALITY_HELP}"))
         self.addParameter(_with_help(QgsProcessingParameterString(
             self.DATES, "Date overrides (optional, [MODALITY:]LAYER=YYYY-MM-DD;...)",
             optional=True), DATES_HELP))
         self.addParameter(_with_help(_advanced(QgsProcessingParameterNumber(
-            self.TILE_OVERLAP, "Tile overlap (%)", QgsProcessingParameterNumber.Integer,
+            self.TILE_OVERLAP, "Tile overlap (%)", Qgis.ProcessingNumberParameterType.Integer,
             defaultValue=25, minValue=0, maxValue=75)),
             "Overlap between neighbouring tiles, percent of a tile (0-75)."))
         self.addParameter(_with_help(_advanced(QgsProcessingParameterNumber(
             self.BATCH_SIZE, "Batch size (tiles per model call)",
-            QgsProcessingParameterNumber.Integer, defaultValue=8, minValue=1,
+            Qgis.ProcessingNumberParameterType.Integer, defaultValue=8, minValue=1,
             maxValue=1024)), "Tiles per model call; larger uses more memory."))
         self.addParameter(_with_help(_advanced(QgsProcessingParameterEnum(
             self.DEVICE, "Device", options=list(DEVICES), defaultValue="auto",
