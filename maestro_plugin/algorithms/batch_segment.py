@@ -27,7 +27,7 @@ from .. import inputs as plugin_inputs
 from ..inputs import PluginInputError
 from ..styling import style_on_load
 from .base import PLUGIN_DIR
-from .inference import InferenceAlgorithm, _advanced, _with_help
+from .inference import InferenceAlgorithm, _advanced, _with_help, extent_and_crs
 
 
 class BatchSegmentAlgorithm(InferenceAlgorithm):
@@ -162,11 +162,9 @@ class BatchSegmentAlgorithm(InferenceAlgorithm):
                 raise QgsProcessingException("BLOCKS: the layer has no feature with a geometry.")
             return args + ["--area-crs", _crs_text(source.sourceCrs())]
         if has_area:
-            rect = self.parameterAsExtent(parameters, self.AREA, context)
-            crs = self.parameterAsExtentCrs(parameters, self.AREA, context)
-            args = ["--area-bounds", *(repr(v) for v in (
-                rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()))]
-            return args + (["--area-crs", _crs_text(crs)] if crs.isValid() else [])
+            bounds, crs = extent_and_crs(self, parameters, self.AREA, context)
+            args = ["--area-bounds", *(repr(v) for v in bounds)]
+            return args + (["--area-crs", crs] if crs else [])
         return []
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)

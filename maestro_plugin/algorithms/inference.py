@@ -265,6 +265,17 @@ class InferenceAlgorithm(MaestroAlgorithm):
                 self.DATES_USED: json.dumps(report.dates, sort_keys=True, default=str)}
 
 
+def extent_and_crs(alg, parameters, key, context):
+    """An extent parameter as ``((xmin, ymin, xmax, ymax), crs text)`` in its own CRS (crs text
+    ``EPSG:xxxx`` or WKT, None when the extent carries no CRS), or None when it is empty."""
+    if parameters.get(key) in (None, ""):
+        return None
+    rect = alg.parameterAsExtent(parameters, key, context)
+    crs = alg.parameterAsExtentCrs(parameters, key, context)
+    bounds = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+    return bounds, ((crs.authid() or crs.toWkt()) if crs.isValid() else None)
+
+
 def _reference_raster(meta, matched) -> str:
     """Path of the raster whose grid the engine writes the output on: the earliest slice of
     the reference modality, by the engine's own stack rules (engine.stack.collect_stack)."""
