@@ -7,3 +7,5 @@ from .segment import SegmentAlgorithm
 
 ALGORITHMS = [SegmentAlgorithm, ClassifyAlgorithm, EmbedAlgorithm, ModelInfoAlgorithm]
 ALGORITHMS.append(BatchSegmentAlgorithm)  # maestro:batch_segment (engine/batch, Dask)
+from .build_stack import BuildStackAlgorithm  # noqa: E402
+ALGORITHMS.append(BuildStackAlgorithm)  # maestro:build_stack (engine/sentinel2, Sentinel-2 products)
