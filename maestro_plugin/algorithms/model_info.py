@@ -23,7 +23,7 @@ def format_report(meta) -> str:
              "Modalities:"]
     for m in meta.modalities:
         dates = f"{m.min_dates}" if m.min_dates == m.max_dates else f"{m.min_dates}-{m.max_dates}"
-        lines.append(f"  {m.name}: {len(m.bands)} bands ({', '.join(m.bands)}), {m.gsd_m:g} m, "
+        lines.append(f"  {m.name}: {len(m.bands)} band{'s' if len(m.bands) != 1 else ''} ({', '.join(m.bands)}), {m.gsd_m:g} m, "
                      f"tile {m.tile_px} px, patch {m.patch_px} px, dates {dates}, "
                      f"scaling {describe_scaling(m.scaling)}, group {m.group}")
     if meta.classes:
