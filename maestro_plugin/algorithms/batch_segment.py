@@ -18,7 +18,7 @@ import threading
 
 from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingOutputFile,
                        QgsProcessingOutputNumber, QgsProcessingOutputRasterLayer,
-                       QgsProcessingParameterBoolean, QgsProcessingParameterExtent,
+                       QgsProcessingParameterBoolean,
                        QgsProcessingParameterFeatureSource,
                        QgsProcessingParameterFolderDestination, QgsProcessingParameterNumber,
                        QgsProcessingParameterString)
@@ -56,6 +56,10 @@ class BatchSegmentAlgorithm(InferenceAlgorithm):
                  "sha256; running it again skips them and redoes missing or corrupt ones. "
                  "Inputs may be files or VRT mosaics, one per date.</p>")
     OUTPUT_HELP = "Output folder: blocks/*.tif, manifest.json, mosaic.vrt (+ mosaic.tif)."
+    # AREA is the inference algorithms' area-of-interest parameter, with the batch's meaning
+    AREA_DESCRIPTION = "Area (empty = the reference rasters' extent)"
+    AREA_HELP = ("Extent to map; from a layer's extent or drawn. Snapped out to the model's tile "
+                 "grid and clipped to the reference raster.")
 
     def name(self):
         return "batch_segment"
@@ -66,10 +70,6 @@ class BatchSegmentAlgorithm(InferenceAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         super().initAlgorithm(config)
         self.removeParameter(self.OUTPUT)  # one raster -> a folder of blocks + mosaic
-        self.addParameter(_with_help(QgsProcessingParameterExtent(
-            self.AREA, "Area (empty = the reference rasters' extent)", optional=True),
-            "Extent to map; from a layer's extent or drawn. Snapped out to the model's tile "
-            "grid and clipped to the reference raster."))
         self.addParameter(_with_help(QgsProcessingParameterFeatureSource(
             self.BLOCKS, "Explicit blocks (one per feature's bounding box)",
             [QgsProcessing.TypeVectorPolygon], optional=True),
@@ -147,7 +147,7 @@ class BatchSegmentAlgorithm(InferenceAlgorithm):
 
     def area_arguments(self, parameters, context) -> list[str]:
         """``--area-bounds`` or ``--block-bounds`` (with ``--area-crs``) from AREA / BLOCKS."""
-        has_area = parameters.get(self.AREA) not in (None, "")
+        has_area = self.has_area(parameters)
         source = self.parameterAsSource(parameters, self.BLOCKS, context)
         if has_area and source is not None:
             raise QgsProcessingException("Give either AREA or BLOCKS, not both.")

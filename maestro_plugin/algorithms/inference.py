@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 
 from qgis.core import (Qgis, QgsProcessingException, QgsProcessingOutputString,
-                       QgsProcessingParameterEnum, QgsProcessingParameterFile,
+                       QgsProcessingParameterEnum, QgsProcessingParameterExtent,
+                       QgsProcessingParameterFile,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
 
@@ -33,6 +34,13 @@ DATES_HELP = (
     "from a YYYYMMDD or YYYY-MM-DD in its file name. Format: entries separated by ';', each "
     "[MODALITY:]LAYER=YYYY-MM-DD where LAYER is the file path, file name or layer name, e.g. "
     "'S2:scene_a.tif=2020-05-01; S2:scene_b.tif=2020-06-12'.")
+
+AREA_HELP = (
+    "Optional area of interest: the map canvas extent, a layer's extent or a rectangle drawn "
+    "on the map, in any CRS (converted to the reference raster's CRS). Only the reference "
+    "pixels it touches are computed and written; tiles stay on the grid of a whole-raster "
+    "run, so the values are those a whole run gives there. Empty = the whole reference "
+    "raster. An area outside the reference raster stops the run with a message.")
 
 COMMON_HELP = (
     "<h3>Parameters</h3>"
@@ -88,6 +96,7 @@ class InferenceAlgorithm(MaestroAlgorithm):
     TASK = ""
     MODEL = "MODEL"
     DATES = "DATES"
+    AREA = "AREA"
     TILE_OVERLAP = "TILE_OVERLAP"
     BATCH_SIZE = "BATCH_SIZE"
     DEVICE = "DEVICE"
@@ -96,6 +105,8 @@ class InferenceAlgorithm(MaestroAlgorithm):
     DATES_USED = "DATES_USED"
 
     OUTPUT_DESCRIPTION = "Output raster"
+    AREA_DESCRIPTION = "Area of interest (empty = the whole reference raster)"
+    AREA_HELP = AREA_HELP
     OUTPUT_HELP = ""
 
     # ------------------------------------------------------------------ parameters
@@ -106,10 +117,10 @@ class InferenceAlgorithm(MaestroAlgorithm):
         except Exception:  # noqa: BLE001
             import traceback
 
-            from qgis.core import Qgis, QgsMessageLog
+            from qgis.core import QgsMessageLog
 
             QgsMessageLog.logMessage(f"maestro:{self.name()} parameters:\n"
-                                     f"{traceback.format_exc()}", "MAESTRO", Qgis.Critical)
+                                     f"{traceback.format_exc()}", "MAESTRO", Qgis.MessageLevel.Critical)
 
     def add_parameters(self):
         self.addParameter(_with_help(QgsProcessingParameterFile(
@@ -126,6 +137,8 @@ class InferenceAlgorithm(MaestroAlgorithm):
         self.addParameter(_with_help(QgsProcessingParameterString(
             self.DATES, "Date overrides ([MODALITY:]LAYER=YYYY-MM-DD; ...)",
             optional=True), DATES_HELP))
+        self.addParameter(_with_help(QgsProcessingParameterExtent(
+            self.AREA, self.AREA_DESCRIPTION, optional=True), self.AREA_HELP))
         self.addParameter(_with_help(_advanced(QgsProcessingParameterNumber(
             self.TILE_OVERLAP, "Tile overlap (%)", Qgis.ProcessingNumberParameterType.Integer,
             defaultValue=25, minValue=0, maxValue=75)),
@@ -153,7 +166,8 @@ class InferenceAlgorithm(MaestroAlgorithm):
                    "(the other modality inputs stay empty). Another model: see "
                    "maestro:model_info or the MAESTRO panel.</p>") if needed else ""
         return (self.TASK_HELP + default + COMMON_HELP
-                + f"<p><b>OUTPUT</b>: {self.OUTPUT_HELP}</p>")
+                + f"<p><b>AREA</b>: {self.AREA_HELP}</p>"
+                f"<p><b>OUTPUT</b>: {self.OUTPUT_HELP}</p>")
 
     TASK_HELP = ""
 
@@ -202,6 +216,28 @@ class InferenceAlgorithm(MaestroAlgorithm):
             device=self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto",
             expect_task=self.TASK, **extra)
 
+    def has_area(self, parameters) -> bool:
+        """Whether AREA was given (an empty string or None = not given)."""
+        return parameters.get(self.AREA) not in (None, "")
+
+    def area_bounds(self, parameters, context, meta, matched):
+        """AREA as ``(xmin, ymin, xmax, ymax)`` in the CRS of the raster that defines the
+        output grid (the engine's rule: the earliest slice of the reference modality), or
+        None when AREA is empty. An extent without a CRS is taken as in that CRS.
+
+        Raises:
+            QgsProcessingException: the reference raster cannot be read (engine message).
+        """
+        if not self.has_area(parameters):
+            return None
+        path = self.engine_call(_reference_raster, meta, matched)
+        crs = self.engine_call(_raster_crs, path)
+        rect = self.parameterAsExtent(parameters, self.AREA, context, crs)
+        if rect.isNull() or rect.isEmpty():
+            raise QgsProcessingException(f"AREA: the extent '{parameters.get(self.AREA)}' is "
+                                         "empty")
+        return (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+
     def check_dependencies(self):
         from ..deps import missing_dependencies, missing_message
 
@@ -225,7 +261,11 @@ class InferenceAlgorithm(MaestroAlgorithm):
         except PluginInputError as exc:
             raise QgsProcessingException(str(exc)) from exc
         output = self.output_path(parameters, output_key, context)
-        options = self.run_options(parameters, context, **option_extra)
+        bounds = self.area_bounds(parameters, context, meta, matched)
+        if bounds is not None:
+            feedback.pushInfo("Area of interest in the reference CRS: "
+                              + ", ".join(f"{v:.3f}" for v in bounds))
+        options = self.run_options(parameters, context, bounds=bounds, **option_extra)
         feedback.pushInfo(f"Model: {meta.name} ({meta.task}), {model_path}")
 
         def progress(fraction, message=""):
@@ -250,6 +290,26 @@ class InferenceAlgorithm(MaestroAlgorithm):
 
         return {self.OUTPUT: output, self.PROVIDER: report.provider,
                 self.DATES_USED: json.dumps(report.dates, sort_keys=True, default=str)}
+
+
+def _reference_raster(meta, matched) -> str:
+    """Path of the raster whose grid the engine writes the output on: the earliest slice of
+    the reference modality, by the engine's own stack rules (engine.stack.collect_stack)."""
+    from engine.stack import collect_stack
+
+    layers = plugin_inputs.to_engine_inputs(matched)[meta.reference_modality]
+    return collect_stack(meta.reference, layers, lambda message: None)[0].path
+
+
+def _raster_crs(path: str):
+    """The QgsCoordinateReferenceSystem of a raster file (read with rasterio, as the
+    engine reads it)."""
+    import rasterio
+    from qgis.core import QgsCoordinateReferenceSystem
+
+    with rasterio.open(path) as src:
+        wkt = src.crs.to_wkt() if src.crs else ""
+    return QgsCoordinateReferenceSystem.fromWkt(wkt)
 
 
 _ALG_BY_TASK = {"segmentation": "segment", "classification": "classify", "embedding": "embed"}
