@@ -60,9 +60,9 @@ class MaestroPlugin:
 
     def _init_gui(self):
         from qgis.PyQt.QtCore import Qt
-        from qgis.PyQt.QtGui import QIcon
+        # QAction: QtGui under Qt6; QGIS 3.40's qgis.PyQt.QtGui re-exports it for Qt5 too
+        from qgis.PyQt.QtGui import QAction, QIcon
 
-        from .compat import QAction
         from .dock import MaestroDock
 
         icon = QIcon(os.path.join(PLUGIN_DIR, "resources", "icons", "maestro.svg"))

@@ -42,7 +42,8 @@ class MaestroAlgorithm(QgsProcessingAlgorithm):
         except ImportError as exc:
             raise QgsProcessingException(
                 f"A Python package MAESTRO needs is missing: {exc}. "
-                "Install it with Raster > MAESTRO land cover > Install dependencies… (or the button in the MAESTRO panel).") from exc
+                "Install it with Raster > MAESTRO land cover > Install dependencies… "
+                "(or the button in the MAESTRO panel).") from exc
         except QgsProcessingException:
             raise
         except Exception as exc:  # noqa: BLE001 (an engine bug: a message, not a traceback)
@@ -50,7 +51,7 @@ class MaestroAlgorithm(QgsProcessingAlgorithm):
 
             from qgis.core import Qgis, QgsMessageLog
 
-            QgsMessageLog.logMessage(traceback.format_exc(), "MAESTRO", Qgis.Critical)
+            QgsMessageLog.logMessage(traceback.format_exc(), "MAESTRO", Qgis.MessageLevel.Critical)
             raise QgsProcessingException(
                 f"MAESTRO engine failed unexpectedly ({type(exc).__name__}: {exc}); "
                 "the traceback is in the MAESTRO log") from exc
