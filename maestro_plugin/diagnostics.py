@@ -114,7 +114,7 @@ def collect() -> dict:
         python = "no matching interpreter found"
     info["python"] = f"{sys.version.split()[0]}, interpreter {python}"
     if sys.executable and sys.executable != python:
-        info["qgis process"] = f"{sys.executable} (embeds Python; pip runs with the interpreter)"
+        info["sys.executable"] = f"{sys.executable} (not used: QGIS embeds Python)"
     info["gdal (QGIS)"] = _version("osgeo.gdal")
     info["gdal (rasterio)"] = _version("rasterio", "__gdal_version__")
     info["rasterio"] = _version("rasterio")

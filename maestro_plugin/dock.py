@@ -486,9 +486,8 @@ class MaestroDock(QgsDockWidget):
                                           "classification": "Classification",
                                           "embedding": "Embeddings"}.get(self.meta.task, "Result")
         name = layer.name() if layer else ""
-        seconds = f" in {report.seconds:.0f} s" if report else ""
-        self.show_info(f"{what} ready: '{name}' was added to the map (computed on {where}"
-                       f"{seconds}).")
+        seconds = f", {report.seconds:.0f} s" if report else ""
+        self.show_info(f"{what} ready: '{name}' added to the map (on {where}{seconds}).")
         self.run_finished.emit(True, layer_id)
 
     @guarded

@@ -27,6 +27,7 @@ class InstallDependenciesDialog(QDialog):
         self.notes_label.setWordWrap(True)
         self.command_edit = QLineEdit(deps.manual_command(self.plan), self)
         self.command_edit.setReadOnly(True)
+        self.command_edit.setCursorPosition(0)
         self.command_edit.setToolTip("The same as one command, to run by hand")
         self.log_view = QPlainTextEdit(self)
         self.log_view.setReadOnly(True)

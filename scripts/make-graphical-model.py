@@ -18,10 +18,10 @@ from qgis.PyQt.QtCore import QPointF
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "resources", "models", "maestro_landcover_areas.model3")
 MODALITIES = ("AERIAL", "DEM", "S2", "S1_ASC", "S1_DESC", "S1", "SPOT")
-TITLES = {"AERIAL": "Aerial orthophoto", "DEM": "Elevation model (DEM)",
-          "S2": "Sentinel-2 time series", "S1_ASC": "Sentinel-1 ascending",
-          "S1_DESC": "Sentinel-1 descending", "S1": "Sentinel-1 (one modality)",
-          "SPOT": "SPOT 6-7 image"}
+#: short labels: a model box shows one line of about 25 characters
+TITLES = {"AERIAL": "Aerial image", "DEM": "Elevation", "S2": "Sentinel-2 dates",
+          "S1_ASC": "S1 asc.", "S1_DESC": "S1 desc.",
+          "S1": "Sentinel-1", "SPOT": "SPOT 6-7 image"}
 #: canvas layout: inputs on two rows of four, steps in one column below, outputs to their
 #: right. Boxes are 200 x 30 px centred on their position (QgsProcessingModelComponent
 #: size): 230 px between input centres, 70 px between rows and steps, nothing closer than
@@ -67,13 +67,13 @@ def main():
     comp = QgsProcessingModelParameter("MODEL")
     place(comp, 0)
     model.addModelParameter(QgsProcessingParameterFile(
-        "MODEL", "MAESTRO model (.onnx; empty = bundled default)", extension="onnx",
-        optional=True), comp)
+        "MODEL", "Model (empty = default)", extension="onnx", optional=True), comp)
     for i, name in enumerate(MODALITIES, start=1):
         comp = QgsProcessingModelParameter(name)
         place(comp, i)
         model.addModelParameter(QgsProcessingParameterMultipleLayers(
-            name, f"{TITLES[name]} [{name}]", Qgis.ProcessingSourceType.Raster, optional=True),
+            name, f"{TITLES[name]} [{name}]" if TITLES[name] != name else name,
+            Qgis.ProcessingSourceType.Raster, optional=True),
             comp)
 
     def step(child_id, alg, description, row):
@@ -90,7 +90,7 @@ def main():
         out.setPosition(QPointF(STEP_X + OUTPUT_DX, STEP_Y0 + STEP_DY * row))
         child.setModelOutputs({name: out})
 
-    seg = step("segment", "maestro:segment", "Land-cover map (maestro:segment)", 0)
+    seg = step("segment", "maestro:segment", "Land-cover map", 0)
     seg.addParameterSources("MODEL", child_param("MODEL"))
     for name in MODALITIES:
         seg.addParameterSources(name, child_param(name))

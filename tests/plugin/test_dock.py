@@ -121,7 +121,7 @@ def test_dock_runs_and_adds_readable_results(dock, qgis_iface, project_layers, t
     assert dock.last_report.dates["s2"] == ["2015-08-20", "2015-09-09", "2015-09-10"]
     assert diagnostics.last_run()["provider"] == "CPUExecutionProvider"
     message = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Success)[-1]
-    assert "Land-cover map ready" in message and "computed on the CPU" in message
+    assert "Land-cover map ready" in message and "(on the CPU, " in message
     assert "ExecutionProvider" not in message
     # class areas: hectares and percent per class, from the map's pixels
     import numpy as np
