@@ -33,5 +33,5 @@ class DiagnosticsDialog(QDialog):
         try:
             text = diagnostics.format_text(diagnostics.collect())
         except Exception as exc:  # noqa: BLE001 (the view must open whatever is broken)
-            text = f"Diagnostics failed: {type(exc).__name__}: {exc}"
+            text = f"Diagnostics could not be collected: {exc}"
         self.text.setPlainText(text)
