@@ -57,12 +57,40 @@ def is_maestro_output(layer: QgsMapLayer) -> bool:
     return bool(names) and (names[0] in OUTPUT_BAND_NAMES or names[0].startswith("embedding_"))
 
 
+def _engine_band_match(spec, source: str):
+    """The engine's own band matching (engine/preprocessing/bands.py: names, then
+    position), or None where that module or rasterio is not available.
+
+    Returns:
+        (True, None) when the engine would accept the raster's bands, (False, its message)
+        when not, or None (not available: the caller falls back to the band count).
+    """
+    try:
+        import rasterio
+
+        from engine.errors import InputError
+        from engine.preprocessing.bands import alpha_bands, match_bands, raster_band_names
+    except Exception:  # noqa: BLE001 (older engine or no rasterio: count only)
+        return None
+    try:
+        with rasterio.open(source) as src:
+            names, alpha = raster_band_names(src), alpha_bands(src)
+    except Exception:  # noqa: BLE001 (unreadable here: count only)
+        return None
+    try:
+        match_bands(names, spec.bands, path=source, modality=spec.name, alpha=alpha)
+    except InputError as exc:
+        return False, str(exc)
+    return True, None
+
+
 def layer_problem(spec, layer) -> str | None:
     """Why a layer cannot be an input of this modality, or None when it fits.
 
     Checked: a raster layer read through GDAL (a file), not a MAESTRO output, and its
-    bands: the same count as the model's bands, or GDAL band names that include every band
-    the model wants (the engine then picks them by name).
+    bands as the engine matches them (by name when the raster names the model's bands,
+    else by position: the same count); without the engine's matcher, the same count or
+    band names that include every band the model wants.
     """
     name = parameter_name(spec.name)
     if not isinstance(layer, QgsRasterLayer) or not layer.isValid():
@@ -74,13 +102,20 @@ def layer_problem(spec, layer) -> str | None:
         return f"'{layer.name()}' is a MAESTRO result, not an input image"
     want = len(spec.bands)
     have = layer.bandCount()
+    count_message = (f"'{layer.name()}' has {have} band{'s' if have != 1 else ''}; {name} "
+                     f"needs {want} band{'s' if want != 1 else ''} ({', '.join(spec.bands)})")
+    engine = _engine_band_match(spec, layer.source())
+    if engine is not None:
+        ok, message = engine
+        if ok:
+            return None
+        return count_message if have != want else f"'{layer.name()}': {message}"
     if have == want:
         return None
     names = {n.upper() for n in band_names(layer.source())}
     if have > want and all(b.upper() in names for b in spec.bands):
         return None
-    return (f"'{layer.name()}' has {have} band{'s' if have != 1 else ''}; {name} needs {want} "
-            f"band{'s' if want != 1 else ''} ({', '.join(spec.bands)})")
+    return count_message
 
 
 def plausible_layers(spec, project: QgsProject | None = None) -> list[QgsRasterLayer]:

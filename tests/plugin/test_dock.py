@@ -280,9 +280,30 @@ def test_adding_inputs_offers_and_accepts_only_plausible_layers(dock, qgis_iface
     assert {b.text() for b in buttons} == {"Add layers…", "Remove"}
     assert dem.table.columnCount() == 1 and s2.table.columnCount() == 2
     assert dem.add_layer(dem_layer) and dem.dates() == []
+    # a 13-band L1C scene: accepted when it names its bands (the model's are picked by
+    # name), refused when it does not
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    l1c = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11",
+           "B12"]
+    for named in (True, False):
+        path = tmp_path / f"S2_L1C_{'named' if named else 'unnamed'}_20150711.tif"
+        with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=13,
+                           dtype="uint16", crs="EPSG:32633",
+                           transform=from_origin(465000, 5080000, 10, 10)) as dst:
+            dst.write(np.full((13, 8, 8), 1000, dtype="uint16"))
+            if named:
+                dst.descriptions = tuple(l1c)
+        problems = s2.add_layers([project_layers(str(path))])
+        if named:
+            assert problems == [] and s2.layer_names()[0] == path.stem
+        else:
+            assert len(problems) == 1 and "has 13 bands; S2 needs 10 bands" in problems[0]
     s2.table.selectRow(0)
     s2.remove_button.click()
-    assert s2.layer_names() == ["S2_20150820", "S2_20150909"]
+    assert s2.layer_names() == ["S2_20150731", "S2_20150820", "S2_20150909"]
     QgsProject.instance().removeMapLayer(result.id())
 
 
