@@ -157,7 +157,8 @@ def python_candidates(executable: str | None = None, exec_prefix: str | None = N
                  os.path.join(exec_prefix, "bin", f"python{major}"),
                  os.path.join(exec_prefix, "bin", "python3")]
     base = getattr(sys, "_base_executable", None)
-    if base and os.path.basename(base).lower().startswith("python") and executable == sys.executable:
+    if (base and os.path.basename(base).lower().startswith("python")
+            and executable == sys.executable):
         names.append(base)
     if os.path.basename(executable or "").lower().startswith("python"):
         names.append(executable)

@@ -383,8 +383,8 @@ class MaestroDock(QgsDockWidget):
         ids = ref.layer_ids() if ref else []
         layer = QgsProject.instance().mapLayer(ids[0]) if ids else None
         if layer is None:
-            raise PluginInputError(f"Preview: add the {parameter_name(self.meta.reference_modality)}"
-                                   " layers first")
+            name = parameter_name(self.meta.reference_modality)
+            raise PluginInputError(f"Preview: add the {name} layers first")
         canvas = self.iface.mapCanvas()
         extent = canvas.extent()
         source_crs = canvas.mapSettings().destinationCrs()

@@ -72,7 +72,9 @@ class InstallDependenciesDialog(QDialog):
 
     def start(self) -> None:
         """Run pip (asynchronously); output goes to the log view as it comes."""
-        if not self.plan.command or (self.process and self.process.state() != QProcess.ProcessState.NotRunning):
+        running = (self.process is not None
+                   and self.process.state() != QProcess.ProcessState.NotRunning)
+        if not self.plan.command or running:
             return
         import os
 

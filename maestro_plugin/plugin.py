@@ -16,7 +16,8 @@ TOOLBAR = "MAESTRO"
 
 
 def _log_exception(where: str) -> None:
-    QgsMessageLog.logMessage(f"{where}:\n{traceback.format_exc()}", "MAESTRO", Qgis.MessageLevel.Critical)
+    QgsMessageLog.logMessage(f"{where}:\n{traceback.format_exc()}", "MAESTRO",
+                             Qgis.MessageLevel.Critical)
 
 
 class MaestroPlugin:

@@ -120,7 +120,8 @@ class InferenceAlgorithm(MaestroAlgorithm):
             from qgis.core import QgsMessageLog
 
             QgsMessageLog.logMessage(f"maestro:{self.name()} parameters:\n"
-                                     f"{traceback.format_exc()}", "MAESTRO", Qgis.MessageLevel.Critical)
+                                     f"{traceback.format_exc()}", "MAESTRO",
+                                     Qgis.MessageLevel.Critical)
 
     def add_parameters(self):
         self.addParameter(_with_help(QgsProcessingParameterFile(
