@@ -294,3 +294,20 @@ def test_qgis_python_is_the_installations_interpreter_not_sys_executable():
     # an interpreter of the same version from another installation is not taken
     with pytest.raises(RuntimeError):
         deps.find_qgis_python([sys.executable], version, base_prefix="/nonexistent")
+
+
+def test_gpu_line_names_the_gpus_nvidia_smi_lists(monkeypatch, tmp_path, maestro):
+    """The device line reads `nvidia-smi -L` (here a stand-in script printing its format,
+    as this machine has no GPU) and says when onnxruntime has no CUDA for it."""
+    from maestro_plugin import diagnostics
+
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\n[ \"$1\" = -L ] || exit 2\n"
+                   "echo 'GPU 0: NVIDIA H200 (UUID: GPU-0f2d)'\n"
+                   "echo 'GPU 1: NVIDIA L4 (UUID: GPU-9a1c)'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert diagnostics.gpu_names() == ["NVIDIA H200", "NVIDIA L4"]
+    info = diagnostics.collect()
+    assert info["gpu"] == "NVIDIA H200; NVIDIA L4"
+    assert "install onnxruntime-gpu" in info["providers MAESTRO can use"]  # CPU build here
