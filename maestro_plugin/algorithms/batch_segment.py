@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 
-from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingOutputFile,
+from qgis.core import (Qgis, QgsProcessingException, QgsProcessingOutputFile,
                        QgsProcessingOutputNumber, QgsProcessingOutputRasterLayer,
                        QgsProcessingParameterBoolean,
                        QgsProcessingParameterFeatureSource,
@@ -72,22 +72,23 @@ class BatchSegmentAlgorithm(InferenceAlgorithm):
         self.removeParameter(self.OUTPUT)  # one raster -> a folder of blocks + mosaic
         self.addParameter(_with_help(QgsProcessingParameterFeatureSource(
             self.BLOCKS, "Explicit blocks (one per feature's bounding box)",
-            [QgsProcessing.TypeVectorPolygon], optional=True),
+            [Qgis.ProcessingSourceType.VectorPolygon], optional=True),
             "Instead of AREA: a polygon layer whose features' extents are the blocks."))
         self.addParameter(_with_help(QgsProcessingParameterNumber(
-            self.BLOCK_SIZE, "Block size (reference pixels)", QgsProcessingParameterNumber.Integer,
+            self.BLOCK_SIZE, "Block size (reference pixels)",
+            Qgis.ProcessingNumberParameterType.Integer,
             defaultValue=1024, minValue=16, maxValue=65536),
             "Side of a block, rounded up to the model's tile size (1024 px at 10 m = 10 km)."))
         self.addParameter(_with_help(QgsProcessingParameterNumber(
             self.WORKERS, "Local worker processes (0 = one per core)",
-            QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0, maxValue=512),
+            Qgis.ProcessingNumberParameterType.Integer, defaultValue=0, minValue=0, maxValue=512),
             "Size of the local Dask cluster; ignored with SCHEDULER."))
         self.addParameter(_with_help(_advanced(QgsProcessingParameterString(
             self.SCHEDULER, "Dask scheduler address (empty = local cluster)", optional=True)),
             "tcp://host:8786 of a running `dask scheduler`; its workers must see the model, "
             "inputs and output folder under the same paths."))
         self.addParameter(_advanced(QgsProcessingParameterNumber(
-            self.RETRIES, "Retries of a failed block", QgsProcessingParameterNumber.Integer,
+            self.RETRIES, "Retries of a failed block", Qgis.ProcessingNumberParameterType.Integer,
             defaultValue=3, minValue=0, maxValue=100)))
         self.addParameter(QgsProcessingParameterBoolean(
             self.MERGED_COG, "Also write one merged COG (mosaic.tif)", defaultValue=False))

@@ -67,6 +67,24 @@ def _advanced(param):
     return param
 
 
+def default_model_modalities() -> tuple[str, ...]:
+    """Parameter names of the modalities the bundled default model needs (read from its
+    ONNX metadata without onnxruntime); () when it cannot be read."""
+    try:
+        from ..model_file import read_model_card
+
+        return tuple(m.name.upper() for m in read_model_card(DEFAULT_MODEL).modalities)
+    except Exception:  # noqa: BLE001 (no default model: no mention)
+        return ()
+
+
+def modality_description(pname: str, needed_by_default: bool) -> str:
+    """Parameter label: the title, the key, and whether the default model needs it
+    (Processing adds '[optional]' itself: every modality is optional for some model)."""
+    need = " (needed by the default model)" if needed_by_default else ""
+    return f"{MODALITY_TITLES[pname]} [{pname}]{need}"
+
+
 def _with_help(param, text):
     param.setHelp(text)
     return param
@@ -102,18 +120,23 @@ class InferenceAlgorithm(MaestroAlgorithm):
             from qgis.core import QgsMessageLog
 
             QgsMessageLog.logMessage(f"maestro:{self.name()} parameters:\n"
-                                     f"{traceback.format_exc()}", "MAESTRO", Qgis.MessageLevel.Critical)
+                                     f"{traceback.format_exc()}", "MAESTRO",
+                                     Qgis.MessageLevel.Critical)
 
     def add_parameters(self):
         self.addParameter(_with_help(QgsProcessingParameterFile(
             self.MODEL, "MAESTRO model (.onnx; empty = bundled default)", extension="onnx",
             optional=True), "A MAESTRO ONNX model; empty = the bundled default model."))
+        needed = default_model_modalities()
         for pname in MODALITY_PARAMS:
+            need = ("The bundled default model needs this input. " if pname in needed else
+                    "The bundled default model does not use this input. " if needed else "")
             self.addParameter(_with_help(QgsProcessingParameterMultipleLayers(
-                pname, f"{MODALITY_TITLES[pname]} [{pname}]", Qgis.ProcessingSourceType.Raster,
-                optional=True), f"{MODALITY_TITLES[pname]}. {MODALITY_HELP}"))
+                pname, modality_description(pname, pname in needed),
+                Qgis.ProcessingSourceType.Raster, optional=True),
+                f"{MODALITY_TITLES[pname]}. {need}{MODALITY_HELP}"))
         self.addParameter(_with_help(QgsProcessingParameterString(
-            self.DATES, "Date overrides (optional, [MODALITY:]LAYER=YYYY-MM-DD;...)",
+            self.DATES, "Date overrides ([MODALITY:]LAYER=YYYY-MM-DD; ...)",
             optional=True), DATES_HELP))
         self.addParameter(_with_help(QgsProcessingParameterExtent(
             self.AREA, self.AREA_DESCRIPTION, optional=True), self.AREA_HELP))
@@ -139,7 +162,12 @@ class InferenceAlgorithm(MaestroAlgorithm):
         """Extra parameters of a task (segmentation adds CONFIDENCE)."""
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
-        return (self.TASK_HELP + COMMON_HELP + f"<p><b>AREA</b>: {self.AREA_HELP}</p>"
+        needed = default_model_modalities()
+        default = (f"<p><b>Inputs the bundled default model needs: {', '.join(needed)}</b> "
+                   "(the other modality inputs stay empty). Another model: see "
+                   "maestro:model_info or the MAESTRO panel.</p>") if needed else ""
+        return (self.TASK_HELP + default + COMMON_HELP
+                + f"<p><b>AREA</b>: {self.AREA_HELP}</p>"
                 f"<p><b>OUTPUT</b>: {self.OUTPUT_HELP}</p>")
 
     TASK_HELP = ""
