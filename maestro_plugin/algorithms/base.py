@@ -14,11 +14,13 @@ DEFAULT_MODEL = os.path.join(PLUGIN_DIR, "resources", "models", "maestro-tiny-sl
 class MaestroAlgorithm(QgsProcessingAlgorithm):
     """Base class: subclasses define name, displayName, initAlgorithm, processAlgorithm."""
 
+    # No group: the algorithms sit directly under the provider "MAESTRO" in the Toolbox
+    # (a group of the same name showed "MAESTRO > MAESTRO").
     def group(self):
-        return "MAESTRO"
+        return ""
 
     def groupId(self):  # noqa: N802 (QGIS API name)
-        return "maestro"
+        return ""
 
     def icon(self):
         return QIcon(os.path.join(PLUGIN_DIR, "resources", "icons", "maestro.svg"))
@@ -40,7 +42,8 @@ class MaestroAlgorithm(QgsProcessingAlgorithm):
         except ImportError as exc:
             raise QgsProcessingException(
                 f"A Python package MAESTRO needs is missing: {exc}. "
-                "Install it with MAESTRO > Install dependencies, or see the README.") from exc
+                "Install it with Raster > MAESTRO land cover > Install dependencies… "
+                "(or the button in the MAESTRO panel).") from exc
         except QgsProcessingException:
             raise
         except Exception as exc:  # noqa: BLE001 (an engine bug: a message, not a traceback)
@@ -48,7 +51,7 @@ class MaestroAlgorithm(QgsProcessingAlgorithm):
 
             from qgis.core import Qgis, QgsMessageLog
 
-            QgsMessageLog.logMessage(traceback.format_exc(), "MAESTRO", Qgis.Critical)
+            QgsMessageLog.logMessage(traceback.format_exc(), "MAESTRO", Qgis.MessageLevel.Critical)
             raise QgsProcessingException(
                 f"MAESTRO engine failed unexpectedly ({type(exc).__name__}: {exc}); "
                 "the traceback is in the MAESTRO log") from exc
