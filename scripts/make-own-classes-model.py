@@ -72,7 +72,7 @@ def main():
         "LABELS", "Training labels (points and/or polygons)", QgsProcessing.TypeVectorAnyGeometry),
         80, 150)
     add_param(model, QgsProcessingParameterString("CLASS_FIELD", "Class field", "class"), 260, 150)
-    add_param(model, QgsProcessingParameterString("COLOR_FIELD", "Colour field (optional)",
+    add_param(model, QgsProcessingParameterString("COLOR_FIELD", "Colour field",
                                                   optional=True), 430, 150)
     add_param(model, QgsProcessingParameterFeatureSource(
         "REFERENCE", "Reference sample points", [QgsProcessing.TypeVectorPoint]), 80, 420)

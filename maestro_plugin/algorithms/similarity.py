@@ -66,10 +66,13 @@ class EmbeddingsRunMixin:
     """Running the model for its encoder features into a temporary GeoTIFF."""
 
     def any_model(self, parameters, context):
+        """(path, metadata) of MODEL, whatever its task (the encoder features are asked)."""
         path = self.parameterAsFile(parameters, self.MODEL, context) or DEFAULT_MODEL
         from engine.contract import read_model_metadata
 
-        return path, self.engine_call(read_model_metadata, path)
+        meta = self.engine_call(read_model_metadata, path)
+        self._meta_for_area = meta
+        return path, meta
 
     def matched_inputs(self, meta, given, parameters, context):
         try:
@@ -86,7 +89,8 @@ class EmbeddingsRunMixin:
         from engine.api import run_model
 
         path = os.path.join(QgsProcessingUtils.tempFolder(), f"embeddings-{uuid.uuid4().hex[:8]}.tif")
-        options = self.run_options(parameters, context, output="embeddings")
+        bounds = self.area_bounds(parameters, context, self._meta_for_area, matched)
+        options = self.run_options(parameters, context, output="embeddings", bounds=bounds)
         options.expect_task, options.cog = None, False
         a, b = progress
 
@@ -131,7 +135,7 @@ class SimilarityAlgorithm(EmbeddingsRunMixin, InferenceAlgorithm):
             self.EXAMPLES, "Example points or polygons", [Qgis.ProcessingSourceType.VectorAnyGeometry]),
             "Places that show what you look for."))
         self.addParameter(_with_help(QgsProcessingParameterRasterLayer(
-            self.EMBEDDINGS, "Embeddings raster made earlier (optional: no model run)",
+            self.EMBEDDINGS, "Embeddings raster made earlier (then no model run)",
             optional=True), "An output of maestro:embed; when given, MODEL and the modality "
                             "inputs are not used."))
         self.addParameter(_with_help(QgsProcessingParameterBoolean(

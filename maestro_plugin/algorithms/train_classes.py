@@ -78,6 +78,7 @@ class TrainClassesAlgorithm(InferenceAlgorithm):
     def add_parameters(self):
         super().add_parameters()
         self.removeParameter(self.OUTPUT)
+        self.removeParameter(self.AREA)   # the labels choose the area
         self.addParameter(_with_help(QgsProcessingParameterMultipleLayers(
             self.LABELS, "Label layers (points, lines and/or polygons)",
             Qgis.ProcessingSourceType.VectorAnyGeometry),
@@ -87,7 +88,7 @@ class TrainClassesAlgorithm(InferenceAlgorithm):
             self.CLASS_FIELD, "Class field (in every label layer)", defaultValue="class"),
             "Name of the field holding the class of each feature (text or number)."))
         self.addParameter(_with_help(QgsProcessingParameterString(
-            self.COLOR_FIELD, "Colour field (optional, #rrggbb or a colour name)", optional=True),
+            self.COLOR_FIELD, "Colour field (#rrggbb or a colour name)", optional=True),
             "A colour per class; classes without one get a palette colour."))
         self.addParameter(_with_help(QgsProcessingParameterString(
             self.NAME, "Model name (empty = the file name)", optional=True),

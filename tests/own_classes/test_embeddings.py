@@ -146,6 +146,13 @@ def test_similarity_is_the_cosine_to_the_examples_mean(tiny_models, rasters, tmp
                                                   * np.linalg.norm(q))
     np.testing.assert_allclose(sim[0][ok], want[ok], atol=1e-4)
     assert np.isnan(sim[0][~ok]).all()
+    # AREA (the inference algorithms' area of interest) limits the map
+    part = tmp_path / "part.tif"
+    processing.run("maestro:similarity", {
+        "MODEL": tiny_models["segmentation"], "S2": rasters.s2[:3], "DEM": [rasters.dem],
+        "EXAMPLES": point, "OUTPUT": str(part),
+        "AREA": f"{x0},{x0 + 480},{y0 - 800},{y0 - 480} [EPSG:32633]"})
+    assert read_raster(part)[0].shape[1:] == (8, 12)
     out2 = tmp_path / "sim2.tif"
     square = _examples(tmp_path / "sq.gpkg", [_square(x0 + 100, y0 - 700, 120)])
     processing.run("maestro:similarity", {"EMBEDDINGS": str(emb), "EXAMPLES": square,

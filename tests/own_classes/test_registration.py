@@ -12,7 +12,8 @@ def test_registered_with_help(name):
     from qgis.core import QgsApplication
 
     alg = QgsApplication.processingRegistry().algorithmById(f"maestro:{name}")
-    assert alg is not None and alg.group() == "MAESTRO" and not alg.icon().isNull()
+    assert alg is not None and alg.provider().id() == "maestro" and not alg.icon().isNull()
+    assert all("optional" not in p.description().lower() for p in alg.parameterDefinitions())
     assert len(alg.shortHelpString()) > 300
     for param in alg.parameterDefinitions():
         assert param.help(), f"{name}.{param.name()} has no help"
