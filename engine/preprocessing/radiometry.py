@@ -18,11 +18,18 @@ Conventions handled:
 Value checks at open time, on a cheap sample (:func:`sample_values`, at most 64 windows of
 32 x 32 px spread over the raster), after gain/bias, per band (:func:`check_values`):
 
-- **with** ``radiometry.value_range`` (contract version 2): a band is *off* when fewer than
-  half its sampled valid values lie within ``[lo - 2w, hi + 2w]`` (``w = hi - lo``), or, for
-  reflectance/other quantities, when its 99.5th percentile of ``|x|`` is below 1/100 or above
-  100 times ``max(|lo|, |hi|)``. The input is refused when at least half the bands are off by
-  the first test or every band is off by the second.
+- **with** ``radiometry`` (contract version 2), by quantity. The training range comes from
+  the training area only (a summer scene, one region's heights), so values beyond it are not
+  an error in themselves; only a change of units is refused:
+
+  - reflectance / backscatter / other: a band is *off by range* when fewer than half its
+    sampled valid values are at least ``lo - 2w`` (``w = hi - lo``; for ``other`` also at most
+    ``hi + 2w``): dB backscatter (negative) into a linear-power model; *off by scale* (reflectance
+    and other only) when its 99.5th percentile of ``|x|`` is below 1/100 or above 100 times
+    ``max(|lo|, |hi|)``: reflectance 0-1 into a model of reflectance x 10000, or the reverse.
+    Refused when at least half the bands are off by range or every band is off by scale.
+  - elevation in metres: refused when more than half the values of every band lie outside
+    :data:`ELEVATION_M_RANGE` (values no land has in metres).
 - **without** it (version 1 models), from the scaling ``z = (f(x) - mean) / std``: refused when
   the median ``|z|`` of every band is above 1e3 (values a thousand times larger than the
   model's scale); for Sentinel-2 reflectance models (:func:`model_reflectance_factor` known)
@@ -227,13 +234,31 @@ def _advice(spec, found_small: bool) -> str:
     return ""
 
 
+#: Elevations in metres outside this range do not exist on land (Dead Sea shore about -430 m,
+#: Everest 8849 m): most values outside it mean other units.
+ELEVATION_M_RANGE = (-1000.0, 9000.0)
+
+
 def _check_against_range(values, spec, rad, path) -> None:
     n = len(values)
+    if rad.quantity == "elevation":
+        if rad.units.strip().lower() in ("m", "metre", "metres", "meter", "meters"):
+            lo, hi = ELEVATION_M_RANGE
+            out = [float(np.mean((v < lo) | (v > hi))) for v in values]
+            if all(f > 0.5 for f in out):
+                found = np.percentile(values[0], [0.5, 99.5])
+                raise InputError(
+                    f"input raster '{path}' ({spec.name}) does not hold elevations in metres as "
+                    f"the model was trained on ({rad.product}): {out[0]:.0%} of its values lie "
+                    f"outside {lo:g} to {hi:g} m (found {_fmt(found[0])} to {_fmt(found[1])}); "
+                    "convert it to metres first.")
+        return
+    both_sides = rad.quantity == "other"
     off_range, off_scale = [], []
     for band, v, (lo, hi) in zip(spec.bands, values, rad.value_range):
         w = max(hi - lo, 1e-12)
-        inside = np.mean((v >= lo - 2 * w) & (v <= hi + 2 * w))
-        if inside < 0.5:
+        inside = (v >= lo - 2 * w) & (v <= hi + 2 * w) if both_sides else v >= lo - 2 * w
+        if np.mean(inside) < 0.5:
             off_range.append(band)
         mag_tr = max(abs(lo), abs(hi))
         mag_in = float(np.percentile(np.abs(v), 99.5))

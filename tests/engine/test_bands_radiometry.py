@@ -460,3 +460,22 @@ def test_read_plan_is_one_call_for_engine_and_training(tmp_path):
     assert plan.calibration.bias == (-1000.0,) * 10 and len(plan.notes) == 2
     np.testing.assert_array_equal(plan.calibration.apply(raw),
                                   rasterio.open(S2[0]).read(window=((10, 20), (10, 20))))
+
+
+def test_value_range_is_about_units_not_the_training_area(tmp_path, model_v2):
+    """The v2 DEM range of the sample is 664-801 m: a DEM of the Alps (the sample + 2000 m) is
+    accepted; the same DEM in centimetres is refused; a brighter S2 scene (x 2.5, e.g. snow)
+    is accepted."""
+    from engine.contract import read_model_metadata
+
+    meta = read_model_metadata(model_v2)
+    dem = rasterio.open(DEM).read()
+    alps = rewrite(DEM, tmp_path / "dem_alps.tif", dem + 2000.0)
+    assert open_slice(alps, meta.modality("dem")).indexes == (1,)
+    cm = rewrite(DEM, tmp_path / "dem_cm.tif", dem * 100.0)
+    with pytest.raises(InputError, match=r"dem_cm.tif' \(dem\) does not hold elevations in "
+                                         r"metres.*100% of its values"):
+        open_slice(cm, meta.modality("dem"))
+    bright = rewrite(S2[0], tmp_path / "S2_20150711_bright.tif",
+                     (rasterio.open(S2[0]).read() * 2.5).astype("uint16"), BANDS)
+    assert open_slice(bright, meta.modality("s2")).indexes == tuple(range(1, 11))
