@@ -34,7 +34,8 @@ from rasterio.windows import Window, from_bounds
 from torch.utils.data import Dataset
 
 from engine.contract import Scaling as ContractScaling
-from engine.preprocessing.dates import check_stack_dates, date_triplets, find_slice_date
+from engine.preprocessing.dates import (check_stack_dates, date_triplets, find_slice_date,
+                                       single_date_drops_tiff)
 from engine.preprocessing.radiometry import plan_calibration
 from engine.preprocessing.reading import ReadPlan, plan_read
 from engine.preprocessing.tokens import model_input
@@ -153,6 +154,8 @@ class GeoTiffStack(Dataset):
             raise FileNotFoundError(f"modality {m.name!r}: no file matches {m.files!r} under "
                                     f"{self.root}")
         found = [find_slice_date(p) for p in paths]
+        if single_date_drops_tiff(found, m.num_dates):      # as engine.stack.collect_stack
+            found = [None]
         undated = [p for p, f in zip(paths, found) if f is None]
         if undated and len(paths) > 1:
             raise ValueError(f"modality {m.name!r}: no date in the tags or the name of "
