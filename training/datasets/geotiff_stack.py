@@ -6,10 +6,11 @@ TIFFTAG_DATETIME; the same file or content twice refused). Each file's bands are
 the modality's band names and its GDAL scale/offset applied by the engine's read plan
 (:func:`engine.preprocessing.reading.plan_read`, as ``engine.stack.open_slice``; explicit
 ``band_indexes`` skip the name matching). Pixels are read with nodata (the raster's nodata
-value, mask band, outside the raster, non-finite) as NaN and turned into model inputs by :func:`engine.preprocessing.tokens.model_input` (scaling, token mask, partial-token
-fill), the function the engine's runner calls, so an item equals the engine's input for the
-same tile bit for bit. Optional per-date cloud masks
-(one raster per date, matched by date) steer the date selection. A label raster gives the
+value, mask band, outside the raster, non-finite) as NaN and turned into model inputs by
+:func:`engine.preprocessing.tokens.model_input` (scaling, token mask, partial-token fill), the
+function the engine's runner calls, so an item equals the engine's input for the same tile bit
+for bit. Optional per-date cloud masks (one raster per date, matched by date) steer the date
+selection. A label raster gives the
 segmentation target; ``classes`` maps its values to class ids (the list order).
 
 Items are crops of ``tile_px`` pixels of the reference modality, inside a rectangular
