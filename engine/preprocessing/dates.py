@@ -273,6 +273,14 @@ def find_slice_date(path, given=None) -> DateFound | None:
     return tiff
 
 
+def single_date_drops_tiff(founds: Sequence[DateFound | None], max_dates: int) -> bool:
+    """The rule for a single-date modality (DEM, aerial: ``max_dates`` 1) given one raster
+    dated only by TIFFTAG_DATETIME: that is the file's write time, so the raster takes the
+    run's reference date instead (True: drop the date)."""
+    return (max_dates == 1 and len(founds) == 1 and founds[0] is not None
+            and founds[0].source == SOURCE_TIFF)
+
+
 def read_slice_datetime(path) -> tuple[_dt.datetime | None, str]:
     """(datetime, source) of a raster without an explicit date; (None, "") when none."""
     found = find_slice_date(path)

@@ -97,9 +97,15 @@ def test_short_recipe_exports_a_working_model(tmp_path):
     crops = SloveniaCrops(sample, recipe.sample_datetimes(), (0, 100), rc.tile_px)
     batch = crops.batch(2, np.random.default_rng(1))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert meta.schema_version == 2 and meta.modality("s2").radiometry is not None
+    for m in meta.modalities:          # version 2: token masks [B, T, tokens]
+        batch[f"{m.name}_mask"] = batch[f"{m.name}_mask"][:, :, None].expand(
+            -1, -1, m.tokens).contiguous()
     feeds = {i.name: batch[i.name].numpy() for i in session.get_inputs()}
-    logits = session.run(None, feeds)[0]
+    logits, embeddings = session.run(None, feeds)
     assert logits.shape == (2, len(CLASSES), rc.tile_px, rc.tile_px)
+    assert embeddings.shape == (2, rc.embed_dim, rc.tile_px // rc.s2_patch_px,
+                                rc.tile_px // rc.s2_patch_px)
     assert np.isfinite(logits).all()
     assert doc["onnx_bytes"] == os.path.getsize(path)
 

@@ -212,3 +212,20 @@ def test_far_dates_groups():
          ("f", dt.datetime(2015, 9, 1))]
     assert sorted(p for p, _ in D.far_dates(d)) == ["c", "e"]
     assert D.far_dates(d[:2]) == []
+
+
+def test_single_date_raster_dated_only_by_tifftag_takes_the_reference_date(tmp_path, slovenia):
+    from engine.stack import reference_date
+
+    meta = tiny_metadata()
+    s2 = [write_tif(tmp_path / f"S2_201507{11 + 10 * i}.tif", slovenia["s2"][i][:, :8, :8],
+                    grid(), nodata=0) for i in range(2)]
+    dem = write_tif(tmp_path / "dem.tif", slovenia["dem"][:4, :4], grid(20.0),
+                    tags={"TIFFTAG_DATETIME": "2024:01:09 11:00:00"})
+    lines = []
+    stacks = {"s2": collect_stack(meta.modality("s2"), s2, lines.append),
+              "dem": collect_stack(meta.modality("dem"), [dem], lines.append)}
+    assert any("dem.tif has only TIFFTAG_DATETIME (2024-01-09)" in m for m in lines)
+    assert reference_date(meta, stacks) == dt.datetime(2015, 7, 11)
+    assert stacks["dem"][0].when == dt.datetime(2015, 7, 11)
+    assert stacks["dem"][0].date_source == "reference date"

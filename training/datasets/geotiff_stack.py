@@ -6,10 +6,11 @@ TIFFTAG_DATETIME; the same file or content twice refused). Each file's bands are
 the modality's band names and its GDAL scale/offset applied by the engine's read plan
 (:func:`engine.preprocessing.reading.plan_read`, as ``engine.stack.open_slice``; explicit
 ``band_indexes`` skip the name matching). Pixels are read with nodata (the raster's nodata
-value, mask band, outside the raster, non-finite) as NaN and turned into model inputs by :func:`engine.preprocessing.tokens.model_input` (scaling, token mask, partial-token
-fill), the function the engine's runner calls, so an item equals the engine's input for the
-same tile bit for bit. Optional per-date cloud masks
-(one raster per date, matched by date) steer the date selection. A label raster gives the
+value, mask band, outside the raster, non-finite) as NaN and turned into model inputs by
+:func:`engine.preprocessing.tokens.model_input` (scaling, token mask, partial-token fill), the
+function the engine's runner calls, so an item equals the engine's input for the same tile bit
+for bit. Optional per-date cloud masks (one raster per date, matched by date) steer the date
+selection. A label raster gives the
 segmentation target; ``classes`` maps its values to class ids (the list order).
 
 Items are crops of ``tile_px`` pixels of the reference modality, inside a rectangular
@@ -34,7 +35,8 @@ from rasterio.windows import Window, from_bounds
 from torch.utils.data import Dataset
 
 from engine.contract import Scaling as ContractScaling
-from engine.preprocessing.dates import check_stack_dates, date_triplets, find_slice_date
+from engine.preprocessing.dates import (check_stack_dates, date_triplets, find_slice_date,
+                                       single_date_drops_tiff)
 from engine.preprocessing.radiometry import plan_calibration
 from engine.preprocessing.reading import ReadPlan, plan_read
 from engine.preprocessing.tokens import model_input
@@ -153,6 +155,8 @@ class GeoTiffStack(Dataset):
             raise FileNotFoundError(f"modality {m.name!r}: no file matches {m.files!r} under "
                                     f"{self.root}")
         found = [find_slice_date(p) for p in paths]
+        if single_date_drops_tiff(found, m.num_dates):      # as engine.stack.collect_stack
+            found = [None]
         undated = [p for p, f in zip(paths, found) if f is None]
         if undated and len(paths) > 1:
             raise ValueError(f"modality {m.name!r}: no date in the tags or the name of "
