@@ -1,7 +1,7 @@
 """The evidence of docs/own-classes.md: west-only seeded labels, and the new model
 trained by maestro:train_classes on the bundled model's encoder features, scored on the
-held-out east columns as the model card scores the bundled model (measured: OA 89.8,
-mIoU 43.5; random forest on the same labels 67.9 / 37.1). About 10 s on 2 cores."""
+held-out east columns as the model card scores the bundled model (measured with the
+contract-2 bundled model: OA 88.8, mIoU 40.0; random forest on the same labels 67.9 / 37.1). About 10 s on 2 cores."""
 from __future__ import annotations
 
 import importlib.util
@@ -62,4 +62,4 @@ def test_new_model_on_the_heldout_columns(tmp_path):
     pred = evidence.predict_ids(str(out), str(tmp_path), "map", names, 2)
     scores = heldout_scores(pred, load_sample(evidence.SAMPLE).target)
     assert scores["pixels"] == 3201
-    assert scores["overall_accuracy"] > 0.85 and scores["miou"] > 0.38, scores
+    assert scores["overall_accuracy"] > 0.85 and scores["miou"] > 0.37, scores
