@@ -215,14 +215,43 @@ def reflectance(tmp_path):
         p, d, (rasterio.open(p).read() / 10000.0).astype("float32"), BANDS, nodata=0.0))
 
 
-def test_float_reflectance_into_dn_model_is_refused(tmp_path):
-    """Version-1 model (no radiometry): refused from the scaling (today: every pixel one
-    class, no message)."""
+def test_float_reflectance_into_dn_model_is_refused(tmp_path, model_without_radiometry):
+    """A model without ``radiometry`` (every version-1 model): refused from the scaling (first
+    wave: every pixel one class, no message)."""
     with pytest.raises(InputError, match=r"S2_L1C_20150711_refl.tif' \(s2\) holds values about "
                                          r"a thousand times smaller.*reflectance 0-1.*"
                                          r"gdal_translate"):
+        run_map({"s2": reflectance(tmp_path), "dem": [DEM]}, tmp_path / "o.tif",
+                model_without_radiometry)
+    assert not os.path.exists(tmp_path / "o.tif")
+
+
+def test_float_reflectance_refused_by_the_bundled_models_value_range(tmp_path):
+    with pytest.raises(InputError, match=r"S2_L1C_20150711_refl.tif' \(s2\) does not hold what "
+                                         r"the model was trained on.*reflectance 0-1.*gdal_translate"):
         run_map({"s2": reflectance(tmp_path), "dem": [DEM]}, tmp_path / "o.tif")
     assert not os.path.exists(tmp_path / "o.tif")
+
+
+def _with_metadata(doc: dict, path: str) -> str:
+    """A copy of the bundled model with the ``maestro`` metadata replaced by ``doc``."""
+    import onnx
+
+    proto = onnx.load(MODEL)
+    for prop in proto.metadata_props:
+        if prop.key == "maestro":
+            prop.value = json.dumps(doc)
+    onnx.save(proto, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_without_radiometry(tmp_path_factory):
+    doc = _doc()
+    for mod in doc["modalities"]:
+        mod.pop("radiometry", None)
+    assert all(m.radiometry is None for m in parse_metadata(doc).modalities)
+    return _with_metadata(doc, str(tmp_path_factory.mktemp("norad") / "no-radiometry.onnx"))
 
 
 def _doc():
@@ -236,8 +265,6 @@ def _doc():
 def model_v2(tmp_path_factory):
     """The bundled model with ``radiometry`` recorded (value_range from the sample's own
     0.5/99.5th percentiles, as an exporter computes them from its training inputs)."""
-    import onnx
-
     stack = np.stack([rasterio.open(p).read().astype("float64") for p in S2])
     s2 = stack.transpose(1, 0, 2, 3).reshape(10, -1)
     ranges = [[float(np.percentile(b[b > 0], 0.5)), float(np.percentile(b[b > 0], 99.5))]
@@ -250,13 +277,7 @@ def model_v2(tmp_path_factory):
         "product": "DEM", "quantity": "elevation", "units": "m",
         "value_range": [[float(np.percentile(dem, 0.5)), float(np.percentile(dem, 99.5))]]}
     assert parse_metadata(doc).modality("s2").radiometry.value_range[0] == tuple(ranges[0])
-    proto = onnx.load(MODEL)
-    for prop in proto.metadata_props:
-        if prop.key == "maestro":
-            prop.value = json.dumps(doc)
-    path = str(tmp_path_factory.mktemp("v2") / "with-radiometry.onnx")
-    onnx.save(proto, path)
-    return path
+    return _with_metadata(doc, str(tmp_path_factory.mktemp("v2") / "with-radiometry.onnx"))
 
 
 def test_value_range_accepts_the_data_and_refuses_reflectance(tmp_path, baseline, model_v2):
