@@ -363,6 +363,10 @@ def _collect(client, todo, model_path, spec, output_dir, opts, engine_opts, mani
                 f"{total} blocks; re-run the same command to resume.")
         batch = pending.next_batch(block=False)
         if not batch:
+            # Records throttled by the last save are written once the interval is over, not
+            # only when the next result arrives: a driver killed during a quiet spell must not
+            # lose finished blocks, and whoever watches the manifest must see them.
+            manifest.save(force=False)
             time.sleep(0.1)
             continue
         for fut in batch:
