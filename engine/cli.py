@@ -219,6 +219,19 @@ def _stop_on_signals() -> None:
         signal.signal(signal.SIGTERM, stop)
 
 
+def _quiet_gdal() -> None:
+    """GDAL's default error handler prints ``ERROR 1: ...`` lines on stderr beside the
+    engine's own error line; the engine's errors already carry GDAL's message. Silence it
+    (unless MAESTRO_DEBUG is set); rasterio still reads the last error for its exceptions."""
+    if os.environ.get("MAESTRO_DEBUG"):
+        return
+    try:
+        from osgeo import gdal
+    except ImportError:
+        return
+    gdal.SetErrorHandler("CPLQuietErrorHandler")  # global: tiles are read in another thread
+
+
 def one_line(exc: BaseException) -> str:
     """The exception's message on one line (line breaks become '; ')."""
     return "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
@@ -243,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     on stderr (exit status 2; 130 when interrupted), never a traceback (an unexpected
     error's traceback goes to :data:`DEBUG_LOG`, or to stderr with MAESTRO_DEBUG=1)."""
     args = build_parser().parse_args(argv)
+    _quiet_gdal()
     if args._main is main_run:
         _stop_on_signals()
     try:
