@@ -126,7 +126,7 @@ def main_run(args) -> int:
     for modality, path in args.input:
         inputs.setdefault(modality, []).append(SliceInput(path, given.pop((modality, path), None)))
     if given:
-        raise MaestroError(f"--date names inputs that are not given with --input: "
+        raise InputError(f"--date names inputs that are not given with --input: "
                            f"{[f'{m}={p}' for m, p in given]}")
     options = RunOptions(tile_overlap_pct=args.overlap, batch_size=args.batch_size,
                          device=args.device, threads=args.threads,
