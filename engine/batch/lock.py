@@ -54,14 +54,18 @@ def _describe(info: dict) -> str:
 
 
 def _read(fd: int) -> dict:
-    os.lseek(fd, 0, os.SEEK_SET)
+    """The lock file's JSON (``{}`` when empty, ``{"unreadable": True}`` when not JSON).
+    On Windows the first byte is the locked one (a space): the JSON starts after it."""
     data = b""
-    while True:
-        part = os.read(fd, 65536)
-        if not part:
-            break
-        data += part
-    # On Windows the locked first byte is a space kept in front of the JSON.
+    try:
+        os.lseek(fd, 1 if os.name == "nt" else 0, os.SEEK_SET)
+        while True:
+            part = os.read(fd, 65536)
+            if not part:
+                break
+            data += part
+    except OSError:
+        return {"unreadable": True}
     try:
         doc = json.loads(data.decode("utf-8", "replace").strip() or "{}")
     except ValueError:
