@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: all system venv plugin-profile test test-fast demo bench default-model clean help
+.PHONY: all system venv plugin-profile test test-fast demo bench default-model package clean help
 all: help
 
 help:
@@ -15,6 +15,7 @@ help:
 	@echo "make test    install what is missing, then run the whole test suite"
 	@echo "make bench   run the benchmarks (docs/performance.md)"
 	@echo "make default-model   retrain the bundled default model (seeded recipe)"
+	@echo "make package  build dist/maestro-<version>.zip (Plugins > Install from ZIP)"
 
 system:
 	@bash scripts/install-system.sh
@@ -44,5 +45,9 @@ bench: plugin-profile
 default-model: venv
 	@bash scripts/with-env.sh $(PY) -m training.recipes.default_model
 
+# The plugin ZIP (scripts/package.py says what goes in); needs only the system python3.
+package:
+	@bash scripts/package.sh
+
 clean:
-	rm -rf .qgis out .pytest_cache
+	rm -rf .qgis out .pytest_cache dist

@@ -11,6 +11,7 @@ read, so this module loads everywhere.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
@@ -19,14 +20,30 @@ from .errors import ContractError
 
 #: Key of the JSON document in the ONNX ``metadata_props``.
 METADATA_KEY = "maestro"
-#: Schema version this engine writes and reads.
-SCHEMA_VERSION = 1
+#: Schema version new exports write (token-level masks, ``embeddings`` output).
+SCHEMA_VERSION = 2
+#: Schema versions this engine reads (version 1 models are fed date-level masks).
+SUPPORTED_SCHEMA_VERSIONS = (1, 2)
 TASKS = ("segmentation", "classification", "embedding")
 #: Output tensor name per task (see docs/model-contract.md).
 OUTPUT_NAMES = {"segmentation": "logits", "classification": "logits", "embedding": "embeddings"}
 #: Name of the extra input holding the date-encoding origin.
 REF_DATE_INPUT = "ref_date"
 SCALING_TRANSFORMS = ("none", "log")
+#: Name of the encoder-feature output every version-2 model has.
+EMBEDDINGS_OUTPUT = "embeddings"
+RADIOMETRY_QUANTITIES = ("reflectance", "backscatter", "elevation", "other")
+#: Bounds on the metadata document (issue 12: a 100,000-deep document must be refused, not
+#: crash the reader): characters of its JSON text, nesting depth, values in all.
+MAX_METADATA_CHARS = 1_000_000
+MAX_METADATA_DEPTH = 32
+MAX_METADATA_VALUES = 100_000
+#: Upper bounds of integer fields (far beyond any real model; they keep products such as
+#: tile_px x gsd_m finite and arrays allocatable).
+MAX_TILE_PX = 65_536
+MAX_DATES = 10_000
+MAX_BANDS = 10_000
+MAX_EMBEDDING_DIM = 1_000_000
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -46,6 +63,25 @@ class Scaling:
 
 
 @dataclass(frozen=True)
+class Radiometry:
+    """What the model was trained on, for one modality (optional metadata field
+    ``radiometry``; docs/model-contract.md).
+
+    Attributes:
+        product: e.g. ``"Sentinel-2 L1C"``.
+        quantity: one of :data:`RADIOMETRY_QUANTITIES`.
+        units: e.g. ``"reflectance x 10000"``, ``"linear power"``, ``"dB"``, ``"m"``.
+        value_range: per band, (0.5th, 99.5th) percentile of the training inputs in those
+            units, after GDAL scale/offset.
+    """
+
+    product: str
+    quantity: str
+    units: str
+    value_range: tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
 class ModalitySpec:
     """One input modality of the model.
 
@@ -60,6 +96,7 @@ class ModalitySpec:
         scaling: input normalisation applied by the engine before the model.
         nodata_fill: value (after scaling) written into nodata pixels.
         group: fusion group (modalities of one group share an encoder).
+        radiometry: what the model was trained on (:class:`Radiometry`), or None.
     """
 
     name: str
@@ -72,6 +109,7 @@ class ModalitySpec:
     scaling: Scaling
     nodata_fill: float = 0.0
     group: str = ""
+    radiometry: Radiometry | None = None
 
     @property
     def tile_ground_m(self) -> float:
@@ -84,8 +122,18 @@ class ModalitySpec:
 
     @property
     def input_names(self) -> tuple[str, str, str]:
-        """ONNX input names: pixels, dates, date mask."""
+        """ONNX input names: pixels, dates, mask."""
         return self.name, f"{self.name}_dates", f"{self.name}_mask"
+
+    @property
+    def grid(self) -> int:
+        """Token grid side h = w = tile_px / patch_px."""
+        return self.tile_px // self.patch_px
+
+    @property
+    def tokens(self) -> int:
+        """Tokens per date (grid ** 2): the last axis of a version-2 ``<m>_mask``."""
+        return self.grid ** 2
 
 
 @dataclass(frozen=True)
@@ -99,7 +147,10 @@ class ClassSpec:
 
 @dataclass(frozen=True)
 class ModelMetadata:
-    """The validated ``maestro`` metadata of a model (schema version 1)."""
+    """The validated ``maestro`` metadata of a model (schema version 1 or 2).
+
+    ``embedding_dim``: the ``embeddings`` output's channels; set for every version-2 model
+    written by the exporter (and for every embedding model)."""
 
     schema_version: int
     name: str
@@ -131,6 +182,20 @@ class ModelMetadata:
     def output_name(self) -> str:
         return OUTPUT_NAMES[self.task]
 
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """Every graph output: the task's, plus ``embeddings`` for a version-2
+        segmentation or classification model."""
+        if self.schema_version >= 2 and self.task != "embedding":
+            return (self.output_name, EMBEDDINGS_OUTPUT)
+        return (self.output_name,)
+
+    @property
+    def token_masks(self) -> bool:
+        """True when ``<m>_mask`` is per token [batch, dates, tokens] (version 2); False for
+        the version-1 date mask [batch, dates]."""
+        return self.schema_version >= 2
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready document (what goes into ``metadata_props['maestro']``)."""
         doc = asdict(self)
@@ -138,6 +203,8 @@ class ModelMetadata:
         for m in self.modalities:
             item = asdict(m)
             item["nodata"] = {"fill_value": item.pop("nodata_fill")}
+            if item["radiometry"] is None:
+                del item["radiometry"]
             doc["modalities"].append(item)
         doc["classes"] = [asdict(c) for c in self.classes]
         doc["provenance"] = dict(self.provenance)
@@ -148,177 +215,281 @@ class ModelMetadata:
 
 
 # ----------------------------------------------------------------------------- parsing
+def _fail(message: str) -> ContractError:
+    return ContractError(f"model metadata: {message}")
+
+
 def _require(doc: Mapping[str, Any], key: str, where: str) -> Any:
     if not isinstance(doc, Mapping):
-        raise ContractError(f"model metadata: '{where}' must be an object")
+        raise _fail(f"'{where}' must be an object")
     if key not in doc:
-        raise ContractError(f"model metadata: missing field '{where}.{key}'" if where
-                            else f"model metadata: missing field '{key}'")
+        raise _fail(f"missing field '{where}.{key}'" if where else f"missing field '{key}'")
     return doc[key]
 
 
 def _typed(value: Any, types: type | tuple[type, ...], where: str) -> Any:
     # bool is an int in Python; refuse it where a number is meant.
     if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        raise ContractError(f"model metadata: field '{where}' has the wrong type (bool)")
+        raise _fail(f"field '{where}' has the wrong type (bool)")
     if not isinstance(value, types):
-        raise ContractError(
-            f"model metadata: field '{where}' has the wrong type ({type(value).__name__})")
+        raise _fail(f"field '{where}' has the wrong type ({type(value).__name__})")
     return value
 
 
-def _positive(value: Any, where: str, integer: bool = False) -> Any:
-    _typed(value, int if integer else (int, float), where)
-    if value <= 0:
-        raise ContractError(f"model metadata: field '{where}' must be > 0 (got {value})")
-    return value
+def _number(value: Any, where: str) -> float:
+    """A finite int or float as float (NaN, Inf and ints beyond float refused)."""
+    _typed(value, (int, float), where)
+    try:
+        out = float(value)
+    except OverflowError:
+        raise _fail(f"field '{where}' is too large ({str(value)[:20]}...)") from None
+    if not math.isfinite(out):
+        raise _fail(f"field '{where}' must be a finite number (got {value})")
+    return out
+
+
+def _positive(value: Any, where: str, integer: bool = False, maximum: int | None = None) -> Any:
+    if integer:
+        _typed(value, int, where)
+        if value <= 0:
+            raise _fail(f"field '{where}' must be > 0 (got {str(value)[:20]})")
+        if maximum is not None and value > maximum:
+            raise _fail(f"field '{where}' must be <= {maximum} (got {str(value)[:20]})")
+        return value
+    number = _number(value, where)
+    if number <= 0:
+        raise _fail(f"field '{where}' must be > 0 (got {value})")
+    return number
+
+
+def _string(doc: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
+    """An optional (``default`` given) or required string field."""
+    path = f"{where}.{key}" if where else key
+    if default is not None and doc.get(key) is None:
+        return default
+    return _typed(_require(doc, key, where), str, path)
+
+
+def _check_document(doc: Any, finite: bool = False) -> None:
+    """Bound the document (depth, number of values) and, with ``finite``, refuse
+    non-finite numbers anywhere in it, naming the path. Iterative: a deep document cannot
+    exhaust the stack."""
+    stack = [(doc, "", 0)]
+    seen = 0
+    while stack:
+        value, path, depth = stack.pop()
+        seen += 1
+        if seen > MAX_METADATA_VALUES:
+            raise _fail(f"the document holds more than {MAX_METADATA_VALUES} values")
+        if depth > MAX_METADATA_DEPTH:
+            raise _fail(f"field '{path}' is nested deeper than {MAX_METADATA_DEPTH} levels")
+        if finite and isinstance(value, float) and not math.isfinite(value):
+            raise _fail(f"field '{path}' must be a finite number (got {value})")
+        if isinstance(value, Mapping):
+            for key, item in reversed(list(value.items())):    # document order
+                if not isinstance(key, str):
+                    raise _fail(f"field '{path}' has a key that is not a string")
+                stack.append((item, f"{path}.{key}" if path else key, depth + 1))
+        elif isinstance(value, (list, tuple)):
+            for i in range(len(value) - 1, -1, -1):
+                stack.append((value[i], f"{path}[{i}]", depth + 1))
+        elif not (value is None or isinstance(value, (str, int, float))):
+            raise _fail(f"field '{path}' is not a JSON value ({type(value).__name__})")
 
 
 def _parse_scaling(doc: Any, nbands: int, where: str) -> Scaling:
     transform = _typed(_require(doc, "transform", where), str, f"{where}.transform")
     if transform not in SCALING_TRANSFORMS:
-        raise ContractError(f"model metadata: field '{where}.transform' must be one of "
-                            f"{SCALING_TRANSFORMS} (got '{transform}')")
+        raise _fail(f"field '{where}.transform' must be one of {SCALING_TRANSFORMS} "
+                    f"(got '{transform[:40]}')")
     values = {}
     for key in ("mean", "std"):
         seq = _typed(_require(doc, key, where), list, f"{where}.{key}")
         if len(seq) != nbands:
-            raise ContractError(f"model metadata: field '{where}.{key}' has {len(seq)} values "
-                                f"for {nbands} bands")
-        for i, v in enumerate(seq):
-            _typed(v, (int, float), f"{where}.{key}[{i}]")
-        values[key] = tuple(float(v) for v in seq)
+            raise _fail(f"field '{where}.{key}' has {len(seq)} values for {nbands} bands")
+        values[key] = tuple(_number(v, f"{where}.{key}[{i}]") for i, v in enumerate(seq))
     for i, v in enumerate(values["std"]):
         if v <= 0:
-            raise ContractError(f"model metadata: field '{where}.std[{i}]' must be > 0")
+            raise _fail(f"field '{where}.std[{i}]' must be > 0")
     return Scaling(transform, values["mean"], values["std"])
+
+
+def _parse_radiometry(doc: Any, nbands: int, where: str) -> Radiometry | None:
+    """The optional per-modality ``radiometry`` object (None when absent or null).
+
+    Raises:
+        ContractError: a missing or invalid sub-field, named.
+    """
+    if doc is None:
+        return None
+    if not isinstance(doc, Mapping):
+        raise _fail(f"field '{where}' must be an object")
+    product = _string(doc, "product", where)
+    quantity = _string(doc, "quantity", where)
+    if quantity not in RADIOMETRY_QUANTITIES:
+        raise _fail(f"field '{where}.quantity' must be one of {RADIOMETRY_QUANTITIES} "
+                    f"(got '{quantity[:40]}')")
+    units = _string(doc, "units", where)
+    seq = _typed(_require(doc, "value_range", where), list, f"{where}.value_range")
+    if len(seq) != nbands:
+        raise _fail(f"field '{where}.value_range' has {len(seq)} ranges for {nbands} bands")
+    ranges = []
+    for i, pair in enumerate(seq):
+        at = f"{where}.value_range[{i}]"
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise _fail(f"field '{at}' must be a pair [low, high]")
+        lo, hi = _number(pair[0], f"{at}[0]"), _number(pair[1], f"{at}[1]")
+        if lo > hi:
+            raise _fail(f"field '{at}' has low {lo} above high {hi}")
+        ranges.append((lo, hi))
+    return Radiometry(product, quantity, units, tuple(ranges))
 
 
 def _parse_modality(doc: Any, index: int) -> ModalitySpec:
     where = f"modalities[{index}]"
     name = _typed(_require(doc, "name", where), str, f"{where}.name")
-    if not _NAME_RE.match(name):
-        raise ContractError(f"model metadata: field '{where}.name' must be lower case "
-                            f"letters, digits and '_' (got '{name}')")
+    if not _NAME_RE.match(name) or len(name) > 64:
+        raise _fail(f"field '{where}.name' must be lower case letters, digits and '_', at "
+                    f"most 64 characters (got '{name[:40]}')")
     where = f"modalities[{name}]"
     bands = _typed(_require(doc, "bands", where), list, f"{where}.bands")
-    if not bands or not all(isinstance(b, str) and b for b in bands):
-        raise ContractError(f"model metadata: field '{where}.bands' must be a non-empty list "
-                            "of band names")
-    gsd = float(_positive(_require(doc, "gsd_m", where), f"{where}.gsd_m"))
-    tile = _positive(_require(doc, "tile_px", where), f"{where}.tile_px", integer=True)
-    patch = _positive(_require(doc, "patch_px", where), f"{where}.patch_px", integer=True)
+    if not bands or len(bands) > MAX_BANDS or not all(isinstance(b, str) and b for b in bands):
+        raise _fail(f"field '{where}.bands' must be a non-empty list of band names (at most "
+                    f"{MAX_BANDS})")
+    gsd = _positive(_require(doc, "gsd_m", where), f"{where}.gsd_m")
+    tile = _positive(_require(doc, "tile_px", where), f"{where}.tile_px", True, MAX_TILE_PX)
+    patch = _positive(_require(doc, "patch_px", where), f"{where}.patch_px", True, MAX_TILE_PX)
     if tile % patch:
-        raise ContractError(f"model metadata: field '{where}.tile_px' ({tile}) is not a "
-                            f"multiple of patch_px ({patch})")
-    dmin = _positive(_require(doc, "min_dates", where), f"{where}.min_dates", integer=True)
-    dmax = _positive(_require(doc, "max_dates", where), f"{where}.max_dates", integer=True)
+        raise _fail(f"field '{where}.tile_px' ({tile}) is not a multiple of patch_px ({patch})")
+    dmin = _positive(_require(doc, "min_dates", where), f"{where}.min_dates", True, MAX_DATES)
+    dmax = _positive(_require(doc, "max_dates", where), f"{where}.max_dates", True, MAX_DATES)
     if dmin > dmax:
-        raise ContractError(f"model metadata: field '{where}.min_dates' ({dmin}) exceeds "
-                            f"max_dates ({dmax})")
+        raise _fail(f"field '{where}.min_dates' ({dmin}) exceeds max_dates ({dmax})")
     scaling = _parse_scaling(_require(doc, "scaling", where), len(bands), f"{where}.scaling")
     nodata = _require(doc, "nodata", where)
-    fill = float(_typed(_require(nodata, "fill_value", f"{where}.nodata"), (int, float),
-                        f"{where}.nodata.fill_value"))
+    fill = _number(_require(nodata, "fill_value", f"{where}.nodata"),
+                   f"{where}.nodata.fill_value")
     group = doc.get("group") or name
     _typed(group, str, f"{where}.group")
+    radiometry = _parse_radiometry(doc.get("radiometry"), len(bands), f"{where}.radiometry")
     return ModalitySpec(name=name, bands=tuple(bands), gsd_m=gsd, tile_px=tile, patch_px=patch,
                         min_dates=dmin, max_dates=dmax, scaling=scaling, nodata_fill=fill,
-                        group=group)
+                        group=group, radiometry=radiometry)
 
 
 def _parse_classes(doc: Any, task: str) -> tuple[ClassSpec, ...]:
-    if task == "embedding":
-        if doc in (None, []):
-            return ()
+    if task == "embedding" and (doc is None or doc == []):
+        return ()
     seq = _typed(doc, list, "classes")
     if task != "embedding" and len(seq) < 1:
-        raise ContractError("model metadata: field 'classes' must list at least one class")
+        raise _fail("field 'classes' must list at least one class")
     classes = []
     for i, item in enumerate(seq):
         where = f"classes[{i}]"
         cid = _typed(_require(item, "id", where), int, f"{where}.id")
         if cid != i:
-            raise ContractError(f"model metadata: field '{where}.id' must be {i}: class ids "
-                                "are the logit channel indices 0..N-1")
+            raise _fail(f"field '{where}.id' must be {i}: class ids are the logit channel "
+                        "indices 0..N-1")
         name = _typed(_require(item, "name", where), str, f"{where}.name")
         color = _typed(_require(item, "color", where), str, f"{where}.color")
         if not _COLOR_RE.match(color):
-            raise ContractError(f"model metadata: field '{where}.color' must be '#rrggbb' "
-                                f"(got '{color}')")
+            raise _fail(f"field '{where}.color' must be '#rrggbb' (got '{color[:20]}')")
         classes.append(ClassSpec(cid, name, color))
     return tuple(classes)
+
+
+def _load_json(text: str | bytes) -> Any:
+    if len(text) > MAX_METADATA_CHARS:
+        raise _fail(f"'{METADATA_KEY}' is {len(text)} characters long; at most "
+                    f"{MAX_METADATA_CHARS} are read")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise _fail(f"'{METADATA_KEY}' is nested too deeply") from None
+    except ValueError as exc:   # JSONDecodeError, UnicodeDecodeError
+        raise _fail(f"'{METADATA_KEY}' is not valid JSON ({exc})") from None
 
 
 def parse_metadata(doc: Mapping[str, Any] | str) -> ModelMetadata:
     """Validate a metadata document (dict or JSON text) and return it typed.
 
+    Accepts schema versions :data:`SUPPORTED_SCHEMA_VERSIONS`. Every number must be finite,
+    the document at most :data:`MAX_METADATA_CHARS` characters (text),
+    :data:`MAX_METADATA_DEPTH` levels deep and :data:`MAX_METADATA_VALUES` values.
+
     Raises:
-        ContractError: naming the first missing or invalid field.
+        ContractError: naming the first missing or invalid field (nothing else, whatever
+            the document: tests/engine/test_contract.py checks random documents).
     """
     if isinstance(doc, (str, bytes)):
-        try:
-            doc = json.loads(doc)
-        except json.JSONDecodeError as exc:
-            raise ContractError(f"model metadata: '{METADATA_KEY}' is not valid JSON ({exc})") from exc
+        doc = _load_json(doc)
     if not isinstance(doc, Mapping):
-        raise ContractError("model metadata: the document must be a JSON object")
+        raise _fail("the document must be a JSON object")
+    _check_document(doc)
     version = _typed(_require(doc, "schema_version", ""), int, "schema_version")
-    if version != SCHEMA_VERSION:
-        raise ContractError(f"model metadata: field 'schema_version' is {version}; this engine "
-                            f"reads version {SCHEMA_VERSION}")
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise _fail(f"field 'schema_version' is {str(version)[:20]}; this engine reads "
+                    f"versions {list(SUPPORTED_SCHEMA_VERSIONS)}")
     name = _typed(_require(doc, "name", ""), str, "name")
     task = _typed(_require(doc, "task", ""), str, "task")
     if task not in TASKS:
-        raise ContractError(f"model metadata: field 'task' must be one of {TASKS} (got '{task}')")
+        raise _fail(f"field 'task' must be one of {TASKS} (got '{task[:40]}')")
     mods = _typed(_require(doc, "modalities", ""), list, "modalities")
     if not mods:
-        raise ContractError("model metadata: field 'modalities' is empty")
+        raise _fail("field 'modalities' is empty")
     modalities = tuple(_parse_modality(m, i) for i, m in enumerate(mods))
     names = [m.name for m in modalities]
     if len(set(names)) != len(names):
-        raise ContractError(f"model metadata: field 'modalities' repeats a name ({names})")
+        raise _fail(f"field 'modalities' repeats a name ({names})")
     ref = _typed(_require(doc, "reference_modality", ""), str, "reference_modality")
     if ref not in names:
-        raise ContractError(f"model metadata: field 'reference_modality' ('{ref}') is not one of "
-                            f"the modalities {names}")
+        raise _fail(f"field 'reference_modality' ('{ref[:40]}') is not one of the modalities "
+                    f"{names}")
     ground = {m.name: m.tile_ground_m for m in modalities}
     ref_ground = ground[ref]
     for mname, g in ground.items():
-        if abs(g - ref_ground) > 1e-6 * ref_ground:
-            raise ContractError(
-                f"model metadata: field 'modalities[{mname}].tile_px' x gsd_m covers {g} m but the "
-                f"reference modality's tile covers {ref_ground} m: tiles must cover the same ground")
+        if not math.isfinite(g) or abs(g - ref_ground) > 1e-6 * ref_ground:
+            raise _fail(f"field 'modalities[{mname}].tile_px' x gsd_m covers {g} m but the "
+                        f"reference modality's tile covers {ref_ground} m: tiles must cover "
+                        "the same ground")
     classes = _parse_classes(doc.get("classes"), task)
-    multilabel = bool(doc.get("multilabel", False))
+    multilabel = doc.get("multilabel")
+    multilabel = False if multilabel is None else _typed(multilabel, bool, "multilabel")
     if multilabel and task != "classification":
-        raise ContractError("model metadata: field 'multilabel' is only valid for classification")
+        raise _fail("field 'multilabel' is only valid for classification")
     emb = doc.get("embedding_dim")
-    if task == "embedding":
-        emb = _positive(_require(doc, "embedding_dim", ""), "embedding_dim", integer=True)
+    if task == "embedding" or emb is not None:
+        emb = _positive(_require(doc, "embedding_dim", ""), "embedding_dim", True,
+                        MAX_EMBEDDING_DIM)
     provenance = _require(doc, "provenance", "")
     if not isinstance(provenance, Mapping):
-        raise ContractError("model metadata: field 'provenance' must be an object")
+        raise _fail("field 'provenance' must be an object")
     for key in ("training_data", "licence"):
         _typed(_require(provenance, key, "provenance"), str, f"provenance.{key}")
     metrics = _require(provenance, "metrics", "provenance")
     if not isinstance(metrics, Mapping):
-        raise ContractError("model metadata: field 'provenance.metrics' must be an object")
+        raise _fail("field 'provenance.metrics' must be an object")
+    # Every number finite, also in fields the engine does not read (provenance...): the
+    # fields above already named theirs.
+    _check_document(doc, finite=True)
     return ModelMetadata(schema_version=version, name=name, task=task, reference_modality=ref,
                          modalities=modalities, classes=classes, multilabel=multilabel,
                          embedding_dim=emb, provenance=dict(provenance),
-                         description=str(doc.get("description", "")),
-                         version=str(doc.get("version", "")))
+                         description=_string(doc, "description", "", ""),
+                         version=_string(doc, "version", "", ""))
 
 
 def build_metadata(*, name: str, task: str, reference_modality: str,
                    modalities: Sequence[Mapping[str, Any]], classes: Sequence[Mapping[str, Any]] = (),
                    provenance: Mapping[str, Any], multilabel: bool = False,
                    embedding_dim: int | None = None, description: str = "",
-                   version: str = "") -> ModelMetadata:
-    """Build and validate metadata from plain values (the exporter's entry point)."""
+                   version: str = "", schema_version: int = SCHEMA_VERSION) -> ModelMetadata:
+    """Build and validate metadata from plain values (the exporter's entry point).
+
+    ``embedding_dim`` may stay None for a segmentation/classification model: the exporter
+    sets it from the network (every version-2 model has the ``embeddings`` output)."""
     doc = {
-        "schema_version": SCHEMA_VERSION, "name": name, "task": task,
+        "schema_version": schema_version, "name": name, "task": task,
         "reference_modality": reference_modality, "modalities": [dict(m) for m in modalities],
         "classes": [dict(c) for c in classes], "multilabel": multilabel,
         "embedding_dim": embedding_dim, "provenance": dict(provenance),
@@ -328,52 +499,105 @@ def build_metadata(*, name: str, task: str, reference_modality: str,
 
 
 # ----------------------------------------------------------------------- ONNX side
-def expected_inputs(meta: ModelMetadata) -> dict[str, tuple[str, int]]:
-    """ONNX input name -> (element type, rank) the contract requires."""
-    inputs: dict[str, tuple[str, int]] = {REF_DATE_INPUT: ("tensor(int32)", 2)}
+def expected_inputs(meta: ModelMetadata) -> dict[str, tuple[str, tuple[int | None, ...]]]:
+    """ONNX input name -> (element type, shape) the contract requires; None in a shape is a
+    dynamic axis (batch, dates), an int a size the graph must have or leave dynamic.
+    The mask is [batch, dates, tokens] in version 2, [batch, dates] in version 1."""
+    inputs: dict[str, tuple[str, tuple[int | None, ...]]] = {
+        REF_DATE_INPUT: ("tensor(int32)", (None, 3))}
     for m in meta.modalities:
         pixels, dates, mask = m.input_names
-        inputs[pixels] = ("tensor(float)", 5)
-        inputs[dates] = ("tensor(int32)", 3)
-        inputs[mask] = ("tensor(bool)", 2)
+        inputs[pixels] = ("tensor(float)", (None, None, len(m.bands), m.tile_px, m.tile_px))
+        inputs[dates] = ("tensor(int32)", (None, None, 3))
+        inputs[mask] = ("tensor(bool)",
+                        (None, None, m.tokens) if meta.token_masks else (None, None))
     return inputs
+
+
+def expected_outputs(meta: ModelMetadata) -> dict[str, tuple[int | None, ...]]:
+    """ONNX output name -> shape (None = dynamic or not fixed by the metadata)."""
+    ref = meta.reference
+    outputs: dict[str, tuple[int | None, ...]] = {}
+    if meta.task == "segmentation":
+        outputs["logits"] = (None, len(meta.classes), ref.tile_px, ref.tile_px)
+    elif meta.task == "classification":
+        outputs["logits"] = (None, len(meta.classes))
+    if EMBEDDINGS_OUTPUT in meta.output_names:
+        outputs[EMBEDDINGS_OUTPUT] = (None, meta.embedding_dim, ref.grid, ref.grid)
+    return outputs
+
+
+def _dims_field(name: str, axis: int, meta: ModelMetadata) -> str:
+    """The metadata field a graph dimension is checked against (for error messages)."""
+    if name in ("logits", EMBEDDINGS_OUTPUT):
+        if axis == 1:
+            return "embedding_dim" if name == EMBEDDINGS_OUTPUT else "classes"
+        return f"modalities[{meta.reference_modality}].tile_px"
+    for m in meta.modalities:
+        pixels, dates, mask = m.input_names
+        if name == pixels:
+            return f"modalities[{m.name}].bands" if axis == 2 else f"modalities[{m.name}].tile_px"
+        if name == mask:
+            return f"modalities[{m.name}].tile_px / patch_px"
+    return "schema_version"
+
+
+def _check_shape(kind: str, name: str, have: Sequence[Any], want: Sequence[int | None],
+                 meta: ModelMetadata) -> None:
+    if len(have) != len(want):
+        raise ContractError(f"model graph: {kind} '{name}' has rank {len(have)}, expected "
+                            f"{len(want)}")
+    for axis, (got, need) in enumerate(zip(have, want)):
+        if need is not None and isinstance(got, int) and not isinstance(got, bool) \
+                and got != need:
+            raise ContractError(
+                f"model graph: {kind} '{name}' has size {got} on axis {axis} but the metadata "
+                f"field '{_dims_field(name, axis, meta)}' implies {need}")
 
 
 def check_graph_io(meta: ModelMetadata, inputs: Sequence[Any], outputs: Sequence[Any]) -> None:
     """Check ONNX graph inputs/outputs (objects with .name/.type/.shape, as onnxruntime's
-    ``NodeArg``) against the metadata.
+    ``NodeArg``) against the metadata: names, element types, ranks, and every fixed size
+    (bands, tile_px, tokens, classes, embedding_dim). A version-2 segmentation or
+    classification model must also give ``embeddings`` and set ``embedding_dim``.
 
     Raises:
-        ContractError: naming the missing or mistyped tensor.
+        ContractError: naming the missing or mistyped tensor and the metadata field.
     """
     have = {i.name: i for i in inputs}
-    for name, (etype, rank) in expected_inputs(meta).items():
+    want_in = expected_inputs(meta)
+    for name, (etype, shape) in want_in.items():
         if name not in have:
             raise ContractError(f"model graph: missing input '{name}' required by the metadata")
         arg = have[name]
-        if arg.type != etype or len(arg.shape) != rank:
-            raise ContractError(f"model graph: input '{name}' is {arg.type} rank {len(arg.shape)}, "
-                                f"expected {etype} rank {rank}")
-    extra = sorted(set(have) - set(expected_inputs(meta)))
+        if arg.type != etype:
+            raise ContractError(f"model graph: input '{name}' is {arg.type}, expected {etype}")
+        _check_shape("input", name, list(arg.shape or ()), shape, meta)
+    extra = sorted(set(have) - set(want_in))
     if extra:
         raise ContractError(f"model graph: inputs {extra} are not in the contract")
+    if meta.schema_version >= 2 and meta.embedding_dim is None:
+        raise ContractError("model metadata: missing field 'embedding_dim' (every version-2 "
+                            "model gives an 'embeddings' output)")
     out = {o.name: o for o in outputs}
-    want = meta.output_name
-    if want not in out:
-        raise ContractError(f"model graph: missing output '{want}' for task '{meta.task}'")
-    rank = {"segmentation": 4, "classification": 2, "embedding": 4}[meta.task]
-    if len(out[want].shape) != rank:
-        raise ContractError(f"model graph: output '{want}' has rank {len(out[want].shape)}, "
-                            f"expected {rank}")
+    for name, shape in expected_outputs(meta).items():
+        if name not in out:
+            raise ContractError(f"model graph: missing output '{name}' for task '{meta.task}' "
+                                f"(schema version {meta.schema_version})")
+        etype = getattr(out[name], "type", "tensor(float)")
+        if etype != "tensor(float)":
+            raise ContractError(f"model graph: output '{name}' is {etype}, expected "
+                                "tensor(float)")
+        _check_shape("output", name, list(out[name].shape or ()), shape, meta)
 
 
 def read_model_metadata(path: str) -> ModelMetadata:
-    """Read and validate the metadata of an ONNX file without building a session graph
-    beyond what onnxruntime needs to list the model's I/O.
+    """Read and validate the metadata of an ONNX file and check it against the graph's
+    inputs and outputs (:func:`check_graph_io`).
 
     Raises:
         ModelFileError: the file is missing, unreadable or not ONNX.
-        ContractError: the metadata is missing or invalid.
+        ContractError: the metadata is missing or invalid, or disagrees with the graph.
     """
     from .session import inspect_model  # onnxruntime is imported lazily
 
@@ -384,4 +608,3 @@ def read_model_metadata(path: str) -> ModelMetadata:
     meta = parse_metadata(meta_map[METADATA_KEY])
     check_graph_io(meta, inputs, outputs)
     return meta
-

@@ -11,8 +11,18 @@ valid in **at least one** date of ``m``. A reference pixel is valid when it is v
 - segmentation: invalid reference pixels are written as nodata (255; confidence NaN);
 - classification / embedding: an output pixel (tile footprint / token) is nodata when none of
   its reference pixels is valid;
-- a date slot whose tile has no valid pixel is passed as ``m_mask = True``; a tile where some
-  modality has no valid pixel in any date is not run at all (all its pixels are invalid).
+- a tile where some modality has no valid pixel in any date is not run at all (all its
+  pixels are invalid).
+
+What the model is fed (:mod:`engine.preprocessing.tokens`, docs/model-contract.md):
+
+- contract version 2: ``m_mask`` bool [batch, dates, tokens], True for a token (patch of one
+  date) without any valid pixel, padding outside the raster included; nodata pixels of a
+  token with some valid pixels get the token's per-band mean of its valid pixels; the date
+  triplets carry hour 0;
+- contract version 1: ``m_mask`` bool [batch, dates], True for a date slot whose tile has no
+  valid pixel; every nodata pixel gets ``nodata.fill_value`` (zero-filled); the hour of a full
+  timestamp is passed as before. One log line says so.
 """
 from __future__ import annotations
 
@@ -30,9 +40,9 @@ import numpy as np
 from .align import SliceReader, model_grid
 from .blend import RowAccumulator
 from .contract import REF_DATE_INPUT, ModelMetadata, read_model_metadata
-from .dates import date_triplet
 from .errors import CancelledError, InputError
-from .scaling import scale_slice
+from .preprocessing.dates import date_triplet
+from .preprocessing.tokens import model_input
 from .stack import Slice, collect_stack, reference_date
 from .tiling import TileGrid, offset_quantum
 from .writer import CLASS_NODATA, RasterWriter, check_writable
@@ -197,6 +207,11 @@ class Runner:
         meta = read_model_metadata(self.model_path)
         self._check_options(meta)
         self.meta = meta
+        self._token_masks = meta.token_masks
+        if not self._token_masks:
+            self.log(f"model {meta.name} uses contract version {meta.schema_version}: nodata "
+                     "pixels are zero-filled and whole tiles are attended; re-export it for "
+                     "missing-data masks")
         stacks = self._collect(meta)
         ref_date = reference_date(meta, stacks)
         ref = meta.reference
@@ -232,9 +247,7 @@ class Runner:
                                         m.tile_px) for m in meta.modalities}
             for m in meta.modalities:
                 readers[m.name] = [SliceReader(sl, grids[m.name]) for sl in stacks[m.name]]
-            self._dates = {m.name: np.array([date_triplet(s.when) for s in stacks[m.name]],
-                                            dtype=np.int32) for m in meta.modalities}
-            self._ref_date = np.array(date_triplet(ref_date), dtype=np.int32)
+            self._set_dates(meta, stacks, ref_date)
             executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maestro-read")
             with bounded_gdal_cache(sum(r.cache_bytes for rs in readers.values() for r in rs),
                                     self.log):
@@ -265,6 +278,22 @@ class Runner:
                          dates={n: [s.when.date().isoformat() for s in st]
                                 for n, st in stacks.items()},
                          messages=list(self.messages))
+
+    def _set_dates(self, meta: ModelMetadata, stacks: dict[str, list[Slice]], ref_date,
+                   token_masks: bool | None = None) -> None:
+        """The date inputs of every batch: int32 [dates, 3] per modality and [3] for
+        ``ref_date``, by the time-of-day rule (engine.preprocessing.dates.date_triplet: hour 0,
+        except for contract-version-1 models, which keep the hour they always got).
+
+        Args:
+            token_masks: feed as contract version 2 (token masks, hour 0) or 1; None: as the
+                model's ``schema_version`` says.
+        """
+        self._token_masks = meta.token_masks if token_masks is None else token_masks
+        keep_hour = not self._token_masks
+        self._dates = {m.name: np.array([date_triplet(s.when, keep_hour) for s in stacks[m.name]],
+                                        dtype=np.int32).reshape(-1, 3) for m in meta.modalities}
+        self._ref_date = np.array(date_triplet(ref_date, keep_hour), dtype=np.int32)
 
     def _report_grids(self, meta, stacks, grid_slice) -> None:
         ref = meta.reference
@@ -323,13 +352,15 @@ class Runner:
 
     # ------------------------------------------------------------------ tiles
     def _prepare(self, batch_tiles, meta: ModelMetadata, readers, grids) -> PreparedBatch:
-        """Read, scale and mask one batch of tiles (runs in the reader thread).
+        """Read, scale, fill and mask one batch of tiles (runs in the reader thread).
 
         Tiles of one tile row are read as one strip per slice (one GDAL read for several
-        tiles), then cut.
+        tiles), then cut; each tile's pixels and mask come from
+        :func:`engine.preprocessing.tokens.model_input` (the function training's datasets use).
         """
         T = meta.reference.tile_px
         n = len(batch_tiles)
+        token_masks = getattr(self, "_token_masks", meta.token_masks)
         seen = {m.name: False for m in meta.modalities}
         arrays = {m.name: [None] * n for m in meta.modalities}
         masks = {m.name: [None] * n for m in meta.modalities}
@@ -340,23 +371,23 @@ class Runner:
             strips.setdefault(row, []).append(i)
         for m in meta.modalities:
             grid, t, stack = grids[m.name], m.tile_px, readers[m.name]
+            sc = m.scaling
             idx = ((np.arange(T) + 0.5) * t / T).astype(int)   # model pixel under each ref pixel
             for row, members in strips.items():
                 offsets = [int(round(batch_tiles[i][1] * grid.scale)) for i in members]
                 c0 = min(offsets)
                 width = max(offsets) + t - c0
                 mrow = int(round(row * grid.scale))
-                scaled = np.empty((len(stack), len(m.bands), t, width), dtype=np.float32)
-                ok = np.empty((len(stack), t, width), dtype=bool)
+                raw = np.empty((len(stack), len(m.bands), t, width), dtype=np.float32)
                 for k, reader in enumerate(stack):
-                    scaled[k], ok[k] = scale_slice(reader.read(mrow, c0, t, width), m)
+                    raw[k] = reader.read(mrow, c0, t, width)
                 for i, off in zip(members, offsets):
-                    cols = slice(off - c0, off - c0 + t)
-                    tile_ok = ok[:, :, cols]                                  # [dates, t, t]
-                    slot_masked = ~tile_ok.any(axis=(1, 2))
-                    arrays[m.name][i] = scaled[:, :, :, cols]
-                    masks[m.name][i] = slot_masked
-                    if slot_masked.all():
+                    pixels, mask, tile_ok = model_input(
+                        raw[:, :, :, off - c0:off - c0 + t], sc.transform, sc.mean, sc.std,
+                        m.patch_px, m.nodata_fill, token_masks)       # tile_ok [dates, t, t]
+                    arrays[m.name][i] = pixels
+                    masks[m.name][i] = mask
+                    if not tile_ok.any():
                         runnable[i] = False
                         continue
                     seen[m.name] = True

@@ -20,9 +20,9 @@ def import_onnxruntime():
         import onnxruntime
     except ImportError as exc:  # the plugin shows this message as it is
         raise RuntimeDependencyError(
-            "onnxruntime is not installed in this Python "
-            "(install it with: python3 -m pip install onnxruntime, or onnxruntime-gpu "
-            "for an NVIDIA GPU; in QGIS use MAESTRO > Install dependencies)") from exc
+            "onnxruntime is not installed in this Python (in QGIS: Raster > MAESTRO land "
+            "cover > Install dependencies…; elsewhere: pip install onnxruntime, or "
+            "onnxruntime-gpu for an NVIDIA GPU, inside a virtual environment)") from exc
     return onnxruntime
 
 

@@ -1,7 +1,11 @@
 """Per-modality stacks of slices: open and check each raster, find its date, sort by date,
 subsample evenly to the model's ``max_dates``.
 
-Rules (docs/model-contract.md):
+Rules (docs/model-contract.md, "Dates in the engine"; dates are read by
+:mod:`engine.preprocessing.dates`):
+- the same file (path, symbolic or hard link) or identical pixels given twice is refused; a
+  stack whose slices all got one date from TIFFTAG_DATETIME (the file write time) is refused;
+  a date more than two years from the rest of its stack is reported in the log;
 - a time-series modality (``max_dates > 1``) needs a date for every slice (explicit, tags,
   file name) or raises InputError naming the file;
 - a single-date modality without a date takes the run's reference date;
@@ -12,14 +16,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
 from .contract import ModalitySpec, ModelMetadata
-from .dates import read_slice_datetime
 from .errors import InputError
+from .preprocessing.dates import check_stack_dates, find_slice_date
 
 
 @dataclass
@@ -27,11 +32,22 @@ class Slice:
     """One checked input raster.
 
     Attributes:
-        path: the file.
+        path: the raster source string (a file, or anything GDAL opens: /vsi paths,
+            ``NETCDF:"f.nc":var``, VRT XML).
         when: acquisition datetime (None until filled for an undated single-date slice).
-        date_source: 'given' | 'tags' | 'file name' | 'reference date'.
-        crs, transform, width, height, bounds: the raster's grid (rasterio objects).
-        count: number of bands.
+        date_source: 'given', 'tag <NAME>', 'file name', 'TIFFTAG_DATETIME (file write
+            time)' (engine.preprocessing.dates) or 'reference date'.
+        crs, transform, width, height, bounds: the raster's grid (rasterio objects), always
+            north-up: a south-up raster gets its flipped equivalent (``flipped``), a
+            GCP-georeferenced one the grid GDAL's warper chooses for it (``gcps``); bounds are
+            (xmin, ymin, xmax, ymax).
+        count: number of bands of the raster.
+        indexes: 1-based raster band per model band (engine.preprocessing.bands).
+        calibration: gain/bias per model band (engine.preprocessing.radiometry).
+        flipped: the stored rows run south to north.
+        gcps: (gcps, crs) when the raster is georeferenced by ground control points only.
+        notes: lines for the run log (band matching, radiometry), without the file name.
+        band_names: the model's names of the bands read (for messages).
     """
 
     path: str
@@ -43,43 +59,118 @@ class Slice:
     height: int
     bounds: tuple[float, float, float, float]
     count: int
+    indexes: tuple[int, ...] | None = None
+    calibration: object | None = None
+    flipped: bool = False
+    gcps: tuple | None = None
+    notes: tuple[str, ...] = ()
+    band_names: tuple[str, ...] = ()
+
+    @property
+    def band_indexes(self) -> list[int]:
+        """1-based raster bands to read, in model order."""
+        return list(self.indexes) if self.indexes else list(range(1, self.count + 1))
 
 
-def _as_datetime(value) -> _dt.datetime:
-    if isinstance(value, _dt.datetime):
-        return value
-    if isinstance(value, _dt.date):
-        return _dt.datetime(value.year, value.month, value.day)
-    raise InputError(f"date '{value}' is not a datetime.date")
+def read_errors() -> tuple[type, ...]:
+    """Exception types a GDAL read raises (see engine.preprocessing.reading)."""
+    from .preprocessing.reading import gdal_read_errors
+
+    return gdal_read_errors()
+
+
+def display_name(path: str) -> str:
+    """A short name of a raster source for log lines: the file name, or ``VRT XML`` for an
+    XML string, the part after the last '/' otherwise (``dem.nc":Band1``)."""
+    stripped = path.strip()
+    if stripped.startswith("<"):
+        return "VRT XML (" + (re.findall(r"<SourceFilename[^>]*>([^<]*)<", stripped)
+                              or ["no source"])[0].rsplit("/", 1)[-1] + ")"
+    return os.path.basename(stripped) or stripped
+
+
+def _looks_like_file(path: str) -> bool:
+    """A plain local file path (not a GDAL connection string, /vsi path, URL or VRT XML)."""
+    stripped = path.lstrip()
+    driver_prefix = re.match(r"^[A-Za-z][A-Za-z0-9_]+:", path)  # NETCDF:"f.nc":var (not C:\\)
+    return not (stripped.startswith("<") or stripped.startswith("/vsi") or "://" in path
+                or driver_prefix)
+
+
+def _grid(src, path: str, spec: ModalitySpec):
+    """(crs, north-up transform, width, height, flipped, gcps) of an open dataset."""
+    from .preprocessing.geometry import gcp_grid, north_up
+
+    crs = src.crs
+    if crs is not None:
+        t = src.transform
+        if t.is_identity or t.determinant == 0:
+            raise InputError(f"input raster '{path}' ({spec.name}) has a CRS but no usable "
+                             f"geotransform ({tuple(t)[:6]}): it cannot be placed on the ground "
+                             "(set one with gdal_edit.py -a_ullr or -a_gt)")
+        transform, flipped = north_up(t, src.height)
+        return crs, transform, src.width, src.height, flipped, None
+    gcps, gcp_crs = src.gcps
+    if gcps and gcp_crs is not None:
+        if len(gcps) < 3:
+            raise InputError(f"input raster '{path}' ({spec.name}) has only {len(gcps)} ground "
+                             "control point(s): at least 3 are needed to warp it")
+        try:
+            transform, width, height = gcp_grid(gcps, gcp_crs, src.width, src.height)
+        except Exception as exc:
+            raise InputError(
+                f"input raster '{path}' ({spec.name}) is georeferenced by ground control points "
+                f"that GDAL cannot fit ({exc}): warp it first, e.g. gdalwarp -order 1 "
+                "-t_srs EPSG:xxxx IN OUT") from exc
+        return gcp_crs, transform, width, height, False, (tuple(gcps), gcp_crs)
+    if gcps:
+        raise InputError(f"input raster '{path}' ({spec.name}) has ground control points but no "
+                         "CRS for them: set it (gdal_translate -a_srs EPSG:xxxx keeps the GCPs), "
+                         "or warp the raster with its GCPs (gdalwarp -t_srs EPSG:xxxx)")
+    if getattr(src, "rpcs", None):
+        raise InputError(f"input raster '{path}' ({spec.name}) is georeferenced by RPCs only: "
+                         "orthorectify it first (gdalwarp -rpc -t_srs EPSG:xxxx, with a DEM "
+                         "through -to RPC_DEM=dem.tif)")
+    raise InputError(f"input raster '{path}' ({spec.name}) has no CRS: assign one "
+                     "(e.g. gdal_edit.py -a_srs EPSG:xxxx) so it can be aligned")
 
 
 def open_slice(path: str, spec: ModalitySpec, given_date=None) -> Slice:
     """Open ``path``, check it against the modality and find its date.
 
+    Checks, in order: the raster opens (any GDAL source string); it is placed on the ground
+    (CRS + geotransform, south-up flipped, or GCPs with their CRS); its bands are the model's
+    (by name, else by count: engine.preprocessing.bands); their data type can carry the data;
+    GDAL scale/offset and a sample of values against what the model was trained on
+    (engine.preprocessing.radiometry).
+
     Raises:
-        InputError: unreadable raster, no CRS, or band count differing from the model.
+        InputError: unreadable raster, no georeferencing, bands missing or miscounted, a data
+            type or values the model cannot take; each names the file.
     """
     import rasterio
 
-    if not os.path.exists(path) and "://" not in path and not path.startswith("/vsi"):
-        raise InputError(f"input raster for '{spec.name}' not found: '{path}'")
+    from .preprocessing.reading import open_raster, plan_read
+
+    path = os.fspath(path)
     try:
-        with rasterio.open(path) as src:
-            crs, transform = src.crs, src.transform
-            width, height, count, bounds = src.width, src.height, src.count, tuple(src.bounds)
-    except rasterio.errors.RasterioIOError as exc:
-        raise InputError(f"input raster for '{spec.name}' cannot be read: '{path}' ({exc})") from exc
-    if crs is None:
-        raise InputError(f"input raster '{path}' ({spec.name}) has no CRS: assign one "
-                         "(e.g. gdal_edit.py -a_srs EPSG:xxxx) so it can be aligned")
-    if count != len(spec.bands):
-        raise InputError(f"input raster '{path}' has {count} bands but the model's modality "
-                         f"'{spec.name}' expects {len(spec.bands)} ({', '.join(spec.bands)})")
-    if given_date is not None:
-        when, source = _as_datetime(given_date), "given"
-    else:
-        when, source = read_slice_datetime(path)
-    return Slice(path, when, source, crs, transform, width, height, bounds, count)
+        src = open_raster(path)
+    except read_errors() as exc:
+        if _looks_like_file(path) and not os.path.exists(path):
+            raise InputError(f"input raster for '{spec.name}' not found: '{path}'") from exc
+        raise InputError(f"input raster for '{spec.name}' cannot be read: '{path}' "
+                         f"({exc})") from exc
+    with src:
+        crs, transform, width, height, flipped, gcps = _grid(src, path, spec)
+        bounds = rasterio.transform.array_bounds(height, width, transform)
+        bounds = (bounds[0], bounds[1], bounds[2], bounds[3])
+        count = src.count
+        plan = plan_read(src, spec, path)
+    found = find_slice_date(path, given_date)
+    when, source = (found.when, found.source) if found else (None, "")
+    return Slice(path, when, source, crs, transform, width, height, bounds, count,
+                 indexes=plan.indexes, calibration=plan.calibration, flipped=flipped,
+                 gcps=gcps, notes=plan.notes, band_names=tuple(spec.bands))
 
 
 def collect_stack(spec: ModalitySpec, items: Sequence, log: Callable[[str], None]) -> list[Slice]:
@@ -89,7 +180,9 @@ def collect_stack(spec: ModalitySpec, items: Sequence, log: Callable[[str], None
         items: SliceInput or path strings.
 
     Raises:
-        InputError: no slices, an undated slice of a time series, or fewer than ``min_dates``.
+        InputError: no slices, an undated slice of a time series, fewer than ``min_dates``,
+            or a check of :func:`engine.preprocessing.dates.check_stack_dates` (same file or
+            content twice, every date from TIFFTAG_DATETIME).
     """
     from .api import SliceInput
 
@@ -105,6 +198,7 @@ def collect_stack(spec: ModalitySpec, items: Sequence, log: Callable[[str], None
             f"no acquisition date found for {', '.join(repr(p) for p in undated)} "
             f"(modality '{spec.name}' is a time stack): give it explicitly, or set the "
             "ACQUISITIONDATETIME tag, or put YYYYMMDD / YYYY-MM-DD in the file name")
+    check_stack_dates(spec.name, [(s.path, s.when, s.date_source) for s in slices], log)
     if len(slices) < spec.min_dates:
         raise InputError(f"modality '{spec.name}' has {len(slices)} date(s) but the model needs "
                          f"at least {spec.min_dates}")
@@ -116,7 +210,18 @@ def collect_stack(spec: ModalitySpec, items: Sequence, log: Callable[[str], None
             f"using {len(keep)} evenly spaced dates "
             f"({', '.join(slices[i].when.date().isoformat() for i in keep)})")
         slices = [slices[i] for i in keep]
+    _log_notes(spec, slices, log)
     return slices
+
+
+def _log_notes(spec: ModalitySpec, slices: list[Slice], log: Callable[[str], None]) -> None:
+    """One log line per distinct band/radiometry note, naming the files it concerns."""
+    by_note: dict[str, list[str]] = {}
+    for s in slices:
+        for note in s.notes:
+            by_note.setdefault(note, []).append(display_name(s.path))
+    for note, files in by_note.items():
+        log(f"{spec.name}: {note} ({', '.join(files)})")
 
 
 def reference_date(meta: ModelMetadata, stacks: dict[str, list[Slice]]) -> _dt.datetime:

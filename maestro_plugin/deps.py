@@ -32,6 +32,12 @@ ONNXRUNTIME_GPU = "onnxruntime-gpu==1.31.1"
 ONNXRUNTIME_DEPS = ("flatbuffers", "packaging", "protobuf>=4.25.8")
 RASTERIO_WHEEL = "rasterio==1.4.3"
 ENV_DEPS_DIR = "MAESTRO_DEPS_DIR"
+#: where the installer is in QGIS (maestro_plugin/plugin.py adds it there: Raster menu,
+#: submenu MENU_NAME) and in the dock (a button).
+MENU_NAME = "MAESTRO land cover"
+INSTALL_MENU_PATH = f"Raster > {MENU_NAME} > Install dependencies…"
+INSTALL_HINT = (f"click 'Install dependencies…' in the MAESTRO panel (or {INSTALL_MENU_PATH}): "
+                "it installs into your QGIS profile, no administrator rights needed")
 
 
 @dataclass(frozen=True)
@@ -64,12 +70,19 @@ def missing_dependencies() -> list[tuple[str, str]]:
 
 
 def missing_message(missing: list[tuple[str, str]]) -> str:
-    """What to tell the user (algorithms raise it, the dock shows it)."""
+    """What to tell the user (algorithms raise it, the dock shows it): the packages, and
+    the plugin's installer (pip ``--target`` into the profile, which PEP 668 systems such
+    as Debian 12 allow, unlike a plain ``pip install``). The technical reason of each
+    failure goes to the log, not here."""
     names = ", ".join(m for m, _ in missing)
-    return (f"MAESTRO cannot run: the Python package{'s' if len(missing) > 1 else ''} {names} "
-            f"{'are' if len(missing) > 1 else 'is'} missing from QGIS's Python "
-            f"({'; '.join(f'{m}: {why}' for m, why in missing)}). "
-            "Use the MAESTRO panel's 'Install dependencies', or see the README (Dependencies).")
+    many = len(missing) > 1
+    text = (f"MAESTRO cannot run yet: the Python package{'s' if many else ''} {names} "
+            f"{'are' if many else 'is'} missing from QGIS's Python. To install: {INSTALL_HINT}.")
+    if any(m == "rasterio" for m, _ in missing):
+        where = platform_rasterio_package()
+        if where:
+            text += f" rasterio comes from your system: {where}."
+    return text
 
 
 def deps_dir() -> str:
@@ -100,48 +113,55 @@ def add_deps_dir_to_path(path: str | None = None) -> str:
     return path
 
 
-def _python_version_of(candidate: str) -> tuple[int, int] | None:
+def _python_info(candidate: str) -> tuple[tuple[int, int], str] | None:
+    """((major, minor), sys.base_prefix) of an interpreter, None when it does not run."""
+    code = "import sys; print(*sys.version_info[:2]); print(sys.base_prefix)"
     try:
-        out = subprocess.run([candidate, "-c", "import sys; print(*sys.version_info[:2])"],
-                             capture_output=True, text=True, timeout=30)
+        out = subprocess.run([candidate, "-c", code], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
     if out.returncode != 0:
         return None
     try:
-        major, minor = (int(x) for x in out.stdout.split())
+        first, base = out.stdout.splitlines()[:2]
+        major, minor = (int(x) for x in first.split())
     except ValueError:
         return None
-    return major, minor
+    return (major, minor), base.strip()
+
+
+def _python_version_of(candidate: str) -> tuple[int, int] | None:
+    info = _python_info(candidate)
+    return info[0] if info else None
 
 
 def python_candidates(executable: str | None = None, exec_prefix: str | None = None,
                       version: tuple[int, int] | None = None, system: str | None = None) -> list[str]:
     """Interpreters that may be the one QGIS embeds, most likely first.
 
-    Inside QGIS, ``sys.executable`` is often QGIS itself (``qgis-bin.exe`` on Windows,
-    ``QGIS`` in the macOS bundle, ``/usr/bin/qgis`` on Linux), or whatever ``python3`` is
-    first on PATH under qgis_process. The interpreter that matches QGIS's Python is
-    found beside ``sys.exec_prefix`` (OSGeo4W: ``<prefix>/python.exe``; macOS bundle and
-    Linux: ``<prefix>/bin/python3.X``).
+    QGIS embeds Python as a library: inside QGIS ``sys.executable`` is often QGIS itself
+    (``qgis-bin.exe`` on Windows, ``QGIS`` in the macOS bundle, ``/usr/bin/qgis`` on
+    Linux), and under qgis_process whatever ``python3`` is first on PATH (a virtual
+    environment, pyenv...). The interpreter built from the same installation is the one
+    in ``sys.base_exec_prefix`` (OSGeo4W: ``<prefix>/python.exe``; macOS bundle and Linux:
+    ``<prefix>/bin/python3.X``), so that one comes first; ``sys.executable`` only after it.
     """
     executable = sys.executable if executable is None else executable
     exec_prefix = exec_prefix or sys.base_exec_prefix
     major, minor = version or sys.version_info[:2]
     system = system or platform.system()
-    names = []
+    if system == "Windows":
+        names = [os.path.join(exec_prefix, "python.exe"), os.path.join(exec_prefix, "python3.exe")]
+    else:
+        names = [os.path.join(exec_prefix, "bin", f"python{major}.{minor}"),
+                 os.path.join(exec_prefix, "bin", f"python{major}"),
+                 os.path.join(exec_prefix, "bin", "python3")]
+    base = getattr(sys, "_base_executable", None)
+    if (base and os.path.basename(base).lower().startswith("python")
+            and executable == sys.executable):
+        names.append(base)
     if os.path.basename(executable or "").lower().startswith("python"):
         names.append(executable)
-    base = getattr(sys, "_base_executable", None)
-    if base and os.path.basename(base).lower().startswith("python") and executable == sys.executable:
-        names.append(base)
-    if system == "Windows":
-        names += [os.path.join(exec_prefix, "python.exe"),
-                  os.path.join(exec_prefix, "python3.exe")]
-    else:
-        names += [os.path.join(exec_prefix, "bin", f"python{major}.{minor}"),
-                  os.path.join(exec_prefix, "bin", f"python{major}"),
-                  os.path.join(exec_prefix, "bin", "python3")]
     which = shutil.which(f"python{major}.{minor}")
     if which:
         names.append(which)
@@ -154,20 +174,56 @@ def python_candidates(executable: str | None = None, exec_prefix: str | None = N
 
 
 def find_qgis_python(candidates: list[str] | None = None,
-                     version: tuple[int, int] | None = None) -> str:
-    """The first candidate that exists and runs the same Python major.minor as QGIS.
+                     version: tuple[int, int] | None = None,
+                     base_prefix: str | None = None) -> str:
+    """The first candidate that exists, runs the same Python major.minor as QGIS and, when
+    ``base_prefix`` is known (default: this process's ``sys.base_prefix`` when
+    ``candidates`` is None), belongs to the same installation.
 
     Raises:
         RuntimeError: none found (the message lists what was tried).
     """
     version = version or tuple(sys.version_info[:2])
-    candidates = python_candidates() if candidates is None else candidates
+    if candidates is None:
+        candidates = python_candidates()
+        base_prefix = base_prefix or sys.base_prefix
     for candidate in candidates:
-        if os.path.isfile(candidate) and _python_version_of(candidate) == version:
-            return candidate
+        if not os.path.isfile(candidate):
+            continue
+        info = _python_info(candidate)
+        if info is None or info[0] != tuple(version):
+            continue
+        if base_prefix and os.path.realpath(info[1]) != os.path.realpath(base_prefix):
+            continue
+        return candidate
     raise RuntimeError(
         f"no Python {version[0]}.{version[1]} interpreter matching QGIS's was found "
         f"(tried: {', '.join(candidates) or 'nothing'})")
+
+
+def has_pip(python: str) -> bool:
+    """True when ``python -m pip`` runs."""
+    try:
+        out = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True,
+                             timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0
+
+
+def installed_onnxruntime() -> str | None:
+    """Version of the onnxruntime QGIS's Python imports, None when it does not import."""
+    try:
+        import onnxruntime
+
+        return str(onnxruntime.__version__)
+    except Exception:  # noqa: BLE001 (missing or broken: not installed for our purpose)
+        return None
+
+
+def pinned_onnxruntime(gpu: bool) -> str:
+    """The version the installer puts in (``1.32.0``)."""
+    return (ONNXRUNTIME_GPU if gpu else ONNXRUNTIME_CPU).split("==")[1]
 
 
 def has_nvidia_gpu() -> bool:
@@ -227,7 +283,8 @@ def pip_install_command(python: str, target: str, packages: list[str]) -> list[s
 
 def plan_install(missing: list[str] | None = None, gpu: bool | None = None,
                  python: str | None = None, target: str | None = None,
-                 rasterio_platform: str | None | bool = False) -> InstallPlan:
+                 rasterio_platform: str | None | bool = False,
+                 check_pip: bool = True) -> InstallPlan:
     """Decide what to install.
 
     Args:
@@ -237,6 +294,7 @@ def plan_install(missing: list[str] | None = None, gpu: bool | None = None,
         target: folder (default: :func:`deps_dir`).
         rasterio_platform: platform package instruction, None when there is none
             (default: :func:`platform_rasterio_package`).
+        check_pip: add a note when ``python -m pip`` does not run.
     """
     if missing is None:
         missing = [m for m, _ in missing_dependencies()]
@@ -275,6 +333,9 @@ def plan_install(missing: list[str] | None = None, gpu: bool | None = None,
     except RuntimeError as exc:
         notes.append(f"Cannot run pip: {exc}.")
         return InstallPlan("", target, tuple(packages), None, tuple(notes))
+    if packages and check_pip and not has_pip(python):
+        notes.append(f"pip is not installed for QGIS's Python ({python}): install it first "
+                     "(Debian/Ubuntu: sudo apt install python3-pip), then click Install.")
     command = tuple(pip_install_command(python, target, packages)) if packages else None
     return InstallPlan(python, target, tuple(packages), command, tuple(notes))
 

@@ -17,21 +17,21 @@ class DiagnosticsDialog(QDialog):
         self.text.setFont(QFont("monospace"))
         refresh = QPushButton("Refresh", self)
         copy = QPushButton("Copy", self)
-        buttons = QDialogButtonBox(QDialogButtonBox.Close, self)
-        buttons.addButton(refresh, QDialogButtonBox.ActionRole)
-        buttons.addButton(copy, QDialogButtonBox.ActionRole)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        buttons.addButton(refresh, QDialogButtonBox.ButtonRole.ActionRole)
+        buttons.addButton(copy, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.rejected.connect(self.reject)
         refresh.clicked.connect(self.refresh)
         copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.text.toPlainText()))
         layout = QVBoxLayout(self)
         layout.addWidget(self.text, 1)
         layout.addWidget(buttons)
-        self.resize(680, 360)
+        self.resize(760, 460)
         self.refresh()
 
     def refresh(self) -> None:
         try:
             text = diagnostics.format_text(diagnostics.collect())
         except Exception as exc:  # noqa: BLE001 (the view must open whatever is broken)
-            text = f"Diagnostics failed: {type(exc).__name__}: {exc}"
+            text = f"Diagnostics could not be collected: {exc}"
         self.text.setPlainText(text)

@@ -1,52 +1,97 @@
-"""The MAESTRO dock panel: choose a model, the layers per modality (ordered, dated), the
-output; run in a background QgsTask; the styled result is added to the project.
+"""The MAESTRO dock panel: choose a model (empty = the bundled default), the layers per
+modality (sorted by date), the output; *Run* (or *Preview* on the visible map) in a
+background QgsTask; the styled result is added on top of the Layers panel and the class
+areas are listed.
 
-Every slot is wrapped by :func:`guarded`: an exception is shown in the message bar and
-logged, never raised into QGIS's event loop.
+The model's card (modalities, bands, classes) is read from the ONNX file without
+onnxruntime (:mod:`maestro_plugin.model_file`), so a new user sees what the model needs
+before installing anything; a missing onnxruntime is one line in the panel, never a bar.
+
+Every slot is wrapped by :func:`guarded`: an exception is shown in the message bar in
+plain words (the traceback goes to the MAESTRO log), never raised into QGIS's event loop.
 """
 from __future__ import annotations
 
 import functools
 import html
 import os
-import tempfile
 import traceback
 
-from qgis.core import Qgis, QgsMessageLog, QgsProject
+from qgis.core import (Qgis, QgsCoordinateTransform, QgsMessageLog, QgsProcessingUtils,
+                       QgsProject)
 from qgis.gui import QgsCollapsibleGroupBox, QgsDockWidget, QgsFileWidget, QgsMessageBar
-from qgis.PyQt.QtCore import pyqtSignal
-from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
-                                 QPushButton, QScrollArea, QSpinBox, QTextBrowser, QVBoxLayout,
-                                 QWidget)
+from qgis.PyQt.QtCore import Qt, pyqtSignal
+from qgis.PyQt.QtGui import QColor, QTextDocument
+from qgis.PyQt.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout,
+                                 QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
+                                 QScrollArea, QSizePolicy, QSpinBox, QTableWidget,
+                                 QTableWidgetItem, QVBoxLayout, QWidget)
 
 from . import deps
 from .algorithms.base import DEFAULT_MODEL
-from .inputs import PluginInputError, match_modalities
+from .inputs import PluginInputError, match_modalities, parameter_name
 from .widgets import ModalityInput
 
 LOG_TAG = "MAESTRO"
+PROVIDER_WORDS = {"CPUExecutionProvider": "the CPU", "CUDAExecutionProvider": "the GPU (CUDA)"}
 
 
 def guarded(method):
-    """Slot decorator: exceptions go to the message bar and the log, not to Qt."""
+    """Slot decorator: exceptions go to the message bar (plain words) and the log."""
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
+        except (PluginInputError, ValueError) as exc:  # the user's input: the message says it
+            self.show_error(str(exc))
+            return None
         except Exception as exc:  # noqa: BLE001 (see module docstring)
-            QgsMessageLog.logMessage(traceback.format_exc(), LOG_TAG, Qgis.Critical)
-            self.show_error(f"{type(exc).__name__}: {exc}" if not isinstance(
-                exc, (PluginInputError, ValueError)) else str(exc))
+            QgsMessageLog.logMessage(traceback.format_exc(), LOG_TAG, Qgis.MessageLevel.Critical)
+            try:
+                from engine.errors import MaestroError
+            except Exception:  # noqa: BLE001
+                MaestroError = ()  # noqa: N806
+            if MaestroError and isinstance(exc, MaestroError):
+                self.show_error(str(exc))
+            else:
+                self.show_error(f"something went wrong: {exc} (details in the MAESTRO log panel)")
             return None
     return wrapper
 
 
-def model_card_html(meta, path: str) -> str:
-    """Task, modalities, classes (with their colours) and card (description, provenance)."""
+def model_title(meta) -> str:
+    """``maestro-tiny-slovenia-lulc``, ``version 1``: the name, then the version in words."""
+    version = f" (version {meta.version})" if str(meta.version).strip() else ""
+    return f"{meta.name}{version}"
+
+
+def model_summary_html(meta) -> str:
+    """What the model does and needs: task, modalities (bands, pixel size, dates), classes
+    with their colours. Short: the card (description, provenance) is shown apart."""
     esc = html.escape
-    parts = [f"<b>{esc(meta.name)}</b> {esc(meta.version)}<br>",
-             f"Task: <b>{esc(meta.task)}</b>{' (multilabel)' if meta.multilabel else ''}; "
-             f"output grid: {esc(meta.reference_modality.upper())}<br>"]
+    parts = [f"<b>{esc(model_title(meta))}</b><br>",
+             f"{esc(meta.task.capitalize())}{' (multilabel)' if meta.multilabel else ''}, "
+             f"output on the {esc(parameter_name(meta.reference_modality))} grid.<br>"]
+    parts.append("Needs: " + "; ".join(
+        f"<b>{esc(parameter_name(m.name))}</b> ({len(m.bands)} band"
+        f"{'s' if len(m.bands) != 1 else ''}, {m.gsd_m:g} m, "
+        + (("1 date" if m.max_dates == 1 else
+            f"{m.min_dates}-{m.max_dates} dates" if m.min_dates != m.max_dates else
+            f"{m.min_dates} dates") + ")")
+        for m in meta.modalities) + ".")
+    if meta.classes:
+        parts.append("<br>Classes: " + ", ".join(
+            f"<span style='background:{esc(c.color)}'>&nbsp;&nbsp;&nbsp;</span>&nbsp;"
+            f"{esc(c.name)}" for c in meta.classes))
+    if meta.embedding_dim:
+        parts.append(f"<br>Embedding dimension: {meta.embedding_dim}")
+    return "".join(parts)
+
+
+def model_card_html(meta, path: str) -> str:
+    """The model card: description, every modality in full, provenance, the file."""
+    esc = html.escape
+    parts = []
     if meta.description:
         parts.append(f"<i>{esc(meta.description)}</i><br>")
     parts.append("Modalities:<ul>")
@@ -57,12 +102,6 @@ def model_card_html(meta, path: str) -> str:
                      f"band{'s' if len(m.bands) != 1 else ''} "
                      f"({esc(', '.join(m.bands))}), {m.gsd_m:g} m, dates {dates}</li>")
     parts.append("</ul>")
-    if meta.classes:
-        parts.append("Classes:<br>")
-        parts.extend(f"<span style='background:{c.color}'>&nbsp;&nbsp;&nbsp;&nbsp;</span> "
-                     f"{c.id}: {esc(c.name)}<br>" for c in meta.classes)
-    if meta.embedding_dim:
-        parts.append(f"Embedding dimension: {meta.embedding_dim}<br>")
     prov = dict(meta.provenance)
     parts.append("Card:<ul>")
     for key in ("training_data", "licence", "metrics", "created", "code_version"):
@@ -72,9 +111,16 @@ def model_card_html(meta, path: str) -> str:
     return "".join(parts)
 
 
+def plain(html_text: str) -> str:
+    doc = QTextDocument()
+    doc.setHtml(html_text)
+    return doc.toPlainText()
+
+
 class MaestroDock(QgsDockWidget):
     """The panel. Test hooks: ``set_model``, ``modality_inputs``, ``output_widget``,
-    ``run_button``, ``cancel_button``, ``task``, ``progress_bar``."""
+    ``run_button``, ``preview_button``, ``cancel_button``, ``task``, ``progress_bar``,
+    ``model_info`` (summary label), ``card_info``, ``areas_table``, ``deps_label``."""
 
     run_finished = pyqtSignal(bool, str)   # ok, layer id or error message
 
@@ -85,26 +131,43 @@ class MaestroDock(QgsDockWidget):
         self.meta = None
         self.model_path = ""
         self.task = None
+        self.preview = False
         self.modality_inputs: dict[str, ModalityInput] = {}
         self._dialogs = []
         self.last_message = ""
         self.last_report = None  # engine RunReport of the last successful run
+        self.last_areas = None
 
         body = QWidget(self)
+        self.body = body
         self.message_bar = QgsMessageBar(body)
+        self.message_bar.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.deps_label = QLabel(body)
         self.deps_label.setWordWrap(True)
+        self.deps_label.setStyleSheet("QLabel { background: #fff4ce; padding: 4px; }")
         self.install_button = QPushButton("Install dependencies…", body)
         self.diagnostics_button = QPushButton("Diagnostics…", body)
         self.model_widget = QgsFileWidget(body)
         self.model_widget.setFilter("ONNX models (*.onnx)")
-        self.model_info = QTextBrowser(body)
-        self.model_info.setMinimumHeight(120)
+        self.model_widget.lineEdit().setPlaceholderText(
+            f"default: {os.path.basename(DEFAULT_MODEL)}")
+        self.model_widget.setToolTip("A MAESTRO ONNX model; empty = the bundled default model")
+        self.model_info = QLabel(body)
+        self.model_info.setWordWrap(True)
+        self.model_info.setTextFormat(Qt.TextFormat.RichText)
+        self.model_info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.card_box = QgsCollapsibleGroupBox("Model card", body)
+        self.card_box.setCollapsed(True)
+        self.card_info = QLabel(self.card_box)
+        self.card_info.setWordWrap(True)
+        self.card_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.card_info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        QVBoxLayout(self.card_box).addWidget(self.card_info)
         self.modalities_box = QWidget(body)
         self.modalities_layout = QVBoxLayout(self.modalities_box)
         self.modalities_layout.setContentsMargins(0, 0, 0, 0)
         self.output_widget = QgsFileWidget(body)
-        self.output_widget.setStorageMode(QgsFileWidget.SaveFile)
+        self.output_widget.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.output_widget.setFilter("GeoTIFF (*.tif)")
         self.output_widget.lineEdit().setPlaceholderText("[temporary file]")
         self.confidence_check = QCheckBox("Also write the confidence raster", body)
@@ -125,49 +188,71 @@ class MaestroDock(QgsDockWidget):
         form.addRow("Tile overlap", self.overlap_spin)
         form.addRow("Batch size", self.batch_spin)
         form.addRow("Device", self.device_combo)
-        self.progress_bar = QProgressBar(body)
+        self.areas_box = QgsCollapsibleGroupBox("Class areas of the last run", body)
+        self.areas_table = QTableWidget(0, 3, self.areas_box)
+        self.areas_table.setHorizontalHeaderLabels(["Class", "ha", "%"])
+        self.areas_table.verticalHeader().setVisible(False)
+        self.areas_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.areas_table.horizontalHeader().setSectionResizeMode(
+            0, QHeaderView.ResizeMode.Stretch)
+        QVBoxLayout(self.areas_box).addWidget(self.areas_table)
+        self.areas_box.setVisible(False)
+        self.progress_bar = QProgressBar(self)
         self.progress_bar.setRange(0, 100)
         self.progress_bar.setValue(0)
-        self.run_button = QPushButton("Run", body)
-        self.cancel_button = QPushButton("Cancel", body)
+        self.preview_button = QPushButton("Preview", self)
+        self.preview_button.setToolTip("Run on the visible map area only (quick look; "
+                                       "temporary layer)")
+        self.run_button = QPushButton("Run", self)
+        self.run_button.setDefault(True)
+        self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.setEnabled(False)
 
         top = QHBoxLayout()
         top.addWidget(self.install_button)
         top.addWidget(self.diagnostics_button)
-        run_row = QHBoxLayout()
-        run_row.addWidget(self.progress_bar, 1)
-        run_row.addWidget(self.run_button)
-        run_row.addWidget(self.cancel_button)
+        top.addStretch(1)
         layout = QVBoxLayout(body)
         layout.addWidget(self.message_bar)
         layout.addWidget(self.deps_label)
         layout.addLayout(top)
-        layout.addWidget(QLabel("Model", body))
+        layout.addWidget(QLabel("<b>Model</b>", body))
         layout.addWidget(self.model_widget)
         layout.addWidget(self.model_info)
-        layout.addWidget(QLabel("Inputs per modality", body))
+        layout.addWidget(self.card_box)
+        layout.addWidget(QLabel("<b>Input layers</b>", body))
         layout.addWidget(self.modalities_box)
-        layout.addWidget(QLabel("Output (GeoTIFF)", body))
+        layout.addWidget(QLabel("<b>Output</b> (GeoTIFF)", body))
         layout.addWidget(self.output_widget)
         layout.addWidget(self.confidence_check)
         layout.addWidget(advanced)
-        layout.addLayout(run_row)
+        layout.addWidget(self.areas_box)
         layout.addStretch(1)
-        scroll = QScrollArea(self)
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(body)
-        self.setWidget(scroll)
+        self.scroll = QScrollArea(self)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(body)
+        # the run row stays visible below the scrolled part, whatever the panel's height
+        run_row = QHBoxLayout()
+        run_row.addWidget(self.progress_bar, 1)
+        run_row.addWidget(self.preview_button)
+        run_row.addWidget(self.run_button)
+        run_row.addWidget(self.cancel_button)
+        outer = QWidget(self)
+        outer_layout = QVBoxLayout(outer)
+        outer_layout.setContentsMargins(0, 0, 0, 4)
+        outer_layout.addWidget(self.scroll, 1)
+        outer_layout.addLayout(run_row)
+        self.setWidget(outer)
 
         self.model_widget.fileChanged.connect(self.set_model)
         # lambdas: clicked(bool) would pass its argument to the methods
         self.run_button.clicked.connect(lambda: self.run())
+        self.preview_button.clicked.connect(lambda: self.run_preview())
         self.cancel_button.clicked.connect(lambda: self.cancel())
         self.install_button.clicked.connect(lambda: self.open_installer())
         self.diagnostics_button.clicked.connect(lambda: self.open_diagnostics())
         self.refresh_dependencies()
-        if os.path.isfile(DEFAULT_MODEL):
-            self.model_widget.setFilePath(DEFAULT_MODEL)
+        self.set_model("")
 
     # ------------------------------------------------------------- messages
     def _bar(self):
@@ -180,48 +265,92 @@ class MaestroDock(QgsDockWidget):
 
     def show_error(self, message: str) -> None:
         self.last_message = message
-        self._bar().pushMessage("MAESTRO", message, Qgis.Critical, 0)
+        self._bar().pushMessage("MAESTRO", message, Qgis.MessageLevel.Critical, 15)
 
-    def show_info(self, message: str, level=Qgis.Success) -> None:
+    def show_warning(self, message: str) -> None:
+        self.last_message = message
+        self._bar().pushMessage("MAESTRO", message, Qgis.MessageLevel.Warning, 10)
+
+    def show_info(self, message: str, level=Qgis.MessageLevel.Success) -> None:
         self.last_message = message
         self._bar().pushMessage("MAESTRO", message, level, 8)
 
     @guarded
     def refresh_dependencies(self) -> list:
+        """Show what is missing (one line in the panel, no message bar) and enable Run."""
         missing = deps.missing_dependencies()
+        for module, why in missing:
+            QgsMessageLog.logMessage(f"{module} does not import: {why}", LOG_TAG,
+                                     Qgis.MessageLevel.Info)
         if missing:
-            self.deps_label.setText("<span style='color:#b00020'>" + html.escape(
-                deps.missing_message(missing)) + "</span>")
+            names = ", ".join(m for m, _ in missing)
+            text = (f"<b>{html.escape(names)}</b> {'is' if len(missing) == 1 else 'are'} not "
+                    "installed yet: the model's needs are shown below, but nothing can run "
+                    "until you click <b>Install dependencies…</b> (installs into your QGIS "
+                    "profile; no administrator rights, no restart).")
+            if any(m == "rasterio" for m, _ in missing) and deps.platform_rasterio_package():
+                text += f" rasterio: {html.escape(deps.platform_rasterio_package())}."
+            self.deps_label.setText(text)
         self.deps_label.setVisible(bool(missing))
-        self.run_button.setEnabled(not missing and self.task is None)
+        self.install_button.setVisible(bool(missing))
+        idle = not missing and self.task is None
+        self.run_button.setEnabled(idle)
+        self.preview_button.setEnabled(idle)
+        tip = "" if not missing else "Install the dependencies first"
+        self.run_button.setToolTip(tip)
         return missing
 
     # ------------------------------------------------------------- model
+    def chosen_model_path(self) -> str:
+        """The model field's path, or the bundled default model when it is empty."""
+        return self.model_widget.filePath().strip() or DEFAULT_MODEL
+
     @guarded
     def set_model(self, path: str) -> None:
-        """Read the model's metadata and rebuild the modality inputs."""
+        """Read the model's metadata (no onnxruntime needed) and show what it needs.
+
+        An empty path means the bundled default model. Layers already chosen are kept for
+        every modality the new model also has (and still fits); choosing the same model
+        again changes nothing.
+        """
         if self.model_widget.filePath() != path:
             self.model_widget.blockSignals(True)
             self.model_widget.setFilePath(path)
             self.model_widget.blockSignals(False)
+        resolved = (path or "").strip() or DEFAULT_MODEL
+        if self.meta is not None and os.path.abspath(resolved) == os.path.abspath(
+                self.model_path):
+            return
+        kept = {name: w.layer_ids() for name, w in self.modality_inputs.items()}
         self.meta, self.model_path = None, ""
         self._clear_modalities()
-        if not path:
-            self.model_info.setHtml("")
+        self.card_info.setText("")
+        if not os.path.isfile(resolved) and not path:
+            self.model_info.setText("Choose a MAESTRO model (.onnx).")
             return
-        try:
-            from engine.contract import read_model_metadata
+        from .model_file import read_model_card
 
-            meta = read_model_metadata(path)
+        try:
+            meta = read_model_card(resolved)
         except Exception as exc:  # noqa: BLE001 (shown where the model info would be)
-            self.model_info.setHtml(f"<span style='color:#b00020'>{html.escape(str(exc))}</span>")
+            self.model_info.setText(f"<span style='color:#b00020'>{html.escape(str(exc))}</span>")
             raise
-        self.meta, self.model_path = meta, path
-        self.model_info.setHtml(model_card_html(meta, path))
+        self.meta, self.model_path = meta, resolved
+        self.model_info.setText(model_summary_html(meta))
+        self.card_info.setText(model_card_html(meta, resolved))
+        self.confidence_check.setVisible(meta.task == "segmentation")
+        project = QgsProject.instance()
         for spec in meta.modalities:
             widget = ModalityInput(spec, self.modalities_box)
+            widget.refused.connect(self.show_warning)
             self.modality_inputs[widget.name] = widget
             self.modalities_layout.addWidget(widget)
+            layers = [project.mapLayer(i) for i in kept.get(widget.name, [])]
+            widget.add_layers([layer for layer in layers if layer is not None])
+
+    def model_summary_text(self) -> str:
+        """The summary and card as plain text (tests, logs)."""
+        return plain(self.model_info.text()) + "\n" + plain(self.card_info.text())
 
     def _clear_modalities(self):
         for widget in self.modality_inputs.values():
@@ -230,22 +359,56 @@ class MaestroDock(QgsDockWidget):
         self.modality_inputs = {}
 
     # ------------------------------------------------------------- run
-    def output_path(self) -> str:
-        path = self.output_widget.filePath().strip()
+    def output_path(self, preview: bool = False) -> str:
+        """The output field's path (``.tif`` added), or a new file in QGIS's temporary
+        Processing folder (removed by QGIS when it closes) when the field is empty."""
+        path = "" if preview else self.output_widget.filePath().strip()
         if not path:
-            folder = tempfile.mkdtemp(prefix="maestro-")
-            path = os.path.join(folder, f"{self.meta.name}-{self.meta.task}.tif")
-        elif not path.lower().endswith((".tif", ".tiff")):
+            name = f"{self.meta.name}-{'preview' if preview else self.meta.task}.tif"
+            return QgsProcessingUtils.generateTempFilename(name)
+        if not path.lower().endswith((".tif", ".tiff")):
             path += ".tif"
         return path
+
+    def canvas_bounds(self):
+        """The visible map extent in the reference modality's CRS (that of its first
+        layer), as (xmin, ymin, xmax, ymax).
+
+        Raises:
+            PluginInputError: no map canvas, or no layer for the reference modality yet.
+        """
+        if self.iface is None:
+            raise PluginInputError("Preview needs the QGIS map")
+        ref = self.modality_inputs.get(parameter_name(self.meta.reference_modality))
+        ids = ref.layer_ids() if ref else []
+        layer = QgsProject.instance().mapLayer(ids[0]) if ids else None
+        if layer is None:
+            name = parameter_name(self.meta.reference_modality)
+            raise PluginInputError(f"Preview: add the {name} layers first")
+        canvas = self.iface.mapCanvas()
+        extent = canvas.extent()
+        source_crs = canvas.mapSettings().destinationCrs()
+        if source_crs.isValid() and source_crs != layer.crs():
+            extent = QgsCoordinateTransform(source_crs, layer.crs(),
+                                            QgsProject.instance()).transformBoundingBox(extent)
+        return (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())
+
+    @guarded
+    def run_preview(self) -> bool:
+        """Run on the visible map extent only; the result is a temporary layer (the
+        previous preview is replaced)."""
+        return self._start(preview=True)
 
     @guarded
     def run(self) -> bool:
         """Start the task; returns False (with a message) when something is not set."""
+        return self._start(preview=False)
+
+    def _start(self, preview: bool) -> bool:
         if self.task is not None:
             return False
         if self.refresh_dependencies():
-            self.show_error(deps.missing_message(deps.missing_dependencies()))
+            self.show_warning(deps.missing_message(deps.missing_dependencies()))
             return False
         if self.meta is None:
             self.show_error("choose a MAESTRO model (.onnx) first")
@@ -257,26 +420,37 @@ class MaestroDock(QgsDockWidget):
         # each row's date (read from the raster, possibly edited) travels in its LayerInput
         given = {name: w.layer_inputs() for name, w in self.modality_inputs.items()}
         inputs = match_modalities(self.meta, given)
-        output = self.output_path()
+        bounds = self.canvas_bounds() if preview else None
+        output = self.output_path(preview)
         confidence = None
-        if self.confidence_check.isChecked() and self.meta.task == "segmentation":
+        if (not preview and self.confidence_check.isChecked()
+                and self.meta.task == "segmentation"):
             confidence = os.path.splitext(output)[0] + "_confidence.tif"
         options = RunOptions(tile_overlap_pct=self.overlap_spin.value(),
                              batch_size=self.batch_spin.value(),
                              device=self.device_combo.currentText(),
-                             confidence_path=confidence, expect_task=self.meta.task)
-        task = MaestroRunTask(self.model_path, self.meta, inputs, output, options)
+                             confidence_path=confidence, expect_task=self.meta.task,
+                             bounds=bounds)
+        task = MaestroRunTask(self.model_path, self.meta, inputs, output, options,
+                              layer_name=self._preview_name() if preview else "")
         task.progressChanged.connect(lambda value: self.progress_bar.setValue(int(value)))
         task.succeeded.connect(self._succeeded)
         task.failed.connect(self._failed)
         self.task = task  # the Python object must outlive the run
+        self.preview = preview
         self.progress_bar.setValue(0)
         self.run_button.setEnabled(False)
+        self.preview_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         from qgis.core import QgsApplication
 
         QgsApplication.taskManager().addTask(task)
         return True
+
+    def _preview_name(self) -> str:
+        from .task import short_model_name
+
+        return f"preview {short_model_name(self.meta.name)}"
 
     @guarded
     def cancel(self) -> None:
@@ -291,21 +465,64 @@ class MaestroDock(QgsDockWidget):
     @guarded
     def _succeeded(self, layer_id: str) -> None:
         task = self.task
+        preview = self.preview
         self._end()
         self.progress_bar.setValue(100)
-        layer = QgsProject.instance().mapLayer(layer_id)
-        where = layer.source() if layer else ""
+        project = QgsProject.instance()
+        if preview:  # one preview layer at a time
+            for old in list(project.mapLayers().values()):
+                if old.id() != layer_id and old.customProperty("maestro/preview"):
+                    project.removeMapLayer(old.id())
+            layer = project.mapLayer(layer_id)
+            if layer is not None:
+                layer.setCustomProperty("maestro/preview", True)
+        layer = project.mapLayer(layer_id)
         self.last_report = task.report if task else None
-        provider = task.report.provider if task and task.report else ""
-        self.show_info(f"done on {provider}: {where}")
+        self.last_areas = task.areas if task else None
+        self.show_areas(self.last_areas)
+        report = self.last_report
+        where = PROVIDER_WORDS.get(report.provider, report.provider) if report else ""
+        what = "Preview" if preview else {"segmentation": "Land-cover map",
+                                          "classification": "Classification",
+                                          "embedding": "Embeddings"}.get(self.meta.task, "Result")
+        name = layer.name() if layer else ""
+        seconds = f", {report.seconds:.0f} s" if report else ""
+        self.show_info(f"{what} ready: '{name}' added to the map (on {where}{seconds}).")
         self.run_finished.emit(True, layer_id)
 
     @guarded
     def _failed(self, message: str) -> None:
+        task = self.task
         self._end()
         self.progress_bar.setValue(0)
-        self.show_error(message)
+        if task is not None and task.cancelled:
+            self.show_info("Run cancelled: no output was written.", Qgis.MessageLevel.Info)
+        else:
+            self.show_error(message)
         self.run_finished.emit(False, message)
+
+    def show_areas(self, areas) -> None:
+        """Fill the class-area table (hidden when there are none)."""
+        self.areas_table.setRowCount(0)
+        if not areas:
+            self.areas_box.setVisible(False)
+            return
+        for a in areas:
+            row = self.areas_table.rowCount()
+            self.areas_table.insertRow(row)
+            name = QTableWidgetItem(a.name)
+            name.setData(Qt.ItemDataRole.DecorationRole, QColor(a.color))
+            self.areas_table.setItem(row, 0, name)
+            for col, text in ((1, f"{a.hectares:,.2f}"), (2, f"{a.percent:.1f}")):
+                item = QTableWidgetItem(text)
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.areas_table.setItem(row, col, item)
+        header = self.areas_table.horizontalHeader().sizeHint().height()
+        rows = self.areas_table.verticalHeader().defaultSectionSize() * len(areas)
+        self.areas_table.setFixedHeight(header + rows + 2 * self.areas_table.frameWidth() + 2)
+        self.areas_box.setTitle("Class areas of the preview" if self.preview
+                                else "Class areas of the last run")
+        self.areas_box.setVisible(True)
 
     # ------------------------------------------------------------- dialogs
     @guarded
@@ -313,10 +530,20 @@ class MaestroDock(QgsDockWidget):
         from .installer_dialog import InstallDependenciesDialog
 
         dialog = InstallDependenciesDialog(parent=self)
-        dialog.finished_install.connect(lambda ok: self.refresh_dependencies())
+        dialog.finished_install.connect(lambda ok: self.dependencies_installed(ok))
         self._dialogs.append(dialog)
         dialog.show()
         return dialog
+
+    @guarded
+    def dependencies_installed(self, ok: bool) -> None:
+        """After the installer: enable Run, re-read the model if it failed before; the
+        layer rows stay."""
+        missing = self.refresh_dependencies()
+        if self.meta is None:
+            self.set_model(self.model_widget.filePath())
+        if ok and not missing:
+            self.show_info("Dependencies installed: MAESTRO can run now.")
 
     @guarded
     def open_diagnostics(self):

@@ -2,7 +2,7 @@
 (QProcess, so QGIS stays responsive) and streams pip's output into the dialog."""
 from __future__ import annotations
 
-from qgis.PyQt.QtCore import QProcess, pyqtSignal
+from qgis.PyQt.QtCore import QProcess, Qt, pyqtSignal
 from qgis.PyQt.QtGui import QFont
 from qgis.PyQt.QtWidgets import (QDialog, QDialogButtonBox, QLabel, QLineEdit, QPlainTextEdit,
                                  QPushButton, QVBoxLayout)
@@ -21,40 +21,60 @@ class InstallDependenciesDialog(QDialog):
         self.plan = plan or deps.plan_install()
         self.process: QProcess | None = None
         self.exit_code: int | None = None
-        missing = deps.missing_dependencies()
-        status = ("Missing: " + ", ".join(m for m, _ in missing)) if missing else \
-            "Nothing is missing; the install upgrades onnxruntime."
-        self.status_label = QLabel(status, self)
+        self.status_label = QLabel(self.status_text(), self)
+        self.status_label.setWordWrap(True)
         self.notes_label = QLabel("\n".join(self.plan.notes), self)
         self.notes_label.setWordWrap(True)
         self.command_edit = QLineEdit(deps.manual_command(self.plan), self)
         self.command_edit.setReadOnly(True)
+        self.command_edit.setCursorPosition(0)
         self.command_edit.setToolTip("The same as one command, to run by hand")
         self.log_view = QPlainTextEdit(self)
         self.log_view.setReadOnly(True)
         self.log_view.setFont(QFont("monospace"))
-        self.install_button = QPushButton("Install", self)
+        missing = deps.missing_dependencies()
+        self.install_button = QPushButton("Install" if missing else "Reinstall", self)
         self.install_button.setEnabled(self.plan.command is not None)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.Close, self)
-        self.buttons.addButton(self.install_button, QDialogButtonBox.ActionRole)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        self.buttons.addButton(self.install_button, QDialogButtonBox.ButtonRole.ActionRole)
         self.buttons.rejected.connect(self.reject)
         self.install_button.clicked.connect(self.start)
         layout = QVBoxLayout(self)
         layout.addWidget(self.status_label)
         layout.addWidget(self.notes_label)
-        layout.addWidget(QLabel(f"Python: {self.plan.python or 'not found'}; into: "
-                                f"{self.plan.target}", self))
+        where = QLabel(f"QGIS's Python: {self.plan.python or 'not found'}\n"
+                       f"Installs into: {self.plan.target}", self)
+        where.setWordWrap(True)
+        where.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(where)
+        layout.addWidget(QLabel("The same by hand (pip --target, allowed on Debian/Ubuntu):",
+                                self))
         layout.addWidget(self.command_edit)
         layout.addWidget(self.log_view, 1)
         layout.addWidget(self.buttons)
         self.resize(720, 420)
+
+    def status_text(self) -> str:
+        """One sentence: what is missing, or what is installed and what Install would do."""
+        missing = deps.missing_dependencies()
+        if missing:
+            return "Missing: " + ", ".join(m for m, _ in missing) + "."
+        have = deps.installed_onnxruntime()
+        pinned = next((p.split("==")[1] for p in self.plan.packages
+                       if p.startswith("onnxruntime") and "==" in p), None)
+        if pinned is None or have == pinned:
+            return f"Everything MAESTRO needs is installed (onnxruntime {have}). Nothing to do."
+        return (f"Everything MAESTRO needs is installed (onnxruntime {have}); Reinstall puts "
+                f"the tested version {pinned} into MAESTRO's folder.")
 
     def append(self, text: str) -> None:
         self.log_view.appendPlainText(text.rstrip("\n"))
 
     def start(self) -> None:
         """Run pip (asynchronously); output goes to the log view as it comes."""
-        if not self.plan.command or (self.process and self.process.state() != QProcess.NotRunning):
+        running = (self.process is not None
+                   and self.process.state() != QProcess.ProcessState.NotRunning)
+        if not self.plan.command or running:
             return
         import os
 
@@ -63,7 +83,7 @@ class InstallDependenciesDialog(QDialog):
         self.exit_code = None
         self.append("$ " + deps.manual_command(self.plan))
         self.process = QProcess(self)
-        self.process.setProcessChannelMode(QProcess.MergedChannels)
+        self.process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
         self.process.readyReadStandardOutput.connect(self._read)
         self.process.finished.connect(self._done)
         self.process.errorOccurred.connect(self._error)
@@ -75,7 +95,7 @@ class InstallDependenciesDialog(QDialog):
             self.append(data)
 
     def _error(self, error) -> None:
-        if error == QProcess.FailedToStart:
+        if error == QProcess.ProcessError.FailedToStart:
             self.append(f"Could not start {self.plan.command[0]}")
             self._done(-1, None)
 
@@ -93,8 +113,9 @@ class InstallDependenciesDialog(QDialog):
                                            " Still missing: " + ", ".join(m for m, _ in missing)))
         else:
             self.append(f"pip failed (exit code {self.exit_code}).")
-        self.status_label.setText("Dependencies OK" if ok else "Missing: " +
-                                  ", ".join(m for m, _ in missing))
+        self.status_label.setText(
+            "Installed: MAESTRO can run now (the panel is ready, no restart needed)." if ok
+            else "Missing: " + ", ".join(m for m, _ in missing))
         self.install_button.setEnabled(True)
         self.finished_install.emit(ok)
 

@@ -6,15 +6,18 @@ import traceback
 
 from qgis.core import Qgis, QgsApplication, QgsMessageLog
 
-from .deps import add_deps_dir_to_path
+from .deps import MENU_NAME, add_deps_dir_to_path
 from .provider import MaestroProvider
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MENU = "&MAESTRO land cover"
+#: Raster > MAESTRO land cover (deps.INSTALL_MENU_PATH names the same place in messages)
+MENU = f"&{MENU_NAME}"
+TOOLBAR = "MAESTRO"
 
 
 def _log_exception(where: str) -> None:
-    QgsMessageLog.logMessage(f"{where}:\n{traceback.format_exc()}", "MAESTRO", Qgis.Critical)
+    QgsMessageLog.logMessage(f"{where}:\n{traceback.format_exc()}", "MAESTRO",
+                             Qgis.MessageLevel.Critical)
 
 
 class MaestroPlugin:
@@ -28,6 +31,7 @@ class MaestroPlugin:
         self.iface = iface
         self.provider: MaestroProvider | None = None
         self.dock = None
+        self.toolbar = None
         self.actions = []
         try:
             # Packages installed by "Install dependencies" (appended after QGIS's own).
@@ -44,7 +48,7 @@ class MaestroPlugin:
                 self.provider = provider
             else:
                 QgsMessageLog.logMessage("MAESTRO: a 'maestro' Processing provider is already "
-                                         "registered", "MAESTRO", Qgis.Warning)
+                                         "registered", "MAESTRO", Qgis.MessageLevel.Warning)
 
     def initGui(self):  # noqa: N802 (QGIS API name)
         self.initProcessing()
@@ -57,17 +61,18 @@ class MaestroPlugin:
 
     def _init_gui(self):
         from qgis.PyQt.QtCore import Qt
-        from qgis.PyQt.QtGui import QIcon
-        from qgis.PyQt.QtWidgets import QAction
+        # QAction: QtGui under Qt6; QGIS 3.40's qgis.PyQt.QtGui re-exports it for Qt5 too
+        from qgis.PyQt.QtGui import QAction, QIcon
 
         from .dock import MaestroDock
 
         icon = QIcon(os.path.join(PLUGIN_DIR, "resources", "icons", "maestro.svg"))
         main = self.iface.mainWindow()
         self.dock = MaestroDock(self.iface, main)
-        main.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        main.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self.dock.hide()
         panel = QAction(icon, "MAESTRO land cover panel", main)
+        panel.setToolTip("MAESTRO land cover: show or hide the panel")
         panel.setCheckable(True)
         self.dock.setToggleVisibilityAction(panel)
         install = QAction("Install dependencies…", main)
@@ -76,15 +81,23 @@ class MaestroPlugin:
         diag.triggered.connect(lambda: self.dock.open_diagnostics())
         for action in (panel, install, diag):
             self.iface.addPluginToRasterMenu(MENU, action)
-        self.iface.addRasterToolBarIcon(panel)
+        # the plugin's own toolbar: shown in a fresh profile (the Raster toolbar is hidden
+        # there by default)
+        self.toolbar = self.iface.addToolBar(TOOLBAR)
+        self.toolbar.setObjectName("MaestroToolbar")
+        self.toolbar.setToolTip("MAESTRO land cover")
+        self.toolbar.addAction(panel)
+        self.toolbar.setVisible(True)
         self.actions = [panel, install, diag]
 
     def unload(self):
         try:
             for action in self.actions:
                 self.iface.removePluginRasterMenu(MENU, action)
-                self.iface.removeRasterToolBarIcon(action)
             self.actions = []
+            if self.toolbar is not None:
+                self.toolbar.deleteLater()
+                self.toolbar = None
             if self.dock is not None:
                 if self.dock.task is not None:
                     self.dock.task.cancel()

@@ -1,4 +1,4 @@
-"""Inputs for the dock screenshot (scripts/screenshot-dock.sh): a model and GeoTIFFs from
+"""Inputs for the dock screenshot (scripts/screenshots.sh): a model and GeoTIFFs from
 the real eo-learn Slovenia patch shaped for it.
 
 Usage: python scripts/screenshot_data.py OUT_DIR  -> prints OUT_DIR/inputs.json

@@ -1,70 +1,172 @@
-"""Run inside a real QGIS window (qgis --code, see scripts/screenshot-dock.sh): open the
-MAESTRO dock, choose the model and layers, run, then grab the screen and quit."""
+"""Run inside a real QGIS window (qgis --code, see scripts/screenshots.sh): walk through
+the plugin as a new user would and save one PNG per step into $MAESTRO_SHOT_OUT.
+
+Steps (each a QTimer hop so that QGIS paints in between): the dock at first start with
+onnxruntime hidden (as on a machine without it) and the installer's plan; onnxruntime
+back (what the installer achieves) and the dock filled; the run and its result; the
+Diagnostics view; the Processing Toolbox; the segment dialog; the graphical model.
+"""
 import json
 import os
-import subprocess
+import sys
+import traceback
 
 from qgis.core import QgsContrastEnhancement, QgsProject, QgsRasterLayer
 from qgis.PyQt.QtCore import Qt, QTimer
-from qgis.utils import iface, loadPlugin, plugins, startPlugin
+from qgis.PyQt.QtWidgets import QApplication
+from qgis.utils import iface, plugins
 
 INPUTS = os.environ["MAESTRO_SHOT_INPUTS"]
 OUT = os.environ["MAESTRO_SHOT_OUT"]
-STATE = {}
+ROOT = os.environ["MAESTRO_SHOT_ROOT"]  # qgis --code runs this without __file__
+STATE = {"saved": []}
+
+
+def save(widget, name):
+    """Grab a widget (with its children) as docs/img/<name>.png."""
+    QApplication.processEvents()
+    path = os.path.join(OUT, f"{name}.png")
+    widget.grab().save(path)
+    STATE["saved"].append(path)
+
+
+def save_screen(name):
+    """The whole Xvfb screen (main window and the dialogs on top)."""
+    QApplication.processEvents()
+    path = os.path.join(OUT, f"{name}.png")
+    QApplication.primaryScreen().grabWindow(0).save(path)
+    STATE["saved"].append(path)
 
 
 def rgb(layer):
-    """True colour (B04, B03, B02 = bands 3, 2, 1 of the tiny model's S2) with a stretch."""
+    """True colour (B04, B03, B02 = bands 3, 2, 1 of the model's S2) with a stretch."""
     renderer = layer.renderer()
     if layer.bandCount() >= 3 and hasattr(renderer, "setRedBand"):
         renderer.setRedBand(3)
         renderer.setGreenBand(2)
         renderer.setBlueBand(1)
-        layer.setContrastEnhancement(QgsContrastEnhancement.StretchToMinimumMaximum)
+        layer.setContrastEnhancement(QgsContrastEnhancement.ContrastEnhancementAlgorithm
+                                     .StretchToMinimumMaximum)
 
 
-def setup():
+def steps():
+    """Generator of the steps; each yield waits for QGIS to paint."""
+    main = iface.mainWindow()
+    main.setGeometry(0, 0, 1600, 1000)  # no window manager under Xvfb
     with open(INPUTS, encoding="utf-8") as fh:
         inputs = json.load(fh)
-    # no window manager under Xvfb: size the window and the dock by hand
-    iface.mainWindow().setGeometry(0, 0, 1600, 1000)
-    if "maestro" not in plugins:
-        # QGIS older than metadata.txt's qgisMinimumVersion skips the plugin at start-up
-        # (this machine's Debian QGIS 3.22): start it by hand for the picture.
-        loadPlugin("maestro")
-        startPlugin("maestro")
     plugin = plugins["maestro"]
+    # 1. first start on a machine without onnxruntime
+    saved_ort = sys.modules.get("onnxruntime")
+    sys.modules["onnxruntime"] = None
     dock = plugin.dock
+    dock.refresh_dependencies()
     dock.show()
     dock.raise_()
-    iface.mainWindow().resizeDocks([dock], [560], Qt.Horizontal)
-    dock.set_model(inputs["model"])
+    main.resizeDocks([dock], [420], Qt.Orientation.Horizontal)
+    yield 1500
+    save(main, "dock-first-start")
+    installer = dock.open_installer()
+    installer.move(300, 150)
+    yield 1000
+    save(installer, "installer")
+    installer.close()
+    # 2. what the installer achieves: onnxruntime importable; the dock is ready at once
+    if saved_ort is not None:
+        sys.modules["onnxruntime"] = saved_ort
+    else:
+        del sys.modules["onnxruntime"]
+    dock.dependencies_installed(True)
     for name, paths in inputs["layers"].items():
+        layers = []
         for path in paths:
             layer = QgsRasterLayer(path, os.path.splitext(os.path.basename(path))[0], "gdal")
             rgb(layer)
             QgsProject.instance().addMapLayer(layer)
-            dock.modality_inputs[name].add_layer(layer)
+            if name != "S2":  # the Sentinel-2 image stays visible under the result
+                QgsProject.instance().layerTreeRoot().findLayer(layer.id()) \
+                    .setItemVisibilityChecked(False)
+            layers.append(layer)
+        dock.modality_inputs[name].add_layers(layers)
+    iface.mapCanvas().setExtent(QgsProject.instance().mapLayers()[
+        dock.modality_inputs["S2"].layer_ids()[0]].extent())
     dock.output_widget.setFilePath(os.path.join(os.path.dirname(INPUTS), "land-cover.tif"))
-    dock.run_finished.connect(finished)
-    STATE["dock"] = dock
+    dock.confidence_check.setChecked(True)
+    yield 2000
+    save(main, "dock-before-run")
+    # 3. the run
+    done = []
+    dock.run_finished.connect(lambda ok, payload: done.append((ok, payload)))
     dock.run()
-
-
-def finished(ok, payload):
-    if ok:
+    while not done:
+        yield 500
+    ok, payload = done[0]
+    if not ok:
+        print("MAESTRO screenshot: run failed:", payload)
+    else:
         layer = QgsProject.instance().mapLayer(payload)
-        layer.setOpacity(0.6)  # the Sentinel-2 image shows through        iface.setActiveLayer(layer)
+        iface.setActiveLayer(layer)
         iface.mapCanvas().setExtent(layer.extent())
         iface.mapCanvas().refresh()
-    else:
-        print("MAESTRO screenshot: run failed:", payload)
-    QTimer.singleShot(4000, shoot)
+    dock.scroll.verticalScrollBar().setValue(dock.scroll.verticalScrollBar().maximum())
+    yield 3000
+    save(main, "dock-after-run")
+    # 4. Diagnostics
+    diag = dock.open_diagnostics()
+    yield 1000
+    save(diag, "diagnostics")
+    diag.close()
+    # 5. the Processing Toolbox, filtered on MAESTRO
+    toolbox = plugins["processing"].toolbox
+    dock.hide()
+    toolbox.show()
+    toolbox.raise_()
+    main.resizeDocks([toolbox], [420], Qt.Orientation.Horizontal)
+    toolbox.searchBox.setText("maestro")
+    yield 1500
+    save(toolbox, "toolbox")
+    # 6. the segment dialog
+    from processing.gui.AlgorithmDialog import AlgorithmDialog
+    from qgis.core import QgsApplication
+
+    alg = QgsApplication.processingRegistry().createAlgorithmById("maestro:segment")
+    dialog = AlgorithmDialog(alg, parent=main)
+    dialog.resize(1100, 820)
+    dialog.show()
+    yield 2000
+    save(dialog, "segment-dialog")
+    dialog.close()
+    # 7. the graphical model in the Model Designer
+    from processing.modeler.ModelerDialog import ModelerDialog
+    from qgis.core import QgsProcessingModelAlgorithm
+
+    model = QgsProcessingModelAlgorithm()
+    model.fromFile(os.path.join(ROOT, "resources", "models", "maestro_landcover_areas.model3"))
+    designer = ModelerDialog.create(model)
+    designer.resize(1500, 950)
+    designer.show()
+    yield 2500
+    save(designer, "graphical-model")
+    designer.close()
 
 
-def shoot():
-    subprocess.run(["import", "-window", "root", OUT], check=False)
+def tick(gen):
+    try:
+        delay = next(gen)
+    except StopIteration:
+        finish()
+        return
+    except Exception:  # noqa: BLE001 (print, then quit: never hang the script)
+        traceback.print_exc()
+        finish()
+        return
+    QTimer.singleShot(delay, lambda: tick(gen))
+
+
+def finish():
+    with open(os.environ["MAESTRO_SHOT_LIST"], "w", encoding="utf-8") as fh:
+        fh.write("\n".join(STATE["saved"]) + "\n")
     os._exit(0)  # no "save project?" prompt
 
 
-QTimer.singleShot(4000, setup)
+QTimer.singleShot(4000, lambda: tick(steps()))

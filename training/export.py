@@ -2,8 +2,17 @@
 
 A model to export is a ``torch.nn.Module`` whose ``forward(batch)`` takes one dict keyed by
 the contract's input names (``<m>``, ``<m>_dates``, ``<m>_mask`` per modality and
-``ref_date``) and returns the task's output tensor. :class:`ContractWrapper` turns it into a
-module with positional inputs in a fixed order for the exporter.
+``ref_date``) and returns the task's output tensor; for schema version 2 (the default) it
+also has ``contract_outputs(batch) -> {output name: tensor}`` giving the task output and
+``embeddings`` from one pass (:class:`training.models.Maestro` does).
+:class:`ContractWrapper` turns it into a module with positional inputs in a fixed order for
+the exporter.
+
+Schema version 2 (docs/model-contract.md): ``<m>_mask`` is bool [batch, dates, tokens]
+(True = token missing), every segmentation/classification graph has the second output
+``embeddings`` [batch, dim, h, w] and ``embedding_dim`` set; ``schema_version=1`` in the
+metadata still exports the version-1 graph (date mask [batch, dates], task output only),
+for tests of the engine's version-1 path.
 
 The legacy TorchScript exporter is used (``dynamo=False``, opset 17): it writes one file
 with the weights inside, and keeps batch, dates and token axes dynamic as long as attention
@@ -20,7 +29,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from engine.contract import METADATA_KEY, REF_DATE_INPUT, ModelMetadata, read_model_metadata
+from engine.contract import (EMBEDDINGS_OUTPUT, METADATA_KEY, REF_DATE_INPUT, ModelMetadata,
+                             read_model_metadata)
 
 OPSET = 17
 #: Protobuf's 2 GiB limit on one ONNX file (weights inside, as the contract wants).
@@ -38,22 +48,30 @@ def input_order(meta: ModelMetadata) -> list[str]:
 
 
 class ContractWrapper(nn.Module):
-    """Positional-argument front of a dict-input model, in :func:`input_order`."""
+    """Positional-argument front of a dict-input model, in :func:`input_order`; returns
+    the outputs named ``outputs`` (default: the model's single task output)."""
 
-    def __init__(self, model: nn.Module, names: list[str]):
+    def __init__(self, model: nn.Module, names: list[str], outputs: list[str] | None = None):
         super().__init__()
         self.model = model
         self.names = list(names)
+        self.outputs = list(outputs or [])
 
-    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+    def forward(self, *tensors: torch.Tensor):
         batch = dict(zip(self.names, tensors))
-        out = self.model(batch)
+        if len(self.outputs) > 1:
+            found = self.model.contract_outputs(batch)
+            outs = [found[name] for name in self.outputs]
+        else:
+            outs = [self.model(batch)]
         # The exporter drops graph inputs a model does not read (a model may ignore a
-        # single-date modality's dates, say). The contract fixes the input list, so every
-        # small input (dates, masks, ref_date) is anchored with a zero-weight term.
-        anchor = sum(t.to(out.dtype).sum() for name, t in batch.items()
+        # single-date modality's dates, and version 2 ignores the hour). The contract
+        # fixes the input list, so every small input (dates, masks, ref_date) is anchored
+        # with a zero-weight term.
+        anchor = sum(t.to(outs[0].dtype).sum() for name, t in batch.items()
                      if t.dtype != torch.float32)
-        return out + 0.0 * anchor
+        outs[0] = outs[0] + 0.0 * anchor
+        return outs[0] if len(outs) == 1 else tuple(outs)
 
 
 def example_batch(meta: ModelMetadata, batch: int = 2, dates: Mapping[str, int] | None = None,
@@ -65,8 +83,9 @@ def example_batch(meta: ModelMetadata, batch: int = 2, dates: Mapping[str, int] 
         dates: number of dates per modality (default: min(max_dates, 3)).
 
     Returns:
-        dict: ``m`` float32 [B, T, C, H, W], ``m_dates`` int32 [B, T, 3] (year, doy, hour),
-        ``m_mask`` bool [B, T] (all False = all dates real), ``ref_date`` int32 [B, 3].
+        dict: ``m`` float32 [B, T, C, H, W], ``m_dates`` int32 [B, T, 3] (year, doy, hour 0),
+        ``m_mask`` bool [B, T, L] for schema version 2 or [B, T] for version 1 (all False =
+        every token present), ``ref_date`` int32 [B, 3].
     """
     gen = torch.Generator().manual_seed(seed)
     out: dict[str, torch.Tensor] = {}
@@ -77,7 +96,8 @@ def example_batch(meta: ModelMetadata, batch: int = 2, dates: Mapping[str, int] 
         doy = torch.randint(1, 366, (batch, t), generator=gen, dtype=torch.int32).sort(dim=1).values
         year = torch.full((batch, t), 2020, dtype=torch.int32)
         out[dname] = torch.stack([year, doy, torch.zeros_like(doy)], dim=-1)
-        out[mname] = torch.zeros(batch, t, dtype=torch.bool)
+        shape = (batch, t, m.tokens) if meta.token_masks else (batch, t)
+        out[mname] = torch.zeros(shape, dtype=torch.bool)
     out[REF_DATE_INPUT] = torch.tensor([[2020, 1, 0]] * batch, dtype=torch.int32)
     return out
 
@@ -91,24 +111,40 @@ def _code_version() -> str:
         return "unknown"
 
 
-def export_onnx(model: nn.Module, meta: ModelMetadata, path: str, opset: int = OPSET) -> ModelMetadata:
+def export_onnx(model: nn.Module, meta: ModelMetadata, path: str, opset: int = OPSET,
+                radiometry: Mapping[str, Mapping] | None = None) -> ModelMetadata:
     """Export ``model`` to ``path`` as ONNX with the ``maestro`` metadata, then read it back
     through the engine's contract check.
+
+    The metadata's ``schema_version`` chooses the graph (module docstring). For version 2,
+    ``embedding_dim`` is taken from the network (``config.embed_dim``) when the metadata
+    leaves it unset. ``radiometry`` maps modality names to their ``radiometry`` objects
+    (docs/model-contract.md), written into those modalities' metadata.
 
     The file is written to a temporary name and renamed when complete.
 
     Returns:
         The metadata as the engine reads it from the written file.
+
+    Raises:
+        ValueError: the network disagrees with the metadata, cannot give the version-2
+            outputs, or is too large for one file.
+        ContractError: the metadata (with ``radiometry``) is invalid.
     """
     import onnx
 
+    meta = _complete_metadata(model, meta, radiometry)
     check_model_metadata(model, meta)
     size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     if size >= ONNX_SINGLE_FILE_LIMIT:
         raise ValueError(f"model weights take {size / 2**30:.2f} GiB: a single-file ONNX is "
                          "limited to 2 GiB (protobuf); export a smaller model")
     names = input_order(meta)
-    wrapper = ContractWrapper(model, names).eval()
+    outputs = list(meta.output_names)
+    if len(outputs) > 1 and not hasattr(model, "contract_outputs"):
+        raise ValueError(f"schema version {meta.schema_version} needs the outputs {outputs}: "
+                         "the model has no contract_outputs(batch) method")
+    wrapper = ContractWrapper(model, names, outputs).eval()
     batch = example_batch(meta)
     args = tuple(batch[n] for n in names)
     dynamic_axes: dict[str, dict[int, str]] = {REF_DATE_INPUT: {0: "batch"}}
@@ -118,7 +154,8 @@ def export_onnx(model: nn.Module, meta: ModelMetadata, path: str, opset: int = O
         dynamic_axes[pixels] = {0: "batch", 1: axis}
         dynamic_axes[dname] = {0: "batch", 1: axis}
         dynamic_axes[mname] = {0: "batch", 1: axis}
-    dynamic_axes[meta.output_name] = {0: "batch"}
+    for name in outputs:
+        dynamic_axes[name] = {0: "batch"}
     doc = meta.to_dict()
     prov = dict(doc["provenance"])
     prov.setdefault("created", _dt.date.today().isoformat())
@@ -134,9 +171,10 @@ def export_onnx(model: nn.Module, meta: ModelMetadata, path: str, opset: int = O
     try:
         with torch.no_grad():
             torch.onnx.export(wrapper, args, tmp, dynamo=False, opset_version=opset,
-                              input_names=names, output_names=[meta.output_name],
+                              input_names=names, output_names=outputs,
                               dynamic_axes=dynamic_axes, do_constant_folding=True)
         proto = onnx.load(tmp)
+        _fix_output_shapes(proto, final)
         del proto.metadata_props[:]
         entry = proto.metadata_props.add()
         entry.key = METADATA_KEY
@@ -151,6 +189,50 @@ def export_onnx(model: nn.Module, meta: ModelMetadata, path: str, opset: int = O
             os.remove(tmp)
         raise
     return read_back
+
+
+def _fix_output_shapes(proto, meta: ModelMetadata) -> None:
+    """Write the outputs' sizes the metadata fixes (classes, embedding_dim, reference tile
+    and token grid; engine.contract.expected_outputs) into the graph's output declarations,
+    which the tracer leaves symbolic, so that the engine's graph check can compare them."""
+    from engine.contract import expected_outputs
+
+    want = expected_outputs(meta)
+    for out in proto.graph.output:
+        shape = want.get(out.name)
+        dims = out.type.tensor_type.shape.dim
+        if shape is None or len(dims) != len(shape):
+            continue
+        for dim, size in zip(dims, shape):
+            if size is None:
+                dim.dim_param = "batch"
+            else:
+                dim.dim_value = int(size)
+
+
+def _complete_metadata(model: nn.Module, meta: ModelMetadata,
+                       radiometry: Mapping[str, Mapping] | None) -> ModelMetadata:
+    """``meta`` with ``embedding_dim`` (version 2, from the network) and the given
+    ``radiometry`` objects filled in, validated again."""
+    from engine.contract import parse_metadata
+
+    doc = meta.to_dict()
+    changed = False
+    cfg = getattr(model, "config", None)
+    if meta.schema_version >= 2 and doc.get("embedding_dim") is None:
+        dim = getattr(cfg, "embed_dim", None)
+        if dim is None:
+            raise ValueError("schema version 2 needs embedding_dim: set it in the metadata "
+                             "(the model has no config.embed_dim)")
+        doc["embedding_dim"] = int(dim)
+        changed = True
+    for name, value in (radiometry or {}).items():
+        items = [m for m in doc["modalities"] if m["name"] == name]
+        if not items:
+            raise ValueError(f"radiometry given for {name!r}, not a modality of the metadata")
+        items[0]["radiometry"] = dict(value)
+        changed = True
+    return parse_metadata(doc) if changed else meta
 
 
 def config_from_metadata(meta: ModelMetadata, norm_bands: Mapping[str, list[int]] | None = None,
@@ -202,7 +284,7 @@ def check_model_metadata(model: nn.Module, meta: ModelMetadata) -> None:
             if ours != theirs:
                 raise ValueError(f"modality {mc.name}: model {what}={ours} but metadata "
                                  f"{what}={theirs}")
-    if meta.task == "embedding" and meta.embedding_dim != cfg.embed_dim:
+    if meta.embedding_dim is not None and meta.embedding_dim != cfg.embed_dim:
         raise ValueError(f"model embed_dim {cfg.embed_dim} but metadata embedding_dim "
                          f"{meta.embedding_dim}")
     if meta.task != "embedding" and len(meta.classes) != cfg.num_classes:

@@ -10,8 +10,9 @@ official: maestro/conf/mask.py (defaults) and maestro/ssl/mae.py (``mask_struct`
    redrawn (up to ``max_redraws`` times, then left without structural priorities).
 2. Per group (all its modalities, dates and locations flattened, length N): exactly
    ``n_masked(N, ratio)`` tokens are masked, structurally masked tokens first, the rest at
-   random. Padded dates (``<m>_mask`` True) come before everything else: they are masked
-   first so that they carry no information into the encoder, and never enter the loss.
+   random. Missing tokens (``<m>_mask`` True: padded dates, or tokens without data) come
+   before everything else: they are masked first so that they carry no information into
+   the encoder, and never enter the loss.
 """
 from __future__ import annotations
 
@@ -58,8 +59,8 @@ def structural_masks(shapes: dict[str, tuple[int, int, int]], groups: dict[str, 
     Args:
         shapes: modality -> (B, T, L) of its tokens.
         groups: group -> its modality names (only modalities present in ``shapes``).
-        padding: modality -> bool [B, T] padded dates (ignored when checking that a group
-            is not entirely masked).
+        padding: modality -> bool [B, T] padded dates or [B, T, L] missing tokens (ignored
+            when checking that a group is not entirely masked).
 
     Returns:
         modality -> bool [B, T, L] (CPU), True = structurally masked.
@@ -105,11 +106,15 @@ def structural_masks(shapes: dict[str, tuple[int, int, int]], groups: dict[str, 
 
 
 def _real(m: str, shapes, padding) -> Tensor:
-    """bool [B, T, L]: True on tokens of real (not padded) dates."""
+    """bool [B, T, L]: True on present tokens (``padding`` [B, T] padded dates, or [B, T, L]
+    missing tokens)."""
     b, t, l = shapes[m]
     if padding is None or m not in padding:
         return torch.ones(b, t, l, dtype=torch.bool)
-    return (~padding[m].cpu())[:, :, None].expand(b, t, l)
+    pad = padding[m].cpu()
+    if pad.dim() == 2:
+        pad = pad[:, :, None]
+    return (~pad).expand(b, t, l)
 
 
 def group_mask(struct: Tensor, padded: Tensor, count: int,
@@ -151,3 +156,143 @@ def draw_masks(shapes: dict[str, tuple[int, int, int]], groups: dict[str, list[s
             out[m] = masked[:, start:start + t * l].reshape(b, t, l)
             start += t * l
     return out, struct
+
+
+# ----------------------------------------------------------------------------- fine-tuning
+@dataclass
+class TokenDropout:
+    """Random missing tokens for supervised training, so heads learn to predict from what
+    is present (issue 11: scene edges, clouds, dropped dates).
+
+    For each sample and each modality, with probability ``p``, one pattern is drawn (equal
+    odds; ``dates`` only for a modality with several present dates):
+
+    - ``rectangle``: a random rectangle of tokens (sides 1..grid) in one present date;
+    - ``frame``: a border frame of width 1..grid // 2 on a random non-empty set of sides,
+      in every date (a scene edge or a rotated footprint's corner);
+    - ``dates``: 1..(present dates - 1) whole dates;
+    - ``scattered``: every token independently with a probability drawn in 0.1..0.5.
+
+    The new missing tokens are added to those already marked (padded dates). A draw that
+    would leave a modality of a sample without any present token is not applied.
+    """
+
+    p: float = 0.5
+
+    def __post_init__(self):
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"token dropout probability {self.p} outside [0, 1]")
+
+
+PATTERNS = ("rectangle", "frame", "dates", "scattered")
+
+
+def _pattern(kind: str, missing: Tensor, grid: int, gen: torch.Generator) -> Tensor:
+    """bool [T, L] tokens to drop for one sample of one modality (``missing`` [T, L])."""
+    t = missing.shape[0]
+    present_dates = (~missing).any(dim=1).nonzero().flatten()
+    drop = torch.zeros(t, grid, grid, dtype=torch.bool)
+
+    def rint(lo: int, hi: int) -> int:          # uniform integer in [lo, hi]
+        return int(torch.randint(lo, hi + 1, (1,), generator=gen))
+
+    if kind == "rectangle":
+        date = int(present_dates[rint(0, len(present_dates) - 1)])
+        h, w = rint(1, grid), rint(1, grid)
+        r, c = rint(0, grid - h), rint(0, grid - w)
+        drop[date, r:r + h, c:c + w] = True
+    elif kind == "frame":
+        sides = torch.rand(4, generator=gen) < 0.5
+        if not sides.any():
+            sides[rint(0, 3)] = True
+        width = rint(1, max(grid // 2, 1))
+        if sides[0]:
+            drop[:, :width, :] = True
+        if sides[1]:
+            drop[:, -width:, :] = True
+        if sides[2]:
+            drop[:, :, :width] = True
+        if sides[3]:
+            drop[:, :, -width:] = True
+    elif kind == "dates":
+        k = rint(1, len(present_dates) - 1)
+        order = torch.randperm(len(present_dates), generator=gen)[:k]
+        drop[present_dates[order]] = True
+    else:
+        q = 0.1 + 0.4 * float(torch.rand(1, generator=gen))
+        drop = torch.rand(t, grid, grid, generator=gen) < q
+    return drop.reshape(t, grid * grid)
+
+
+def drop_tokens(missing: dict[str, Tensor], grids: dict[str, int], cfg: TokenDropout,
+                generator: torch.Generator) -> dict[str, Tensor]:
+    """Add random missing tokens (:class:`TokenDropout`) to token masks.
+
+    Args:
+        missing: modality -> bool [B, T, L] (True = missing), on any device.
+        grids: modality -> token grid side (L = grid ** 2).
+        generator: CPU generator (the draws are seeded by it alone).
+
+    Returns:
+        modality -> new bool [B, T, L] on the masks' devices.
+    """
+    out = {}
+    for name, mask in missing.items():
+        device = mask.device
+        new = mask.detach().cpu().clone()
+        for i in range(new.shape[0]):
+            if float(torch.rand(1, generator=generator)) >= cfg.p:
+                continue
+            present = int((~new[i]).any(dim=1).sum())
+            kinds = [k for k in PATTERNS if k != "dates" or present > 1]
+            kind = kinds[int(torch.randint(len(kinds), (1,), generator=generator))]
+            if present == 0:
+                continue
+            cand = new[i] | _pattern(kind, new[i], grids[name], generator)
+            if not cand.all():
+                new[i] = cand
+        out[name] = new.to(device)
+    return out
+
+
+def uncovered_pixels(missing: dict[str, Tensor], grids: dict[str, int], size: int) -> Tensor:
+    """bool [B, size, size]: reference-grid pixels where some modality has no present token
+    in any date (the engine writes nodata there: docs/model-contract.md, output nodata
+    rule). Each modality's token grid is mapped to the ``size`` x ``size`` pixel grid by
+    nearest neighbour (tiles of all modalities cover the same ground)."""
+    out = None
+    for name, mask in missing.items():
+        g = grids[name]
+        none = mask.all(dim=1).reshape(mask.shape[0], 1, g, g).float()     # [B, 1, g, g]
+        px = torch.nn.functional.interpolate(none, size=(size, size), mode="nearest")[:, 0] > 0.5
+        out = px if out is None else out | px
+    return out
+
+
+def apply_token_dropout(model, batch: dict[str, Tensor], cfg: TokenDropout,
+                        generator: torch.Generator, ignore_index: int = -1
+                        ) -> dict[str, Tensor]:
+    """A training batch with random missing tokens (:func:`drop_tokens`) in its
+    ``<m>_mask`` (now [B, T, L]) and, for segmentation, ``target`` set to ``ignore_index``
+    on the pixels left without data (:func:`uncovered_pixels`).
+
+    Args:
+        model: the :class:`training.models.Maestro` being trained (its config gives the
+            token grids; :meth:`Maestro.missing` reads the current masks).
+        batch: contract batch, optionally with ``target`` [B, H, W] (segmentation).
+
+    Returns:
+        A new dict (``batch`` is not modified).
+    """
+    cfg_model = model.config
+    names = [m.name for m in cfg_model.modalities if m.name in batch]
+    grids = {m: cfg_model.modality(m).grid for m in names}
+    new = drop_tokens({m: model.missing(batch, m) for m in names}, grids, cfg, generator)
+    out = dict(batch)
+    for m in names:
+        out[f"{m}_mask"] = new[m]
+    target = out.get("target")
+    if target is not None and cfg_model.task == "segmentation" and target.dim() == 3:
+        bad = uncovered_pixels(new, grids, target.shape[-1]).to(target.device)
+        out["target"] = target.masked_fill(bad, ignore_index)
+    return out

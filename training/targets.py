@@ -48,7 +48,9 @@ def masked_l1(pred: Tensor, target: Tensor, masked: Tensor) -> tuple[Tensor, Ten
     err = (pred - target).abs().flatten(3).mean(-1)            # [B, T, L]
     sel = masked.to(err.dtype)
     count = sel.sum()
-    return (err * sel).sum() / count.clamp(min=1.0), count
+    # where, not a product: a token left out may hold NaN (missing data) and NaN * 0 is NaN.
+    err = torch.where(masked, err, torch.zeros_like(err))
+    return err.sum() / count.clamp(min=1.0), count
 
 
 def combine_losses(losses: dict[str, Tensor], weights: dict[str, float],

@@ -14,11 +14,13 @@ DEFAULT_MODEL = os.path.join(PLUGIN_DIR, "resources", "models", "maestro-tiny-sl
 class MaestroAlgorithm(QgsProcessingAlgorithm):
     """Base class: subclasses define name, displayName, initAlgorithm, processAlgorithm."""
 
+    # No group: the algorithms sit directly under the provider "MAESTRO" in the Toolbox
+    # (a group of the same name showed "MAESTRO > MAESTRO").
     def group(self):
-        return "MAESTRO"
+        return ""
 
     def groupId(self):  # noqa: N802 (QGIS API name)
-        return "maestro"
+        return ""
 
     def icon(self):
         return QIcon(os.path.join(PLUGIN_DIR, "resources", "icons", "maestro.svg"))
@@ -90,7 +92,8 @@ def as_processing_error(exc: BaseException) -> QgsProcessingException:
     if isinstance(exc, ImportError):
         return QgsProcessingException(
             f"A Python package MAESTRO needs is missing: {_one_line(exc)}. "
-            "Install it with MAESTRO > Install dependencies, or see the README.")
+            "Install it with Raster > MAESTRO land cover > Install dependencies… "
+            "(or the button in the MAESTRO panel).")
     where = _write_traceback(exc)
     return QgsProcessingException(
         f"MAESTRO failed unexpectedly: {type(exc).__name__}: {_one_line(exc)}"

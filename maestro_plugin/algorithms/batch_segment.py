@@ -16,9 +16,9 @@ import subprocess
 import sys
 import threading
 
-from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingOutputFile,
+from qgis.core import (Qgis, QgsProcessingException, QgsProcessingOutputFile,
                        QgsProcessingOutputNumber, QgsProcessingOutputRasterLayer,
-                       QgsProcessingParameterBoolean, QgsProcessingParameterExtent,
+                       QgsProcessingParameterBoolean,
                        QgsProcessingParameterFeatureSource,
                        QgsProcessingParameterFolderDestination, QgsProcessingParameterNumber,
                        QgsProcessingParameterString)
@@ -27,7 +27,7 @@ from .. import inputs as plugin_inputs
 from ..inputs import PluginInputError
 from ..styling import style_on_load
 from .base import PLUGIN_DIR
-from .inference import InferenceAlgorithm, _advanced, _with_help
+from .inference import InferenceAlgorithm, _advanced, _with_help, extent_and_crs
 
 
 class BatchSegmentAlgorithm(InferenceAlgorithm):
@@ -56,6 +56,10 @@ class BatchSegmentAlgorithm(InferenceAlgorithm):
                  "sha256; running it again skips them and redoes missing or corrupt ones. "
                  "Inputs may be files or VRT mosaics, one per date.</p>")
     OUTPUT_HELP = "Output folder: blocks/*.tif, manifest.json, mosaic.vrt (+ mosaic.tif)."
+    # AREA is the inference algorithms' area-of-interest parameter, with the batch's meaning
+    AREA_DESCRIPTION = "Area (empty = the reference rasters' extent)"
+    AREA_HELP = ("Extent to map; from a layer's extent or drawn. Snapped out to the model's tile "
+                 "grid and clipped to the reference raster.")
 
     def name(self):
         return "batch_segment"
@@ -66,28 +70,25 @@ class BatchSegmentAlgorithm(InferenceAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         super().initAlgorithm(config)
         self.removeParameter(self.OUTPUT)  # one raster -> a folder of blocks + mosaic
-        self.addParameter(_with_help(QgsProcessingParameterExtent(
-            self.AREA, "Area (empty = the reference rasters' extent)", optional=True),
-            "Extent to map; from a layer's extent or drawn. Snapped out to the model's tile "
-            "grid and clipped to the reference raster."))
         self.addParameter(_with_help(QgsProcessingParameterFeatureSource(
             self.BLOCKS, "Explicit blocks (one per feature's bounding box)",
-            [QgsProcessing.TypeVectorPolygon], optional=True),
+            [Qgis.ProcessingSourceType.VectorPolygon], optional=True),
             "Instead of AREA: a polygon layer whose features' extents are the blocks."))
         self.addParameter(_with_help(QgsProcessingParameterNumber(
-            self.BLOCK_SIZE, "Block size (reference pixels)", QgsProcessingParameterNumber.Integer,
+            self.BLOCK_SIZE, "Block size (reference pixels)",
+            Qgis.ProcessingNumberParameterType.Integer,
             defaultValue=1024, minValue=16, maxValue=65536),
             "Side of a block, rounded up to the model's tile size (1024 px at 10 m = 10 km)."))
         self.addParameter(_with_help(QgsProcessingParameterNumber(
             self.WORKERS, "Local worker processes (0 = one per core)",
-            QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0, maxValue=512),
+            Qgis.ProcessingNumberParameterType.Integer, defaultValue=0, minValue=0, maxValue=512),
             "Size of the local Dask cluster; ignored with SCHEDULER."))
         self.addParameter(_with_help(_advanced(QgsProcessingParameterString(
             self.SCHEDULER, "Dask scheduler address (empty = local cluster)", optional=True)),
             "tcp://host:8786 of a running `dask scheduler`; its workers must see the model, "
             "inputs and output folder under the same paths."))
         self.addParameter(_advanced(QgsProcessingParameterNumber(
-            self.RETRIES, "Retries of a failed block", QgsProcessingParameterNumber.Integer,
+            self.RETRIES, "Retries of a failed block", Qgis.ProcessingNumberParameterType.Integer,
             defaultValue=3, minValue=0, maxValue=100)))
         self.addParameter(QgsProcessingParameterBoolean(
             self.MERGED_COG, "Also write one merged COG (mosaic.tif)", defaultValue=False))
@@ -147,7 +148,7 @@ class BatchSegmentAlgorithm(InferenceAlgorithm):
 
     def area_arguments(self, parameters, context) -> list[str]:
         """``--area-bounds`` or ``--block-bounds`` (with ``--area-crs``) from AREA / BLOCKS."""
-        has_area = parameters.get(self.AREA) not in (None, "")
+        has_area = self.has_area(parameters)
         source = self.parameterAsSource(parameters, self.BLOCKS, context)
         if has_area and source is not None:
             raise QgsProcessingException("Give either AREA or BLOCKS, not both.")
@@ -162,11 +163,9 @@ class BatchSegmentAlgorithm(InferenceAlgorithm):
                 raise QgsProcessingException("BLOCKS: the layer has no feature with a geometry.")
             return args + ["--area-crs", _crs_text(source.sourceCrs())]
         if has_area:
-            rect = self.parameterAsExtent(parameters, self.AREA, context)
-            crs = self.parameterAsExtentCrs(parameters, self.AREA, context)
-            args = ["--area-bounds", *(repr(v) for v in (
-                rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()))]
-            return args + (["--area-crs", _crs_text(crs)] if crs.isValid() else [])
+            bounds, crs = extent_and_crs(self, parameters, self.AREA, context)
+            args = ["--area-bounds", *(repr(v) for v in bounds)]
+            return args + (["--area-crs", crs] if crs else [])
         return []
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 
-from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingOutputString,
-                       QgsProcessingParameterDefinition,
-                       QgsProcessingParameterEnum, QgsProcessingParameterFile,
+from qgis.core import (Qgis, QgsProcessingException, QgsProcessingOutputString,
+                       QgsProcessingParameterEnum, QgsProcessingParameterExtent,
+                       QgsProcessingParameterFile,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
 
@@ -35,6 +35,13 @@ DATES_HELP = (
     "[MODALITY:]LAYER=YYYY-MM-DD where LAYER is the file path, file name or layer name, e.g. "
     "'S2:scene_a.tif=2020-05-01; S2:scene_b.tif=2020-06-12'.")
 
+AREA_HELP = (
+    "Optional area of interest: the map canvas extent, a layer's extent or a rectangle drawn "
+    "on the map, in any CRS (converted to the reference raster's CRS). Only the reference "
+    "pixels it touches are computed and written; tiles stay on the grid of a whole-raster "
+    "run, so the values are those a whole run gives there. Empty = the whole reference "
+    "raster. An area outside the reference raster stops the run with a message.")
+
 COMMON_HELP = (
     "<h3>Parameters</h3>"
     "<p><b>MODEL</b>: a MAESTRO ONNX model (see maestro:model_info); empty = the bundled "
@@ -56,8 +63,26 @@ COMMON_HELP = (
 
 
 def _advanced(param):
-    param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    param.setFlags(param.flags() | Qgis.ProcessingParameterFlag.Advanced)
     return param
+
+
+def default_model_modalities() -> tuple[str, ...]:
+    """Parameter names of the modalities the bundled default model needs (read from its
+    ONNX metadata without onnxruntime); () when it cannot be read."""
+    try:
+        from ..model_file import read_model_card
+
+        return tuple(m.name.upper() for m in read_model_card(DEFAULT_MODEL).modalities)
+    except Exception:  # noqa: BLE001 (no default model: no mention)
+        return ()
+
+
+def modality_description(pname: str, needed_by_default: bool) -> str:
+    """Parameter label: the title, the key, and whether the default model needs it
+    (Processing adds '[optional]' itself: every modality is optional for some model)."""
+    need = " (needed by the default model)" if needed_by_default else ""
+    return f"{MODALITY_TITLES[pname]} [{pname}]{need}"
 
 
 def _with_help(param, text):
@@ -71,6 +96,7 @@ class InferenceAlgorithm(MaestroAlgorithm):
     TASK = ""
     MODEL = "MODEL"
     DATES = "DATES"
+    AREA = "AREA"
     TILE_OVERLAP = "TILE_OVERLAP"
     BATCH_SIZE = "BATCH_SIZE"
     DEVICE = "DEVICE"
@@ -79,6 +105,8 @@ class InferenceAlgorithm(MaestroAlgorithm):
     DATES_USED = "DATES_USED"
 
     OUTPUT_DESCRIPTION = "Output raster"
+    AREA_DESCRIPTION = "Area of interest (empty = the whole reference raster)"
+    AREA_HELP = AREA_HELP
     OUTPUT_HELP = ""
 
     # ------------------------------------------------------------------ parameters
@@ -89,29 +117,36 @@ class InferenceAlgorithm(MaestroAlgorithm):
         except Exception:  # noqa: BLE001
             import traceback
 
-            from qgis.core import Qgis, QgsMessageLog
+            from qgis.core import QgsMessageLog
 
             QgsMessageLog.logMessage(f"maestro:{self.name()} parameters:\n"
-                                     f"{traceback.format_exc()}", "MAESTRO", Qgis.Critical)
+                                     f"{traceback.format_exc()}", "MAESTRO",
+                                     Qgis.MessageLevel.Critical)
 
     def add_parameters(self):
         self.addParameter(_with_help(QgsProcessingParameterFile(
             self.MODEL, "MAESTRO model (.onnx; empty = bundled default)", extension="onnx",
             optional=True), "A MAESTRO ONNX model; empty = the bundled default model."))
+        needed = default_model_modalities()
         for pname in MODALITY_PARAMS:
+            need = ("The bundled default model needs this input. " if pname in needed else
+                    "The bundled default model does not use this input. " if needed else "")
             self.addParameter(_with_help(QgsProcessingParameterMultipleLayers(
-                pname, f"{MODALITY_TITLES[pname]} [{pname}]", QgsProcessing.TypeRaster,
-                optional=True), f"{MODALITY_TITLES[pname]}. {MODALITY_HELP}"))
+                pname, modality_description(pname, pname in needed),
+                Qgis.ProcessingSourceType.Raster, optional=True),
+                f"{MODALITY_TITLES[pname]}. {need}{MODALITY_HELP}"))
         self.addParameter(_with_help(QgsProcessingParameterString(
-            self.DATES, "Date overrides (optional, [MODALITY:]LAYER=YYYY-MM-DD;...)",
+            self.DATES, "Date overrides ([MODALITY:]LAYER=YYYY-MM-DD; ...)",
             optional=True), DATES_HELP))
+        self.addParameter(_with_help(QgsProcessingParameterExtent(
+            self.AREA, self.AREA_DESCRIPTION, optional=True), self.AREA_HELP))
         self.addParameter(_with_help(_advanced(QgsProcessingParameterNumber(
-            self.TILE_OVERLAP, "Tile overlap (%)", QgsProcessingParameterNumber.Integer,
+            self.TILE_OVERLAP, "Tile overlap (%)", Qgis.ProcessingNumberParameterType.Integer,
             defaultValue=25, minValue=0, maxValue=75)),
             "Overlap between neighbouring tiles, percent of a tile (0-75)."))
         self.addParameter(_with_help(_advanced(QgsProcessingParameterNumber(
             self.BATCH_SIZE, "Batch size (tiles per model call)",
-            QgsProcessingParameterNumber.Integer, defaultValue=8, minValue=1,
+            Qgis.ProcessingNumberParameterType.Integer, defaultValue=8, minValue=1,
             maxValue=1024)), "Tiles per model call; larger uses more memory."))
         self.addParameter(_with_help(_advanced(QgsProcessingParameterEnum(
             self.DEVICE, "Device", options=list(DEVICES), defaultValue="auto",
@@ -127,7 +162,13 @@ class InferenceAlgorithm(MaestroAlgorithm):
         """Extra parameters of a task (segmentation adds CONFIDENCE)."""
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
-        return self.TASK_HELP + COMMON_HELP + f"<p><b>OUTPUT</b>: {self.OUTPUT_HELP}</p>"
+        needed = default_model_modalities()
+        default = (f"<p><b>Inputs the bundled default model needs: {', '.join(needed)}</b> "
+                   "(the other modality inputs stay empty). Another model: see "
+                   "maestro:model_info or the MAESTRO panel.</p>") if needed else ""
+        return (self.TASK_HELP + default + COMMON_HELP
+                + f"<p><b>AREA</b>: {self.AREA_HELP}</p>"
+                f"<p><b>OUTPUT</b>: {self.OUTPUT_HELP}</p>")
 
     TASK_HELP = ""
 
@@ -176,6 +217,28 @@ class InferenceAlgorithm(MaestroAlgorithm):
             device=self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto",
             expect_task=self.TASK, **extra)
 
+    def has_area(self, parameters) -> bool:
+        """Whether AREA was given (an empty string or None = not given)."""
+        return parameters.get(self.AREA) not in (None, "")
+
+    def area_bounds(self, parameters, context, meta, matched):
+        """AREA as ``(xmin, ymin, xmax, ymax)`` in the CRS of the raster that defines the
+        output grid (the engine's rule: the earliest slice of the reference modality), or
+        None when AREA is empty. An extent without a CRS is taken as in that CRS.
+
+        Raises:
+            QgsProcessingException: the reference raster cannot be read (engine message).
+        """
+        if not self.has_area(parameters):
+            return None
+        path = self.engine_call(_reference_raster, meta, matched)
+        crs = self.engine_call(_raster_crs, path)
+        rect = self.parameterAsExtent(parameters, self.AREA, context, crs)
+        if rect.isNull() or rect.isEmpty():
+            raise QgsProcessingException(f"AREA: the extent '{parameters.get(self.AREA)}' is "
+                                         "empty")
+        return (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+
     def check_dependencies(self):
         from ..deps import missing_dependencies, missing_message
 
@@ -199,7 +262,11 @@ class InferenceAlgorithm(MaestroAlgorithm):
         except PluginInputError as exc:
             raise QgsProcessingException(str(exc)) from exc
         output = self.output_path(parameters, output_key, context)
-        options = self.run_options(parameters, context, **option_extra)
+        bounds = self.area_bounds(parameters, context, meta, matched)
+        if bounds is not None:
+            feedback.pushInfo("Area of interest in the reference CRS: "
+                              + ", ".join(f"{v:.3f}" for v in bounds))
+        options = self.run_options(parameters, context, bounds=bounds, **option_extra)
         feedback.pushInfo(f"Model: {meta.name} ({meta.task}), {model_path}")
 
         def progress(fraction, message=""):
@@ -224,6 +291,37 @@ class InferenceAlgorithm(MaestroAlgorithm):
 
         return {self.OUTPUT: output, self.PROVIDER: report.provider,
                 self.DATES_USED: json.dumps(report.dates, sort_keys=True, default=str)}
+
+
+def extent_and_crs(alg, parameters, key, context):
+    """An extent parameter as ``((xmin, ymin, xmax, ymax), crs text)`` in its own CRS (crs text
+    ``EPSG:xxxx`` or WKT, None when the extent carries no CRS), or None when it is empty."""
+    if parameters.get(key) in (None, ""):
+        return None
+    rect = alg.parameterAsExtent(parameters, key, context)
+    crs = alg.parameterAsExtentCrs(parameters, key, context)
+    bounds = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+    return bounds, ((crs.authid() or crs.toWkt()) if crs.isValid() else None)
+
+
+def _reference_raster(meta, matched) -> str:
+    """Path of the raster whose grid the engine writes the output on: the earliest slice of
+    the reference modality, by the engine's own stack rules (engine.stack.collect_stack)."""
+    from engine.stack import collect_stack
+
+    layers = plugin_inputs.to_engine_inputs(matched)[meta.reference_modality]
+    return collect_stack(meta.reference, layers, lambda message: None)[0].path
+
+
+def _raster_crs(path: str):
+    """The QgsCoordinateReferenceSystem of a raster file (read with rasterio, as the
+    engine reads it)."""
+    import rasterio
+    from qgis.core import QgsCoordinateReferenceSystem
+
+    with rasterio.open(path) as src:
+        wkt = src.crs.to_wkt() if src.crs else ""
+    return QgsCoordinateReferenceSystem.fromWkt(wkt)
 
 
 _ALG_BY_TASK = {"segmentation": "segment", "classification": "classify", "embedding": "embed"}

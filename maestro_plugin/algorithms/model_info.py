@@ -17,13 +17,15 @@ def describe_scaling(scaling) -> str:
 
 def format_report(meta) -> str:
     """Human-readable summary of a ModelMetadata."""
-    lines = [f"Model: {meta.name} {meta.version}".rstrip(),
+    version = f" (version {meta.version})" if str(meta.version).strip() else ""
+    lines = [f"Model: {meta.name}{version}",
              f"Task: {meta.task}" + (" (multilabel)" if meta.multilabel else ""),
              f"Reference modality (output grid): {meta.reference_modality}",
              "Modalities:"]
     for m in meta.modalities:
         dates = f"{m.min_dates}" if m.min_dates == m.max_dates else f"{m.min_dates}-{m.max_dates}"
-        lines.append(f"  {m.name}: {len(m.bands)} bands ({', '.join(m.bands)}), {m.gsd_m:g} m, "
+        bands = f"{len(m.bands)} band{'s' if len(m.bands) != 1 else ''}"
+        lines.append(f"  {m.name}: {bands} ({', '.join(m.bands)}), {m.gsd_m:g} m, "
                      f"tile {m.tile_px} px, patch {m.patch_px} px, dates {dates}, "
                      f"scaling {describe_scaling(m.scaling)}, group {m.group}")
     if meta.classes:

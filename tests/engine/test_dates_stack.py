@@ -16,17 +16,28 @@ from training.tiny import tiny_metadata
 
 @pytest.fixture
 def tile(tmp_path, slovenia):
+    made = []
+
     def make(name, tags=None, bands=10):
-        return write_tif(tmp_path / name, slovenia["s2"][0][:bands, :8, :8], grid(), nodata=0,
-                         tags=tags)
+        r = len(made)          # a different crop per file: copies of one raster are refused
+        made.append(name)
+        return write_tif(tmp_path / name, slovenia["s2"][0][:bands, r:r + 8, :8], grid(),
+                         nodata=0, tags=tags)
     return make
 
 
 def test_date_from_tags_in_order(tile):
     assert read_slice_date(tile("a.tif", {"ACQUISITIONDATETIME": "2021-06-03T10:20:00Z"})) == \
         dt.date(2021, 6, 3)
+    # TIFFTAG_DATETIME (the file write time) is the last resort ...
     assert read_slice_date(tile("b.tif", {"TIFFTAG_DATETIME": "2019:04:05 11:00:00"})) == \
         dt.date(2019, 4, 5)
+    # ... a date in the file name or a sensor tag wins over it
+    assert read_slice_date(tile("S2_20200501.tif", {"TIFFTAG_DATETIME": "2024:01:09 11:00:00"})) \
+        == dt.date(2020, 5, 1)
+    assert read_slice_date(tile("b2.tif", {"TIFFTAG_DATETIME": "2024:01:09 11:00:00",
+                                           "SENSING_TIME": "2020-05-01T10:10:31.024Z"})) == \
+        dt.date(2020, 5, 1)
     assert read_slice_date(tile("c.tif", {"DATE_ACQUIRED": "2018-09-30"})) == dt.date(2018, 9, 30)
     # tags win over the file name
     assert read_slice_date(tile("s2_20200101.tif", {"DATE_ACQUIRED": "2018-09-30"})) == \
@@ -52,8 +63,10 @@ def test_date_from_file_name(tile):
 
 def test_parse_and_triplet():
     when = parse_date_text("2020-12-31T23:10:00")
-    assert date_triplet(when) == (2020, 366, 23)
+    assert date_triplet(when) == (2020, 366, 0)                   # the rule: hour 0
+    assert date_triplet(when, keep_hour=True) == (2020, 366, 23)  # contract version 1 only
     assert date_triplet(dt.date(2021, 1, 1)) == (2021, 1, 0)
+    assert date_triplet(dt.date(2021, 1, 1), keep_hour=True) == (2021, 1, 0)
     assert parse_date_text("not a date") is None
 
 

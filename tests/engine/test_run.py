@@ -33,11 +33,11 @@ def manual_feeds(slovenia, tiles, rows, cols):
     return {
         "s2": np.stack([s2[:, :, r:r + T, c:c + T] for r, c in tiles]),
         "s2_dates": np.repeat(dates[None], b, 0),
-        "s2_mask": np.zeros((b, 5), bool),
+        "s2_mask": np.zeros((b, 5, (T // 4) ** 2), bool),        # contract v2: token masks
         "dem": np.stack([dem[None, None, r // 2:r // 2 + 8, c // 2:c // 2 + 8]
                          for r, c in tiles]).astype("float32"),
         "dem_dates": np.repeat(dates[:1][None], b, 0),
-        "dem_mask": np.zeros((b, 1), bool),
+        "dem_mask": np.zeros((b, 1, (T // 2 // 2) ** 2), bool),
         "ref_date": np.repeat(dates[:1], b, 0),
     }
 
@@ -275,8 +275,12 @@ def test_output_is_a_styled_cog(tiny_models, scene, tmp_path):
 
 def test_callbacks_dates_and_subsampling(tiny_models, scene, slovenia, tmp_path):
     inputs = scene(rows=32, cols=32)
-    # 8 dates (> max_dates 6): the five scenes plus three explicit-date copies
-    extra = [SliceInput(inputs["s2"][k], dt.date(2016, 5, 1 + k)) for k in range(3)]
+    # 8 dates (> max_dates 6): the five scenes plus three explicit-date near-copies (+1 DN:
+    # exact copies are refused as the same acquisition twice)
+    from tests.engine.conftest import grid, write_tif
+
+    extra = [SliceInput(write_tif(tmp_path / f"extra_{k}.tif", slovenia["s2"][k][:, :32, :32] + 1,
+                                  grid(), nodata=0), dt.date(2016, 5, 1 + k)) for k in range(3)]
     fractions, lines = [], []
     report = run_model(tiny_models["segmentation"], {"s2": inputs["s2"] + extra, "dem": inputs["dem"]},
                        str(tmp_path / "o.tif"), RunOptions(),

@@ -21,13 +21,14 @@ def _run(alg, params, feedback=None, context=None):
 
 
 def test_algorithms_registered_with_help_icon_group_and_modality_parameters():
-    from qgis.core import QgsApplication, QgsProcessing, QgsProcessingParameterDefinition
+    from qgis.core import Qgis, QgsApplication
 
     registry = QgsApplication.processingRegistry()
-    for name in ("segment", "classify", "embed", "model_info"):
+    for name in ("segment", "classify", "embed", "model_info", "class_names"):
         alg = registry.algorithmById(f"maestro:{name}")
         assert alg is not None, name
-        assert alg.group() == "MAESTRO" and not alg.icon().isNull()
+        # directly under the provider "MAESTRO" (no "MAESTRO > MAESTRO")
+        assert alg.group() == "" and not alg.icon().isNull()
         assert len(alg.shortHelpString()) > 200
         for param in alg.parameterDefinitions():
             assert param.help(), f"{name}.{param.name()} has no help"
@@ -38,9 +39,9 @@ def test_algorithms_registered_with_help_icon_group_and_modality_parameters():
                 "BATCH_SIZE", "DEVICE", "OUTPUT", "CONFIDENCE"):
         assert key in names
     advanced = {p.name() for p in seg.parameterDefinitions()
-                if p.flags() & QgsProcessingParameterDefinition.FlagAdvanced}
+                if p.flags() & Qgis.ProcessingParameterFlag.Advanced}
     assert advanced == {"TILE_OVERLAP", "BATCH_SIZE", "DEVICE"}
-    assert seg.parameterDefinition("S2").layerType() == QgsProcessing.TypeRaster
+    assert seg.parameterDefinition("S2").layerType() == Qgis.ProcessingSourceType.Raster
 
 
 def test_segment_time_stack_two_crs_nodata_block_and_confidence(tiny_models, rasters, tmp_path):

@@ -112,28 +112,117 @@ def test_installer_dialog_runs_pip_and_streams_its_log(qgis_app, tmp_path):
 
 def test_missing_onnxruntime_in_process(monkeypatch, maestro, qgis_iface, tiny_models, rasters,
                                         tmp_path):
-    """onnxruntime made unimportable: algorithms and the dock say what is missing."""
+    """onnxruntime made unimportable: algorithms say what is missing in plain words; the
+    dock shows it once, with no message bar before the user does anything, and still shows
+    what the model needs."""
     import processing
-    from qgis.core import QgsProcessingException
+    from qgis.core import Qgis, QgsProcessingException
 
     from maestro_plugin.dock import MaestroDock
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now fails
     assert [m for m, _ in deps.missing_dependencies()] == ["onnxruntime"]
-    with pytest.raises(QgsProcessingException, match="onnxruntime is missing"):
+    with pytest.raises(QgsProcessingException, match="onnxruntime is missing") as err:
         processing.run("maestro:segment", {"MODEL": tiny_models["segmentation"],
                                            "S2": rasters.s2[:1], "DEM": [rasters.dem],
                                            "OUTPUT": str(tmp_path / "x.tif")})
+    text = str(err.value)
+    assert deps.INSTALL_MENU_PATH in text
+    assert "Error" not in text and "python3 -m pip" not in text  # no class names, no PEP 668 trap
+    qgis_iface.messageBar().clear_messages()
     dock = MaestroDock(qgis_iface, None)
     try:
-        assert not dock.deps_label.isHidden() and "onnxruntime" in dock.deps_label.text()
+        bar = qgis_iface.messageBar()
+        assert all(bar.get_messages(level) == [] for level in (
+            Qgis.MessageLevel.Critical, Qgis.MessageLevel.Warning, Qgis.MessageLevel.Info))
+        label = dock.deps_label.text()
+        assert not dock.deps_label.isHidden() and "onnxruntime" in label
+        assert "Install dependencies" in label and "Error" not in label
+        assert not dock.install_button.isHidden()
         assert not dock.run_button.isEnabled()
+        # what the default model needs, read without onnxruntime
+        assert dock.meta is not None and set(dock.modality_inputs) == {"S2", "DEM"}
+        assert "onnxruntime" not in dock.model_summary_text()
         dialog = dock.open_installer()
         assert "onnxruntime" in dialog.status_label.text()
         assert "pip install" in dialog.command_edit.text()
+        assert "--target" in dialog.command_edit.text()  # allowed under PEP 668 (Debian)
         dialog.deleteLater()
     finally:
         dock.deleteLater()
+
+
+def test_dock_works_right_after_install(monkeypatch, maestro, qgis_iface, tiny_models, rasters,
+                                        tmp_path):
+    """The installer (real pip, offline, a probe wheel standing in for onnxruntime's) ends
+    with onnxruntime importable: the dock is ready at once, model and rows kept, and runs."""
+    from qgis.core import Qgis, QgsProject, QgsRasterLayer
+
+    from maestro_plugin.dock import MaestroDock
+    from tests.plugin.test_dock import wait_for
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    dock = MaestroDock(qgis_iface, None)
+    layers = []
+    target = str(tmp_path / "deps")
+    try:
+        dock.set_model(tiny_models["segmentation"])
+        for path in rasters.s2[:2] + [rasters.dem]:
+            layer = QgsRasterLayer(path, os.path.basename(path), "gdal")
+            QgsProject.instance().addMapLayer(layer)
+            layers.append(layer.id())
+        dock.modality_inputs["S2"].add_layers([QgsProject.instance().mapLayer(i)
+                                               for i in layers[:2]])
+        dock.modality_inputs["DEM"].add_layer(QgsProject.instance().mapLayer(layers[2]))
+        assert not dock.run_button.isEnabled()
+        wheel = make_wheel(str(tmp_path))
+        python = deps.find_qgis_python()
+        plan = deps.InstallPlan(python, target, (wheel,), tuple(deps.pip_install_command(
+            python, target, ["--no-index", wheel])), ())
+        from maestro_plugin.installer_dialog import InstallDependenciesDialog
+
+        dialog = InstallDependenciesDialog(plan, dock)
+        dialog.finished_install.connect(dock.dependencies_installed)
+        dialog.start()
+        monkeypatch.delitem(sys.modules, "onnxruntime")  # what pip's install achieves
+        assert dialog.wait(120000), dialog.log_view.toPlainText()
+        assert dialog.exit_code == 0
+        assert "MAESTRO can run now" in dialog.status_label.text()
+        assert dock.deps_label.isHidden() and dock.run_button.isEnabled()
+        assert dock.meta.name == "tiny-segmentation"  # the model chosen before, kept
+        assert dock.modality_inputs["S2"].layer_names() == ["S2_20150731.tif",
+                                                            "S2_20150820.tif"]
+        assert any("can run now" in m for m in
+                   qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Success))
+        dock.output_widget.setFilePath(str(tmp_path / "after-install.tif"))
+        assert dock.run()
+        ok, payload, _ = wait_for(dock)
+        assert ok, payload
+    finally:
+        sys.modules.pop("maestro_probe", None)
+        if target in sys.path:
+            sys.path.remove(target)
+        dock.deleteLater()
+        QgsProject.instance().removeAllMapLayers()
+
+
+def test_installer_says_nothing_to_do_when_the_pinned_version_is_there(qgis_app, tmp_path):
+    import onnxruntime
+
+    from maestro_plugin.installer_dialog import InstallDependenciesDialog
+
+    same = deps.plan_install([], gpu=False, python=sys.executable, target=str(tmp_path),
+                             rasterio_platform=None, check_pip=False)
+    assert deps.ONNXRUNTIME_CPU in same.packages
+    dialog = InstallDependenciesDialog(same)
+    try:
+        text = dialog.status_label.text()
+        if onnxruntime.__version__ == deps.pinned_onnxruntime(False):
+            assert "Nothing to do" in text
+        assert "upgrade" not in text.lower()
+        assert dialog.install_button.text() == "Reinstall"
+    finally:
+        dialog.deleteLater()
 
 
 def test_plugin_loads_without_onnxruntime_in_qgis_process(qgis_env, tiny_models, rasters,
@@ -154,7 +243,7 @@ def test_plugin_loads_without_onnxruntime_in_qgis_process(qgis_env, tiny_models,
     assert "Traceback" not in text
 
 
-def test_diagnostics_lists_versions_and_providers(maestro, qgis_app):
+def test_diagnostics_lists_versions_device_and_providers(maestro, qgis_app):
     from engine.api import SliceInput  # noqa: F401 (engine importable)
     from maestro_plugin import diagnostics
     from maestro_plugin.diagnostics_dialog import DiagnosticsDialog
@@ -166,15 +255,59 @@ def test_diagnostics_lists_versions_and_providers(maestro, qgis_app):
     from qgis.core import Qgis
     import onnxruntime
 
+    assert info["plugin"] == f"MAESTRO for QGIS {diagnostics.plugin_version()}"
+    assert diagnostics.plugin_version()[:1].isdigit()
     assert info["qgis"] == Qgis.version() and info["gdal (QGIS)"] == gdal.__version__
     assert info["onnxruntime"] == onnxruntime.__version__
-    assert "CPUExecutionProvider" in info["providers available"]
-    assert info["provider of last run"].startswith("CPUExecutionProvider (segmentation")
+    # the interpreter QGIS's Python is (its installation's), not the venv's or a shim
+    python = deps.find_qgis_python()
+    assert python in info["python"] and sys.version.split()[0] in info["python"]
+    assert os.path.realpath(python).startswith(os.path.realpath(sys.base_prefix))
+    with open("/proc/cpuinfo", encoding="utf-8") as fh:
+        cpu = next(line.split(":", 1)[1].strip() for line in fh
+                   if line.lower().startswith("model name"))
+    assert info["cpu"].startswith(cpu) and "logical cores" in info["cpu"]
+    assert info["gpu"] == "no NVIDIA GPU found"  # this machine
+    assert "CPU (onnxruntime CPUExecutionProvider)" in info["providers MAESTRO can use"]
+    assert "Azure" not in diagnostics.format_text(info)
+    assert info["device of last run"].startswith("CPU (onnxruntime CPUExecutionProvider)")
     assert info["missing packages"] == "none" and "warning" not in info  # one GDAL here
     dialog = DiagnosticsDialog()
     try:
         text = dialog.text.toPlainText()
         assert "onnxruntime" in text and onnxruntime.__version__ in text
-        assert "providers available" in text and "provider of last run" in text
+        assert "providers MAESTRO can use" in text and "device of last run" in text
     finally:
         dialog.deleteLater()
+
+
+def test_qgis_python_is_the_installations_interpreter_not_sys_executable():
+    """Under the venv (as under qgis_process) sys.executable is another interpreter:
+    the installation's own comes first and is the one found."""
+    version = tuple(sys.version_info[:2])
+    candidates = deps.python_candidates()
+    assert candidates[0] == os.path.join(sys.base_exec_prefix, "bin",
+                                         f"python{version[0]}.{version[1]}")
+    found = deps.find_qgis_python()
+    assert found == candidates[0] and found != sys.executable
+    assert deps.has_pip(found)
+    # an interpreter of the same version from another installation is not taken
+    with pytest.raises(RuntimeError):
+        deps.find_qgis_python([sys.executable], version, base_prefix="/nonexistent")
+
+
+def test_gpu_line_names_the_gpus_nvidia_smi_lists(monkeypatch, tmp_path, maestro):
+    """The device line reads `nvidia-smi -L` (here a stand-in script printing its format,
+    as this machine has no GPU) and says when onnxruntime has no CUDA for it."""
+    from maestro_plugin import diagnostics
+
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\n[ \"$1\" = -L ] || exit 2\n"
+                   "echo 'GPU 0: NVIDIA H200 (UUID: GPU-0f2d)'\n"
+                   "echo 'GPU 1: NVIDIA L4 (UUID: GPU-9a1c)'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert diagnostics.gpu_names() == ["NVIDIA H200", "NVIDIA L4"]
+    info = diagnostics.collect()
+    assert info["gpu"] == "NVIDIA H200; NVIDIA L4"
+    assert "install onnxruntime-gpu" in info["providers MAESTRO can use"]  # CPU build here

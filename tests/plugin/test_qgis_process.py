@@ -62,12 +62,16 @@ def test_graphical_model_segments_polygonises_and_computes_class_areas(qgis_env,
     _json(run_qgis_process(
         qgis_env, "--json", "run", GRAPHICAL_MODEL, "--",
         f"MODEL={tiny_models['segmentation']}", *[f"S2={p}" for p in rasters.s2_hole],
-        f"DEM={rasters.dem}", f"segment:LAND_COVER={lc_path}",
-        f"area_ha:CLASS_AREAS={areas_path}"))
+        f"DEM={rasters.dem}", f"land_cover={lc_path}",
+        f"class_areas={areas_path}"))
     lc, _ = read_raster(lc_path)
     ds = ogr.Open(str(areas_path))
     layer = ds.GetLayer(0)
     rows = {f.GetField("class_id"): (f.GetField("area_m2"), f.GetField("area_ha")) for f in layer}
+    layer.ResetReading()
+    names = {f.GetField("class_id"): f.GetField("class_name") for f in layer}
+    assert names and all(name == ["forest", "grassland", "artificial"][cid]
+                         for cid, name in names.items())
     ds = layer = None
     # polygonize skips nodata (255): one row per class present, areas = pixel counts x 100 m2
     values, counts = np.unique(lc[0][lc[0] != 255], return_counts=True)

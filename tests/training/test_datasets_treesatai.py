@@ -10,7 +10,7 @@ import torch
 
 from tests.conftest import SHARED
 from training.datasets.collate import collate
-from training.datasets.dates import product_date
+from engine.preprocessing.dates import product_date
 from training.datasets.treesatai import CLASSES, TreeSatAITS
 
 ROOT = os.path.join(SHARED, "data", "treesatai-ts-samples")

@@ -23,7 +23,9 @@ def test_export_writes_every_field_the_engine_needs(task, tiny_models):
         assert key in doc["provenance"]
     graph_inputs = {i.name for i in proto.graph.input}
     assert graph_inputs == set(expected_inputs(meta))
-    assert [o.name for o in proto.graph.output] == [meta.output_name]
+    assert meta.schema_version == 2 and meta.embedding_dim == 16
+    assert [o.name for o in proto.graph.output] == list(meta.output_names)
+    assert [o.name for o in proto.graph.output][-1] == "embeddings"
 
 
 def test_dynamic_batch_and_dates_match_torch(tiny_models):

@@ -50,8 +50,24 @@ def test_date_encoding_channels():
     enc = date_encoding(dates, ref, 20).numpy()
     assert enc.shape == (1, 2, 20)
     assert np.all(enc[..., :12] == 0)
-    for t, (year, doy, hour) in enumerate([(2021, 32, 6), (2022, 1, 0)]):
+    for t, (year, doy) in enumerate([(2021, 32), (2022, 1)]):
         diff = (year + doy / 365.25) - (2020 + 183 / 365.25)
+        # The hour channels are those of hour 0 whatever the hour (schema version 2).
         want = [diff] * 4 + [np.sin(2 * np.pi * doy / 365.25), np.cos(2 * np.pi * doy / 365.25),
-                             np.sin(2 * np.pi * hour / 24), np.cos(2 * np.pi * hour / 24)]
+                             0.0, 1.0]
         np.testing.assert_allclose(enc[0, t, 12:], want, atol=1e-5)
+
+
+def test_the_hour_is_ignored():
+    """Dates and reference dates that differ only by their hour encode identically."""
+    gen = torch.Generator().manual_seed(0)
+    doy = torch.randint(1, 366, (3, 4), generator=gen)
+    year = torch.full_like(doy, 2020)
+    base = torch.stack([year, doy, torch.zeros_like(doy)], dim=-1).int()
+    hours = base.clone()
+    hours[..., 2] = torch.randint(1, 24, (3, 4), generator=gen)
+    ref = torch.tensor([[2020, 10, 0]] * 3, dtype=torch.int32)
+    ref_h = ref.clone()
+    ref_h[:, 2] = 13
+    a = date_encoding(base, ref, 24)
+    assert torch.equal(date_encoding(hours, ref_h, 24), a)

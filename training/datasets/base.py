@@ -1,10 +1,13 @@
 """What every dataset yields: one batch dict per item, in the contract's names.
 
 Per modality ``m`` (docs/model-contract.md):
-``m`` float32 [T, C, H, W] scaled; ``m_dates`` int32 [T, 3] (year, day_of_year, hour);
-``m_mask`` bool [T] (True = padded date slot). Plus ``ref_date`` int32 [3] and ``target``
-(segmentation: int64 [H, W] on the reference grid, -1 = ignore; multilabel: float32 [K]).
-A modality a dataset lacks is simply absent.
+``m`` float32 [T, C, H, W] scaled; ``m_dates`` int32 [T, 3] (year, day_of_year, hour 0:
+:func:`engine.preprocessing.dates.date_triplet`); ``m_mask``: with a ``patch_px`` (contract
+version 2) bool [T, L] token mask (True = token without valid pixel or padded date slot; the
+nodata pixels of partial tokens get their token's mean, :mod:`engine.preprocessing.tokens`),
+without one bool [T] (True = padded date slot; nodata = 0, as contract version 1 trained).
+Plus ``ref_date`` int32 [3] and ``target`` (segmentation: int64 [H, W] on the reference grid,
+-1 = ignore; multilabel: float32 [K]). A modality a dataset lacks is simply absent.
 """
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
+
+from engine.preprocessing.tokens import fill_tokens
 
 from .scaling import Scaling
 
@@ -62,13 +67,19 @@ def class_list(names: list[str], colors: list[str]) -> list[dict]:
     return [{"id": i, "name": n, "color": c} for i, (n, c) in enumerate(zip(names, colors))]
 
 
-def series_item(name: str, pixels: np.ndarray, dates: np.ndarray, num_dates: int
+def series_item(name: str, pixels: np.ndarray, dates: np.ndarray, num_dates: int,
+                patch_px: int | None = None, fill_value: float = 0.0
                 ) -> dict[str, torch.Tensor]:
     """One modality's entries, padded to ``num_dates`` slots.
 
     Args:
-        pixels: float32 [T, C, H, W], already scaled; NaN is replaced by 0 (the nodata fill).
+        pixels: float32 [T, C, H, W], already scaled; NaN or infinite = nodata.
         dates: int [T, 3].
+        patch_px: the model's patch for this modality: token mask [num_dates, L] and
+            partial tokens filled (:func:`engine.preprocessing.tokens.fill_tokens`); None:
+            date mask [num_dates] (padding only) and nodata set to ``fill_value``.
+        fill_value: the contract's ``nodata.fill_value`` (pixels of missing tokens and of
+            padded slots).
     """
     t = pixels.shape[0]
     if t > num_dates:
@@ -76,16 +87,21 @@ def series_item(name: str, pixels: np.ndarray, dates: np.ndarray, num_dates: int
     if t == 0:
         raise ValueError(f"{name}: no date")
     pad = num_dates - t
-    x = np.nan_to_num(pixels.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
+    x = np.array(pixels, dtype=np.float32, order="C", copy=True)
+    x[~np.isfinite(x)] = np.nan
+    if patch_px:
+        x, mask = fill_tokens(x, patch_px, fill_value)                 # mask [T, L]
+    else:
+        mask = np.zeros(t, bool)                       # version 1: only padding is masked
+        x[np.isnan(x)] = np.float32(fill_value)
     d = np.asarray(dates, dtype=np.int32).reshape(t, 3)
     if pad:
-        x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), np.float32)])
+        x = np.concatenate([x, np.full((pad, *x.shape[1:]), fill_value, np.float32)])
         d = np.concatenate([d, np.repeat(d[-1:], pad, axis=0)])
-    mask = np.zeros(num_dates, bool)
-    mask[t:] = True
+        mask = np.concatenate([mask, np.ones((pad, *mask.shape[1:]), bool)])
     return {name: torch.from_numpy(np.ascontiguousarray(x)),
             f"{name}_dates": torch.from_numpy(np.ascontiguousarray(d)),
-            f"{name}_mask": torch.from_numpy(mask)}
+            f"{name}_mask": torch.from_numpy(np.ascontiguousarray(mask))}
 
 
 def item_rng(train: bool) -> np.random.Generator | None:
@@ -99,14 +115,21 @@ def item_rng(train: bool) -> np.random.Generator | None:
 def flip_item(item: dict[str, torch.Tensor], rng: np.random.Generator, keys: list[str]) -> None:
     """Random H-flip, W-flip and H<->W transpose, the same for every raster in ``keys``
     (tensors whose last two axes are H, W), in place (official: transform_rasters; applied in
-    training only here)."""
+    training only here). A token mask ``<k>_mask`` [T, L] moves with its pixels."""
     ops = rng.integers(0, 2, size=3)
-    for k in keys:
-        x = item[k]
+
+    def move(x):
         if ops[0]:
             x = x.flip(-2)
         if ops[1]:
             x = x.flip(-1)
         if ops[2]:
             x = x.transpose(-2, -1)
-        item[k] = x.contiguous()
+        return x.contiguous()
+
+    for k in keys:
+        item[k] = move(item[k])
+        mask = item.get(f"{k}_mask")
+        if mask is not None and mask.dim() == 2:
+            g = int(round(mask.shape[1] ** 0.5))
+            item[f"{k}_mask"] = move(mask.reshape(mask.shape[0], g, g)).reshape(mask.shape)

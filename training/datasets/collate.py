@@ -6,7 +6,8 @@ import torch
 
 def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """Stack items key by key. Time series of different lengths are padded to the longest
-    (padded slots: zeros, last date repeated, mask True).
+    (padded slots: zeros, last date repeated, mask True: every token of a token mask
+    [T, L]).
 
     Raises:
         ValueError: items do not hold the same keys.
@@ -28,8 +29,8 @@ def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
                     it[key] = torch.cat([it[key], it[key].new_zeros((pad, *it[key].shape[1:]))])
                     d = it[f"{key}_dates"]
                     it[f"{key}_dates"] = torch.cat([d, d[-1:].expand(pad, 3)])
-                    it[f"{key}_mask"] = torch.cat([it[f"{key}_mask"],
-                                                   torch.ones(pad, dtype=torch.bool)])
+                    m = it[f"{key}_mask"]
+                    it[f"{key}_mask"] = torch.cat([m, m.new_ones((pad, *m.shape[1:]))])
     for key in items[0]:
         out[key] = torch.stack([it[key] for it in items])
     return out

@@ -28,7 +28,8 @@ from torch.utils.data import Dataset
 
 from .base import (IGNORE_INDEX, ModalityInfo, class_list, flip_item, item_rng, selected_infos,
                    series_item)
-from .dates import parse_yyyymmdd, triplets
+from engine.preprocessing.dates import date_triplets as triplets
+from engine.preprocessing.dates import parse_yyyymmdd
 from .scaling import Scaling
 from .selection import cloudy_dates, select_dates
 
@@ -79,12 +80,15 @@ class FlairHub(Dataset):
         num_dates: dates per series (official: s2 16, s1 4).
         train: random date per bin and flips.
         mask_threshold: S2 mask value above which a pixel is cloudy or snowy.
+        patch_px: the model's patch per modality (``{"s2": 2, ...}``): token masks [T, L]
+            and partial tokens filled (contract version 2); None: date masks [T] (version 1).
     """
 
     def __init__(self, root: str, split: str = "train", modalities: list[str] | None = None,
                  num_dates: dict[str, int] | None = None, train: bool = False,
-                 mask_threshold: float = 0.0):
+                 mask_threshold: float = 0.0, patch_px: dict[str, int] | None = None):
         self.root, self.train, self.mask_threshold = root, train, mask_threshold
+        self.patch_px = dict(patch_px or {})
         self.modalities = list(modalities or MODALITIES)
         unknown = set(self.modalities) - set(MODALITIES)
         if unknown:
@@ -145,7 +149,8 @@ class FlairHub(Dataset):
             info = MODALITIES[m]
             if m in ("aerial", "dem"):
                 x = self._read(m, pid, AERIAL_ORDER if m == "aerial" else None)
-                item.update(series_item(m, info.scaling.apply(x)[None], aerial_date, 1))
+                item.update(series_item(m, info.scaling.apply(x)[None], aerial_date, 1,
+                                        self.patch_px.get(m)))
                 continue
             raw = self._read(m, pid).astype(np.float32)
             nb = len(info.bands)
@@ -165,7 +170,7 @@ class FlairHub(Dataset):
                                       self.mask_threshold)
             keep = select_dates(x, self.num_dates[m], rng, cloudy)
             item.update(series_item(m, info.scaling.apply(x[keep]), dates[keep],
-                                    self.num_dates[m]))
+                                    self.num_dates[m], self.patch_px.get(m)))
         item["ref_date"] = torch.from_numpy(aerial_date[0])
         t = self._read("target", pid, 1).astype(np.int64)
         t[np.isin(t, IGNORED) | (t < 0) | (t > 18)] = IGNORE_INDEX

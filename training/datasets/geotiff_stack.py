@@ -1,7 +1,12 @@
 """Generic GeoTIFF time stacks: what a QGIS user has (one raster per date and modality).
 
-Each modality is a set of GeoTIFFs, one per date (a glob under ``root``), whose date is read
-from GDAL tags or the file name (:func:`.dates.raster_date`). Optional per-date cloud masks
+Each modality is a set of GeoTIFFs, one per date (a glob under ``root``), dated and checked by
+the engine's own code (:mod:`engine.preprocessing.dates`: sensor tags, file name, then
+TIFFTAG_DATETIME; the same file or content twice refused). Pixels are read with nodata (the
+raster's nodata value, mask band, outside the raster, non-finite) as NaN and turned into model
+inputs by :func:`engine.preprocessing.tokens.model_input` (scaling, token mask, partial-token
+fill), the function the engine's runner calls, so an item equals the engine's input for the
+same tile bit for bit. Optional per-date cloud masks
 (one raster per date, matched by date) steer the date selection. A label raster gives the
 segmentation target; ``classes`` maps its values to class ids (the list order).
 
@@ -26,8 +31,10 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window, from_bounds
 from torch.utils.data import Dataset
 
-from .base import IGNORE_INDEX, ModalityInfo, flip_item, item_rng, series_item
-from .dates import raster_date, triplets
+from engine.preprocessing.dates import check_stack_dates, date_triplets, find_slice_date
+from engine.preprocessing.tokens import model_input
+
+from .base import IGNORE_INDEX, ModalityInfo, flip_item, item_rng
 from .scaling import Scaling
 from .selection import cloudy_dates, select_dates
 
@@ -86,12 +93,17 @@ class GeoTiffStack(Dataset):
         train: random crops, random dates per bin and flips; else a deterministic grid.
         samples_per_epoch: random crops per epoch in training.
         stride: grid step in evaluation (default ``tile_px``).
+        patch_px: the model's patch per modality (``{"s2": 4, "dem": 2}``): token masks
+            [T, L] and partial tokens filled (contract version 2); a modality without one
+            gets a date mask [T] (padding only) and nodata set to 0 (version 1).
+        fill_value: the contract's ``nodata.fill_value``.
     """
 
     def __init__(self, root: str, modalities: list, reference: str, tile_px: int,
                  labels: str | None = None, classes: list[dict] | None = None,
                  region: dict | None = None, train: bool = False, samples_per_epoch: int = 64,
-                 stride: int | None = None):
+                 stride: int | None = None, patch_px: dict[str, int] | None = None,
+                 fill_value: float = 0.0):
         self.root = root
         self.mods = [m if isinstance(m, StackModality) else StackModality(**m) for m in modalities]
         names = [m.name for m in self.mods]
@@ -101,6 +113,8 @@ class GeoTiffStack(Dataset):
         self.tile_px = int(tile_px)
         self.train = train
         self.samples_per_epoch = int(samples_per_epoch)
+        self.patch_px = dict(patch_px or {})
+        self.fill_value = float(fill_value)
         self.labels = os.path.join(root, labels) if labels else None
         self.class_list = list(classes or [])
         self.files = {m.name: self._index(m) for m in self.mods}
@@ -132,23 +146,25 @@ class GeoTiffStack(Dataset):
         if not paths:
             raise FileNotFoundError(f"modality {m.name!r}: no file matches {m.files!r} under "
                                     f"{self.root}")
-        dated = []
-        for p in paths:
-            d = raster_date(p)
-            if d is None and len(paths) > 1:
-                raise ValueError(f"modality {m.name!r}: no date in the tags or the name of {p}")
-            dated.append((d, p))
+        found = [find_slice_date(p) for p in paths]
+        undated = [p for p, f in zip(paths, found) if f is None]
+        if undated and len(paths) > 1:
+            raise ValueError(f"modality {m.name!r}: no date in the tags or the name of "
+                             f"{', '.join(undated)}")
+        check_stack_dates(m.name, [(p, f.when if f else None, f.source if f else "")
+                                   for p, f in zip(paths, found)])
+        dated = [(f.when if f else None, p) for f, p in zip(found, paths)]
         if all(d is not None for d, _ in dated):
             dated.sort()
         masks: list[str | None] = [None] * len(dated)
         if m.cloud_masks:
             by_date = {}
             for p in sorted(glob.glob(os.path.join(self.root, m.cloud_masks))):
-                d = raster_date(p)
+                d = find_slice_date(p)
                 if d is not None:
-                    by_date[d.date()] = p
+                    by_date[d.when.date()] = p
             masks = [by_date.get(d.date()) if d is not None else None for d, _ in dated]
-        dates = triplets([d for d, _ in dated]) if dated[0][0] is not None else None
+        dates = date_triplets([d for d, _ in dated]) if dated[0][0] is not None else None
         return _Files([p for _, p in dated], dates, masks)
 
     def info(self) -> list[ModalityInfo]:
@@ -186,18 +202,28 @@ class GeoTiffStack(Dataset):
             flip_item(item, rng, [m.name for m in self.mods] + (["target"] if self.labels else []))
         return item
 
-    def _read(self, path: str, bounds, size: int, indexes, resampling: str) -> np.ndarray:
+    def _read(self, path: str, bounds, size: int, indexes, resampling: str,
+              nodata_nan: bool = True) -> np.ndarray:
+        """[C, size, size] of the window ``bounds``; ``nodata_nan``: float32 with NaN where
+        any band is nodata (nodata value, mask band, outside the raster, non-finite), as the
+        engine reads (engine.align); else the raw values, 0 outside."""
         with rasterio.open(path) as src:
             ds = src if src.crs == self.ref_crs else WarpedVRT(src, crs=self.ref_crs)
             try:
                 win = from_bounds(*bounds, transform=ds.transform)
-                return ds.read(indexes, window=win, out_shape=(len(indexes) if indexes else
-                                                                ds.count, size, size),
+                shape = (len(indexes) if indexes else ds.count, size, size)
+                data = ds.read(indexes, window=win, out_shape=shape,
                                resampling=Resampling[resampling], boundless=True, fill_value=0,
-                               masked=False)
+                               masked=nodata_nan)
             finally:
                 if ds is not src:
                     ds.close()
+        if not nodata_nan:
+            return data
+        out = np.asarray(data.data, dtype=np.float32).copy()
+        out[:, np.ma.getmaskarray(data).any(axis=0)] = np.nan
+        out[:, ~np.isfinite(out).all(axis=0)] = np.nan
+        return out
 
     def _modality(self, m: StackModality, bounds, rng) -> dict[str, torch.Tensor]:
         files = self.files[m.name]
@@ -212,18 +238,36 @@ class GeoTiffStack(Dataset):
             cloudy = np.zeros(len(files.paths), bool)
             for i, p in enumerate(files.masks):
                 if p is not None:
-                    mk = self._read(p, bounds, size, None, "nearest")
+                    mk = self._read(p, bounds, size, None, "nearest", nodata_nan=False)
                     cloudy[i] = cloudy_dates(mk[None], m.mask_threshold)[0]
         keep = select_dates(stack, m.num_dates, rng, cloudy)
         dates = files.dates[keep] if files.dates is not None else \
             np.repeat(self.ref_date[None], len(keep), axis=0)
-        x = Scaling(m.divisor, m.log).apply(stack[keep])
-        return series_item(m.name, x, dates, m.num_dates)
+        return self._series(m, stack[keep], dates)
+
+    def _series(self, m: StackModality, raw: np.ndarray, dates: np.ndarray
+                ) -> dict[str, torch.Tensor]:
+        """The modality's entries from raw pixels [t, C, h, w] (NaN = nodata), padded to
+        ``m.num_dates`` slots (padding: ``fill_value``, last date repeated, mask True)."""
+        t, pad = raw.shape[0], m.num_dates - raw.shape[0]
+        sc = Scaling(m.divisor, m.log).contract(raw.shape[1])
+        patch = self.patch_px.get(m.name)
+        x, mask, _ = model_input(raw, sc["transform"], sc["mean"], sc["std"], patch or 1,
+                                 self.fill_value, token_masks=bool(patch))
+        if not patch:
+            mask = np.zeros(t, bool)                   # version 1: only padding is masked
+        d = np.asarray(dates, dtype=np.int32).reshape(t, 3)
+        if pad:
+            x = np.concatenate([x, np.full((pad, *x.shape[1:]), self.fill_value, np.float32)])
+            d = np.concatenate([d, np.repeat(d[-1:], pad, axis=0)])
+            mask = np.concatenate([mask, np.ones((pad, *mask.shape[1:]), bool)])
+        return {m.name: torch.from_numpy(x), f"{m.name}_dates": torch.from_numpy(d),
+                f"{m.name}_mask": torch.from_numpy(np.ascontiguousarray(mask))}
 
     def _target(self, bounds) -> np.ndarray:
         with rasterio.open(self.labels) as src:
             nodata = src.nodata
-        raw = self._read(self.labels, bounds, self.tile_px, [1], "nearest")[0]
+        raw = self._read(self.labels, bounds, self.tile_px, [1], "nearest", nodata_nan=False)[0]
         out = np.full(raw.shape, IGNORE_INDEX, np.int64)
         for i, c in enumerate(self.class_list):
             out[raw == c["value"]] = i

@@ -27,7 +27,9 @@ from torch.utils.data import Dataset
 
 from .base import IGNORE_INDEX, ModalityInfo, flip_item, item_rng, series_item
 from .crops import crop_start
-from .dates import parse_yyyymmdd, triplet, triplets
+from engine.preprocessing.dates import date_triplet as triplet
+from engine.preprocessing.dates import date_triplets as triplets
+from engine.preprocessing.dates import parse_yyyymmdd
 from .scaling import Scaling
 from .selection import select_dates
 
@@ -73,12 +75,14 @@ class PastisHD(Dataset):
         repeats: crops per side in evaluation (official 8 = 1280 / 160).
         num_dates: dates per series (official: s2 16, s1 4).
         train: random crop, random date per bin, flips.
+        patch_px: the model's patch per modality (``{"s2": 2, ...}``): token masks [T, L]
+            and partial tokens filled (contract version 2); None: date masks [T] (version 1).
     """
 
     def __init__(self, root: str, split: str = "train", folds: list[int] | None = None,
                  fold: int | None = None, modalities: list[str] | None = None,
                  crop_m: int = 160, repeats: int = 8, num_dates: dict[str, int] | None = None,
-                 train: bool = False):
+                 train: bool = False, patch_px: dict[str, int] | None = None):
         self.root = root
         self.modalities = list(modalities or MODALITIES)
         unknown = set(self.modalities) - set(MODALITIES)
@@ -87,6 +91,7 @@ class PastisHD(Dataset):
         if TILE_M % crop_m or crop_m % 10:
             raise ValueError(f"crop_m {crop_m} must divide {TILE_M} and be a multiple of 10 m")
         self.crop_m, self.repeats, self.train = crop_m, repeats, train
+        self.patch_px = dict(patch_px or {})
         self.num_dates = {m: MODALITIES[m].num_dates for m in self.modalities}
         self.num_dates.update(num_dates or {})
         meta_path = os.path.join(root, "metadata.geojson")
@@ -140,7 +145,7 @@ class PastisHD(Dataset):
                 with rasterio.open(path) as src:
                     x = src.read([1, 2, 3], window=Window(c * 10, r * 10, n * 10, n * 10))
                 item.update(series_item(m, MODALITIES[m].scaling.apply(x)[None],
-                                        triplets([SPOT_DATE]), 1))
+                                        triplets([SPOT_DATE]), 1, self.patch_px.get(m)))
                 continue
             folder, prefix, key = _NPY[m]
             arr = np.load(os.path.join(self.root, folder, f"{prefix}_{pid}.npy"), mmap_mode="r")
@@ -152,7 +157,7 @@ class PastisHD(Dataset):
                                  f"{len(dates)} dates in metadata")
             keep = select_dates(x, self.num_dates[m], rng)
             item.update(series_item(m, MODALITIES[m].scaling.apply(x[keep]), dates[keep],
-                                    self.num_dates[m]))
+                                    self.num_dates[m], self.patch_px.get(m)))
         item["ref_date"] = torch.tensor(triplet(SPOT_DATE), dtype=torch.int32)
         tgt = np.load(os.path.join(self.root, "ANNOTATIONS", f"TARGET_{pid}.npy"), mmap_mode="r")
         t = np.asarray(tgt[0, r:r + n, c:c + n]).astype(np.int64)

@@ -26,7 +26,9 @@ from torch.utils.data import Dataset
 
 from .base import (ModalityInfo, class_list, flip_item, item_rng, selected_infos,
                    series_item)
-from .dates import parse_yyyymmdd, product_date, triplet, triplets
+from engine.preprocessing.dates import date_triplet as triplet
+from engine.preprocessing.dates import date_triplets as triplets
+from engine.preprocessing.dates import parse_yyyymmdd, product_date
 from .scaling import Scaling
 from .selection import cloudy_dates, select_dates
 
@@ -63,11 +65,14 @@ class TreeSatAITS(Dataset):
         num_dates: dates per time series (official: s2 16, s1 4).
         train: random date per bin and random flips; otherwise deterministic.
         mask_threshold: S2 mask value (0-100) above which a pixel is cloudy/snowy.
+        patch_px: the model's patch per modality (``{"s2": 2, ...}``): token masks [T, L]
+            and partial tokens filled (contract version 2); None: date masks [T] (version 1).
     """
 
     def __init__(self, root: str, split: str | list[str] = "train",
                  modalities: list[str] | None = None, num_dates: dict[str, int] | None = None,
-                 train: bool = False, mask_threshold: float = 0.0):
+                 train: bool = False, mask_threshold: float = 0.0,
+                 patch_px: dict[str, int] | None = None):
         self.root = root
         self.modalities = list(modalities or MODALITIES)
         unknown = set(self.modalities) - set(MODALITIES)
@@ -77,6 +82,7 @@ class TreeSatAITS(Dataset):
         self.num_dates = {m: MODALITIES[m].num_dates for m in self.modalities}
         self.num_dates.update(num_dates or {})
         self.train = train
+        self.patch_px = dict(patch_px or {})
         self.mask_threshold = mask_threshold
         self.rows = []
         for s in [split] if isinstance(split, str) else split:
@@ -115,7 +121,7 @@ class TreeSatAITS(Dataset):
         item: dict[str, torch.Tensor] = {}
         if "aerial" in self.modalities:
             item.update(series_item("aerial", self._aerial(row["aerial"]),
-                                    triplets([row["date"]]), 1))
+                                    triplets([row["date"]]), 1, self.patch_px.get("aerial")))
         series = [m for m in self.modalities if m in _H5]
         if series:
             path = os.path.join(self.root, "sentinel-ts", row["sen"])
@@ -149,4 +155,4 @@ class TreeSatAITS(Dataset):
             cloudy = cloudy_dates(h5[mask_key][()], self.mask_threshold)
         keep = select_dates(data, self.num_dates[m], rng, cloudy)
         x = MODALITIES[m].scaling.apply(data[keep])
-        return series_item(m, x, dates[keep], self.num_dates[m])
+        return series_item(m, x, dates[keep], self.num_dates[m], self.patch_px.get(m))

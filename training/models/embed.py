@@ -6,6 +6,7 @@ modality has exactly one ``patchify_bands.0`` / ``pixelify_bands.0``.
 """
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -13,7 +14,13 @@ from torch import Tensor, nn
 class PatchifyBands(nn.Module):
     """Conv2d(C, D, kernel = stride = p) then GroupNorm(1, D) over the whole per-date image
     (all channels and all token positions of that date): embeddings depend on the tile's
-    global statistics (official trap 2)."""
+    global statistics (official trap 2).
+
+    With a token mask (contract schema version 2, docs/model-contract.md), the GroupNorm
+    statistics of a date are computed over its *present* tokens only, so the values of
+    missing tokens never reach a present token; missing tokens come out as zeros. With no
+    token missing this is GroupNorm itself (same formula: biased variance, ``norm.eps``).
+    """
 
     def __init__(self, in_chans: int, embed_dim: int, patch_px: int):
         super().__init__()
@@ -21,12 +28,41 @@ class PatchifyBands(nn.Module):
         self.conv = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_px, stride=patch_px)
         self.norm = nn.GroupNorm(1, embed_dim)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """x [B, T, C, H, W] -> tokens [B, T, L, D] with L = (H/p)(W/p), row-major."""
+    def forward(self, x: Tensor, missing: Tensor | None = None) -> Tensor:
+        """x [B, T, C, H, W], missing bool [B, T, L] or None (True = token missing) ->
+        tokens [B, T, L, D] with L = (H/p)(W/p), row-major."""
         b, t = x.shape[0], x.shape[1]
-        y = self.norm(self.conv(x.flatten(0, 1)))            # [B*T, D, h, w]
-        y = y.flatten(2).transpose(1, 2)                      # [B*T, L, D]
+        y = self.conv(x.flatten(0, 1))                        # [B*T, D, h, w]
+        if missing is None:
+            y = self.norm(y)
+            y = y.flatten(2).transpose(1, 2)                  # [B*T, L, D]
+        else:
+            y = masked_group_norm(y.flatten(2).transpose(1, 2), missing.flatten(0, 1),
+                                  self.norm)
         return y.reshape(b, t, y.shape[1], y.shape[2])
+
+
+def masked_group_norm(y: Tensor, missing: Tensor, norm: nn.GroupNorm) -> Tensor:
+    """GroupNorm(1, D) of tokens y [N, L, D] whose statistics (mean and biased variance over
+    all D channels of the present tokens) skip the tokens where ``missing`` [N, L] is True;
+    then ``norm``'s per-channel affine. Missing tokens are set to 0 before the statistics
+    (so NaN or Inf there cannot leak) and in the output. A row without any present token
+    gives zeros.
+
+    Returns:
+        [N, L, D].
+    """
+    gone = missing[:, :, None]
+    keep = (~gone).to(y.dtype)                                # [N, L, 1]
+    y = torch.where(gone, torch.zeros_like(y), y)
+    count = (keep.sum(dim=1, keepdim=True) * y.shape[2]).clamp(min=1.0)   # [N, 1, 1]
+    mean = y.sum(dim=(1, 2), keepdim=True) / count
+    centred = (y - mean) * keep
+    var = (centred * centred).sum(dim=(1, 2), keepdim=True) / count
+    out = centred * torch.rsqrt(var + norm.eps)
+    if norm.affine:
+        out = out * norm.weight + norm.bias
+    return out * keep
 
 
 class Patchify(nn.Module):
@@ -36,8 +72,9 @@ class Patchify(nn.Module):
         super().__init__()
         self.patchify_bands = nn.ModuleList([PatchifyBands(bands, embed_dim, patch_px)])
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.patchify_bands[0](x)
+    def forward(self, x: Tensor, missing: Tensor | None = None) -> Tensor:
+        """x [B, T, C, H, W], missing bool [B, T, L] or None -> tokens [B, T, L, D]."""
+        return self.patchify_bands[0](x, missing)
 
 
 class PixelifyBands(nn.Module):

@@ -67,13 +67,16 @@ def date_encoding(dates: Tensor, ref_date: Tensor, dim: int) -> Tensor:
     Returns:
         [B, T, dim] float32: zeros, then [diff x 4, sin/cos(2 pi doy / 365.25),
         sin/cos(2 pi hour / 24)] with diff = (year + doy/365.25) - (ref_year + ref_doy/365.25)
-        in years.
+        in years. **The hour is ignored** (contract schema version 2): the hour channels are
+        those of hour 0 (0 and 1) whatever is passed, because MAESTRO's official datasets
+        carry no time of day (official: maestro/dataset/utils.py ``dates_numpy``) and most
+        date sources users have (file names, date-only tags) lack it too.
     """
     d = dates.to(torch.float32)
     r = ref_date.to(torch.float32)[:, None, :]
     diff = (d[..., 0] - r[..., 0]) + (d[..., 1] - r[..., 1]) / DAYS_PER_YEAR
     doy = 2 * math.pi * d[..., 1] / DAYS_PER_YEAR
-    hour = 2 * math.pi * d[..., 2] / 24.0
-    enc = torch.stack([diff, diff, diff, diff, doy.sin(), doy.cos(), hour.sin(), hour.cos()],
+    zero = torch.zeros_like(diff)
+    enc = torch.stack([diff, diff, diff, diff, doy.sin(), doy.cos(), zero, zero + 1.0],
                       dim=-1)
     return F.pad(enc, (dim - DATE_DIM, 0))

@@ -69,12 +69,16 @@ class PixelifyHead(nn.Module):
 
     def forward(self, tokens: Tensor, grid: int, key_padding: Tensor | None = None) -> Tensor:
         """tokens [B, S, L, dim] (S = stacked modality dates, L = grid^2 reference tokens),
-        key_padding [B, S] -> logits [B, K, grid P, grid P]."""
+        key_padding bool [B, S, L] (True = token missing at that location) or [B, S] (the
+        same for every location) -> logits [B, K, grid P, grid P]. A location whose tokens
+        are all missing gets a finite, meaningless value (:func:`key_keep_mask`)."""
         b, s, l, d = tokens.shape[0], tokens.shape[1], tokens.shape[2], tokens.shape[3]
         x = tokens.transpose(1, 2).reshape(b * l, s, d)
         pad = None
         if key_padding is not None:
-            pad = key_padding[:, None, :].expand(-1, l, -1).reshape(b * l, s)
+            if key_padding.dim() == 2:
+                key_padding = key_padding[:, :, None].expand(-1, -1, l)
+            pad = key_padding.transpose(1, 2).reshape(b * l, s)
         pooled = self.reduce(x, pad).reshape(b, l, d)
         y = self.conv(pooled.transpose(1, 2).reshape(b, d, grid, grid))
         return unpatchify(y, self.out_patch_px, self.num_classes)

@@ -8,9 +8,16 @@ Module names reproduce the official state-dict keys (``patch_embed.<mod>``,
 ``embed_to_rec.<mod>``, ``mask_token.<mod>``, ``heads.<name>``) so official checkpoints load
 with little renaming (see training/official.py).
 
-Batch dict (docs/model-contract.md): ``<m>`` float32 [B, T, C, H, W], ``<m>_dates`` int
-[B, T, 3] (year, day_of_year, hour), ``<m>_mask`` bool [B, T] (True = padded date,
-optional), ``ref_date`` int [B, 3].
+Batch dict (docs/model-contract.md, schema version 2): ``<m>`` float32 [B, T, C, H, W],
+``<m>_dates`` int [B, T, 3] (year, day_of_year, hour; the hour is ignored), ``<m>_mask`` bool
+[B, T, L] (True = token missing: padded date or no valid pixel in that patch; optional; the
+version-1 form [B, T], True = padded date, is broadcast over the tokens), ``ref_date`` int
+[B, 3].
+
+Missing tokens are left out of everything: the patch embedding's GroupNorm statistics
+(``embed.masked_group_norm``), attention keys in the group encoders, ``encoder_inter``, the
+MAE decoder and the pooling heads, and the embedding average. Their pixel values never
+matter (NaN included). A query without any present key gets a finite, meaningless output.
 """
 from __future__ import annotations
 
@@ -34,8 +41,8 @@ class Maestro(nn.Module):
     (first D-8 channels) + date encoding (last 8); per group, the modalities' tokens
     (dates x locations) are concatenated into one sequence through the group's encoder
     (``depth - inter_depth`` blocks + LayerNorm); then all groups' tokens go jointly through
-    ``encoder_inter`` (``inter_depth`` blocks + LayerNorm). Padded dates are excluded as
-    attention keys everywhere.
+    ``encoder_inter`` (``inter_depth`` blocks + LayerNorm). Missing tokens (``<m>_mask``) are
+    excluded as attention keys everywhere.
     """
 
     def __init__(self, config: MaestroConfig):
@@ -98,14 +105,35 @@ class Maestro(nn.Module):
                            f"{[m.name for m in self.config.modalities]}")
         return names
 
+    def missing(self, batch: dict[str, Tensor], name: str) -> Tensor:
+        """bool [B, T, L], True = token missing: ``<m>_mask`` [B, T, L] as given, a [B, T]
+        date mask broadcast over the L tokens, all False when the mask is absent.
+
+        Raises:
+            ValueError: a mask whose shape fits neither form.
+        """
+        x = batch[name]
+        l = self.config.modality(name).tokens
+        mask = batch.get(f"{name}_mask")
+        if mask is None:
+            return torch.zeros(x.shape[0], x.shape[1], l, dtype=torch.bool, device=x.device)
+        mask = mask.to(torch.bool)
+        if mask.dim() == 2:
+            return mask[:, :, None].expand(-1, -1, l)
+        if not torch.jit.is_tracing() and (mask.dim() != 3 or mask.shape[2] != l
+                                           or mask.shape[:2] != x.shape[:2]):
+            raise ValueError(f"{name}_mask must be [B, T] or [B, T, {l}] for input "
+                             f"{tuple(x.shape)}, got {tuple(mask.shape)}")
+        return mask
+
     @staticmethod
-    def _padding(batch: dict[str, Tensor], name: str) -> Tensor:
-        """bool [B, T], True = padded date (all False when ``<m>_mask`` is absent)."""
-        pad = batch.get(f"{name}_mask")
-        if pad is None:
-            x = batch[name]
-            return torch.zeros(x.shape[0], x.shape[1], dtype=torch.bool, device=x.device)
-        return pad.to(torch.bool)
+    def _norm_mask(missing: Tensor) -> Tensor | None:
+        """The mask handed to the patch embedding: None when nothing is missing in eager
+        mode (plain GroupNorm, bit for bit the official computation); always the mask when
+        tracing for export (the graph keeps the masked path)."""
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or bool(missing.any()):
+            return missing
+        return None
 
     def _encodings(self, batch: dict[str, Tensor], name: str, decoder: bool) -> Tensor:
         """Position + date encoding [B, T, L, dim] of a modality (encoder or decoder dim)."""
@@ -131,9 +159,13 @@ class Maestro(nn.Module):
             x = torch.cat([x[:, :, :1], 30.0 * (x[:, :, :1] - x[:, :, 1:2])], dim=2)
         return x
 
-    def embed(self, batch: dict[str, Tensor], name: str) -> Tensor:
-        """Patch tokens of one modality with encodings added: [B, T, L, D]."""
-        return self.patch_embed[name](self.pixels(batch, name)) \
+    def embed(self, batch: dict[str, Tensor], name: str, missing: Tensor | None = None
+              ) -> Tensor:
+        """Patch tokens of one modality with encodings added: [B, T, L, D]; ``missing``
+        [B, T, L] (default: :meth:`missing`)."""
+        if missing is None:
+            missing = self.missing(batch, name)
+        return self.patch_embed[name](self.pixels(batch, name), self._norm_mask(missing)) \
             + self._encodings(batch, name, decoder=False)
 
     # ------------------------------------------------------------------ encoder
@@ -162,11 +194,12 @@ class Maestro(nn.Module):
         """Encoder tokens per present modality [B, T, L, D] (no masking)."""
         names = self._present(batch)
         groups = self._group_members(names)
-        tokens = {m: self.embed(batch, m) for m in names}
+        missing = {m: self.missing(batch, m) for m in names}
+        tokens = {m: self.embed(batch, m, missing[m]) for m in names}
         seqs, pads = {}, {}
         for g, mods in groups.items():
             seqs[g] = torch.cat([tokens[m].flatten(1, 2) for m in mods], dim=1)
-            pads[g] = torch.cat([self._token_padding(batch, m) for m in mods], dim=1)
+            pads[g] = torch.cat([missing[m].flatten(1) for m in mods], dim=1)
         out = self._run_encoders(seqs, pads)
         result = {}
         for g, mods in groups.items():
@@ -179,10 +212,8 @@ class Maestro(nn.Module):
         return result
 
     def _token_padding(self, batch: dict[str, Tensor], name: str) -> Tensor:
-        """bool [B, T * L]: the date padding repeated over the modality's tokens."""
-        pad = self._padding(batch, name)
-        l = self.config.modality(name).tokens
-        return pad[:, :, None].expand(-1, -1, l).flatten(1)
+        """bool [B, T * L]: the token mask flattened (dates major)."""
+        return self.missing(batch, name).flatten(1)
 
     # ------------------------------------------------------------------ tasks
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
@@ -193,11 +224,25 @@ class Maestro(nn.Module):
             classification: logits [B, K];
             embedding: [B, D, h, w] on the reference token grid.
         """
-        task = self.config.task
-        if task is None:
+        if self.config.task is None:
             raise RuntimeError("this Maestro has no task (pretraining only); "
                                "use encode() or pretrain_loss()")
+        return self._task_output(batch, self.encode(batch))
+
+    def contract_outputs(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Every graph output of contract schema version 2, from one encoder pass:
+        ``logits`` (segmentation, classification) and ``embeddings`` [B, D, h, w]
+        (:meth:`embedding`)."""
+        if self.config.task is None:
+            raise RuntimeError("this Maestro has no task (pretraining only)")
         enc = self.encode(batch)
+        out = {"embeddings": self.embedding(batch, enc)}
+        if self.config.task != "embedding":
+            out = {"logits": self._task_output(batch, enc), **out}
+        return out
+
+    def _task_output(self, batch: dict[str, Tensor], enc: dict[str, Tensor]) -> Tensor:
+        task = self.config.task
         if task == "classification":
             tokens = torch.cat([enc[m].flatten(1, 2) for m in enc], dim=1)
             pad = torch.cat([self._token_padding(batch, m) for m in enc], dim=1)
@@ -207,32 +252,32 @@ class Maestro(nn.Module):
         return self.embedding(batch, enc)
 
     def _segment(self, batch: dict[str, Tensor], enc: dict[str, Tensor]) -> Tensor:
-        """Each modality's token grid bilinearly resized to the reference token grid, all
-        (modality, date) tokens pooled per location, then the per-token pixel head."""
+        """Each modality's token grid bilinearly resized to the reference token grid (its
+        token mask with it, :func:`resize_tokens`), all (modality, date) tokens pooled per
+        location over the present ones, then the per-token pixel head."""
         gr = self.config.reference.grid
         stacked, pads = [], []
         for m, tok in enc.items():
-            b, t, l, d = tok.shape
+            missing = self.missing(batch, m)
             g = self.config.modality(m).grid
             if g != gr:
-                grid = tok.reshape(b * t, g, g, d).permute(0, 3, 1, 2)
-                grid = F.interpolate(grid, size=(gr, gr), mode="bilinear", align_corners=False)
-                tok = grid.permute(0, 2, 3, 1).reshape(b, t, gr * gr, d)
+                tok, missing = resize_tokens(tok, missing, g, gr)
             stacked.append(tok)
-            pads.append(self._padding(batch, m))
+            pads.append(missing)
         return self.heads[self.config.head_name](torch.cat(stacked, dim=1), gr,
                                                   torch.cat(pads, dim=1))
 
     def embedding(self, batch: dict[str, Tensor], enc: dict[str, Tensor] | None = None
                   ) -> Tensor:
-        """Reference-modality encoder tokens averaged over its real (not padded) dates:
-        [B, D, h, w]. (Our choice: the fused tokens after ``encoder_inter``, so the
-        embedding carries the other modalities' information through attention.)"""
+        """Reference-modality encoder tokens averaged, per location, over that location's
+        present tokens (0 where none): [B, D, h, w]. (Our choice: the fused tokens after
+        ``encoder_inter``, so the embedding carries the other modalities' information
+        through attention.)"""
         if enc is None:
             enc = self.encode(batch)
         ref = self.config.reference
         tok = enc[ref.name]                                               # [B, T, L, D]
-        valid = (~self._padding(batch, ref.name)).to(tok.dtype)[:, :, None, None]
+        valid = (~self.missing(batch, ref.name)).to(tok.dtype)[..., None]  # [B, T, L, 1]
         mean = (tok * valid).sum(1) / valid.sum(1).clamp(min=1.0)        # [B, L, D]
         b, d = mean.shape[0], mean.shape[2]
         return mean.transpose(1, 2).reshape(b, d, ref.grid, ref.grid)
@@ -255,13 +300,14 @@ class Maestro(nn.Module):
         mask = mask or MaskConfig()
         names = self._present(batch)
         groups = self._group_members(names)
-        embeds = {m: self.patch_embed[m](self.pixels(batch, m)) for m in names}
+        padding = {m: self.missing(batch, m) for m in names}
+        embeds = {m: self.patch_embed[m](self.pixels(batch, m), self._norm_mask(padding[m]))
+                  for m in names}
         if return_details:
             for t in embeds.values():
                 if t.requires_grad:
                     t.retain_grad()
         tokens = {m: embeds[m] + self._encodings(batch, m, decoder=False) for m in names}
-        padding = {m: self._padding(batch, m) for m in names}
         shapes = {m: tuple(tokens[m].shape[:3]) for m in names}
         masked, struct = draw_masks(shapes, groups, mask, generator, padding)
         device = tokens[names[0]].device
@@ -270,7 +316,7 @@ class Maestro(nn.Module):
         seqs, pads, keep_ids = {}, {}, {}
         for g, mods in groups.items():
             seq = torch.cat([tokens[m].flatten(1, 2) for m in mods], dim=1)
-            pad = torch.cat([self._token_padding(batch, m) for m in mods], dim=1)
+            pad = torch.cat([padding[m].flatten(1) for m in mods], dim=1)
             hidden = torch.cat([masked[m].flatten(1) for m in mods], dim=1)
             n_keep = hidden.shape[1] - n_masked(hidden.shape[1], mask.ratio)
             ids = torch.argsort(hidden.to(torch.int8), dim=1, stable=True)[:, :n_keep]
@@ -289,7 +335,7 @@ class Maestro(nn.Module):
             full = full.scatter(1, keep_ids[g][..., None].expand(-1, -1, dec), y)
             full = full + torch.cat([self._encodings(batch, m, decoder=True).flatten(1, 2)
                                      for m in mods], dim=1)
-            pad = torch.cat([self._token_padding(batch, m) for m in mods], dim=1)
+            pad = torch.cat([padding[m].flatten(1) for m in mods], dim=1)
             decoded = self.decoder[g](full, pad)
             start = 0
             for m in mods:
@@ -302,7 +348,7 @@ class Maestro(nn.Module):
                 target = normalise_patches(
                     patchify_pixels(self.pixels(batch, m).detach(), mc.patch_px),
                     mc.band_groups)
-                sel = masked[m] & ~padding[m][:, :, None]
+                sel = masked[m] & ~padding[m]
                 losses[m], counts[m] = masked_l1(pred, target, sel)
                 weights[m] = float(t * l)
                 out[f"loss_{m}"] = losses[m]
@@ -314,3 +360,33 @@ class Maestro(nn.Module):
             out["details"] = {"tokens": embeds, "masked": masked,
                               "structural": struct, "pred": preds, "target": targets}
         return out
+
+
+def resize_tokens(tok: Tensor, missing: Tensor, grid: int, out_grid: int
+                  ) -> tuple[Tensor, Tensor]:
+    """Bilinear resize (``align_corners=False``, as F.interpolate) of a token grid that
+    skips missing tokens: the present tokens' values and their presence (1/0) are
+    resized alike and divided (normalised convolution), so a missing token's value never
+    reaches the output; an output location whose bilinear footprint holds no present token
+    is missing. With nothing missing this is the plain bilinear resize (the weights of
+    each output location sum to 1).
+
+    Args:
+        tok: [B, T, grid * grid, D]; missing: bool [B, T, grid * grid].
+
+    Returns:
+        (tokens [B, T, out_grid ** 2, D], missing bool [B, T, out_grid ** 2]).
+    """
+    b, t, d = tok.shape[0], tok.shape[1], tok.shape[3]
+    keep = (~missing).to(tok.dtype)
+    values = torch.where(missing[..., None], torch.zeros_like(tok), tok)
+    values = values.reshape(b * t, grid, grid, d).permute(0, 3, 1, 2)
+    weight = keep.reshape(b * t, 1, grid, grid)
+    size = (out_grid, out_grid)
+    values = F.interpolate(values, size=size, mode="bilinear", align_corners=False)
+    weight = F.interpolate(weight, size=size, mode="bilinear", align_corners=False)
+    present = weight > 1e-6
+    values = values / torch.where(present, weight, torch.ones_like(weight))
+    values = torch.where(present, values, torch.zeros_like(values))
+    out = values.permute(0, 2, 3, 1).reshape(b, t, out_grid * out_grid, d)
+    return out, (~present).reshape(b, t, out_grid * out_grid)

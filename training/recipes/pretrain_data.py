@@ -24,18 +24,16 @@ import os
 import numpy as np
 import torch
 
+from engine.preprocessing.dates import date_triplet
+
+from ..datasets.scaling import Scaling
 from .sample_data import S2_BANDS
 from .slovenia import SloveniaSample, sparse_labels
 
-#: MAESTRO's constant scalings (official: maestro/conf/dataset/*.py): S2 / 5000, DEM / 1000.
+#: MAESTRO's constant scalings (official: maestro/conf/dataset/*.py): S2 / 5000, DEM / 1000,
+#: applied by the engine's scaling function (engine.preprocessing.scaling).
 S2_DIVISOR = 5000.0
 DEM_DIVISOR = 1000.0
-
-
-def date_triplet(when: dt.datetime | dt.date) -> tuple[int, int, int]:
-    """(year, day_of_year, hour UTC); hour 0 for a plain date (as the engine does)."""
-    hour = when.hour if isinstance(when, dt.datetime) else 0
-    return when.year, when.timetuple().tm_yday, hour
 
 
 def _flip(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
@@ -58,7 +56,8 @@ class SloveniaCrops:
 
     Args:
         sample: the loaded sample (``training.recipes.slovenia.load_sample``).
-        datetimes: acquisition time of each S2 date (hour kept, as the engine reads tags).
+        datetimes: acquisition time of each S2 date (the triplets carry hour 0, the rule of
+            engine.preprocessing.dates.date_triplet).
         cols: half-open column range the crops stay in.
         tile: crop side, pixels.
         labels: add ``target``.
@@ -75,8 +74,8 @@ class SloveniaCrops:
         t, _, h, w = sample.s2.shape
         if cols[1] - cols[0] < tile or h < tile:
             raise ValueError(f"columns {cols} cannot hold a {tile} px tile")
-        self.s2 = sample.s2 / np.float32(S2_DIVISOR)
-        self.dem = sample.dem / np.float32(DEM_DIVISOR)
+        self.s2 = Scaling(S2_DIVISOR).apply(sample.s2)
+        self.dem = Scaling(DEM_DIVISOR).apply(sample.dem)
         self.target = sparse_labels(sample.target, cols, label_fraction, label_seed)
         self.dates = np.array([date_triplet(d) for d in datetimes], np.int32)      # [T, 3]
         self.dem_date = self.dates[:1]
@@ -149,7 +148,7 @@ class StestdataCrops:
             r = int(rng.integers(0, h - self.tile + 1))
             c = int(rng.integers(0, w - self.tile + 1))
             (a,) = _flip([self.s2[:, r:r + self.tile, c:c + self.tile]], rng)
-            crops.append(a.astype(np.float32) / np.float32(S2_DIVISOR))
+            crops.append(Scaling(S2_DIVISOR).apply(a))
         return {
             "s2": torch.from_numpy(np.stack(crops)[:, None]),
             "s2_dates": torch.from_numpy(np.tile(self.date, (size, 1, 1))),

@@ -26,6 +26,8 @@ import os
 
 import numpy as np
 
+from engine.preprocessing.dates import find_slice_date
+
 from .sample_data import DEFAULT_OUT, LULC_CLASSES, S2_BANDS, sample_s2_paths
 
 #: Model classes: (id, name, colour, eo-learn code). Colours are eo-learn's.
@@ -67,10 +69,11 @@ def codes_to_target(codes: np.ndarray) -> np.ndarray:
 
 
 def _read_date(path: str) -> dt.date:
-    import rasterio
-
-    with rasterio.open(path) as ds:
-        return dt.datetime.fromisoformat(ds.tags()["ACQUISITIONDATETIME"].rstrip("Z")).date()
+    """The date the engine reads for ``path`` (engine.preprocessing.dates)."""
+    found = find_slice_date(path)
+    if found is None:
+        raise ValueError(f"{path}: no acquisition date in its tags or name")
+    return found.when.date()
 
 
 def load_sample(sample_dir: str = DEFAULT_OUT) -> SloveniaSample:

@@ -17,14 +17,26 @@ class _SupervisedTask(MaestroTask):
         base_lr: official 1e-5 for both probe and finetune.
         final_factor: official 1e7 for probing, 2 for fine-tuning (default: chosen by
             ``freeze_encoder``).
+        token_dropout: probability, per training sample and modality, of marking a random
+            pattern of its tokens missing (``training.masking.TokenDropout``: a rectangle in
+            one date, a border frame, whole dates or scattered tokens; never all of them),
+            so the head learns to predict from whatever is present; segmentation pixels left
+            without data are ignored by the loss. 0 disables it. Validation and test batches
+            are never changed.
+        token_dropout_seed: seed of those draws (rank r of a DDP run uses seed + r).
     """
 
     def __init__(self, model: dict, freeze_encoder: bool = False, base_lr: float = 1e-5,
-                 final_factor: float | None = None, **kwargs):
+                 final_factor: float | None = None, token_dropout: float = 0.5,
+                 token_dropout_seed: int = 0, **kwargs):
+        from ..masking import TokenDropout
+
         if final_factor is None:
             final_factor = 1e7 if freeze_encoder else 2.0
         super().__init__(model, base_lr=base_lr, final_factor=final_factor, **kwargs)
         self.freeze_encoder = freeze_encoder
+        self.token_dropout = TokenDropout(token_dropout)
+        self._dropout_gen: torch.Generator | None = None
         self.set_trainable()
         self.metrics = torch.nn.ModuleDict({s: self.make_metric() for s in ("val", "test")})
 
@@ -45,7 +57,21 @@ class _SupervisedTask(MaestroTask):
     def loss(self, logits, target):
         raise NotImplementedError
 
+    def drop_tokens(self, batch: dict) -> dict:
+        """The training batch with random missing tokens (``token_dropout``), seeded."""
+        from ..masking import apply_token_dropout
+
+        if self.token_dropout.p <= 0:
+            return batch
+        if self._dropout_gen is None:
+            rank = self.global_rank if self._trainer is not None else 0
+            self._dropout_gen = torch.Generator().manual_seed(
+                int(self.hparams.token_dropout_seed) + int(rank))
+        return apply_token_dropout(self.model, batch, self.token_dropout, self._dropout_gen,
+                                   IGNORE_INDEX)
+
     def training_step(self, batch, batch_idx):
+        batch = self.drop_tokens(batch)
         logits = self.model(batch)
         loss = self.loss(logits, batch["target"])
         self.log("train/loss", loss, prog_bar=True, batch_size=logits.shape[0])

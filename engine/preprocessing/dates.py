@@ -1,0 +1,439 @@
+"""Acquisition dates of input slices: every way of reading them, the time-of-day rule, the date
+triplet and the checks of a stack's dates. Shared by the engine and training's datasets.
+
+Where a slice's date comes from, in this order (docs/model-contract.md, "Dates in the engine"):
+
+1. a value given by the caller (:func:`as_datetime`);
+2. a *sensor* tag of the raster's GDAL metadata (:data:`SENSOR_TAGS`, default and ``IMAGERY``
+   domains): the acquisition as the data provider wrote it;
+3. a date in the file name (:func:`date_from_name`): ``YYYYMMDD``, ``YYYY-MM-DD`` (or with
+   ``_``/``.``), optionally followed by ``THH[MM[SS]]``, as in ``S2_20200501T10.tif``,
+   ``..._2020-05-01.tif`` or Sentinel/Landsat product names (the first date there is the
+   sensing date);
+4. ``TIFFTAG_DATETIME``, last: TIFF 6.0 defines the DateTime tag (306) as the "date and time
+   of image creation", i.e. when the file was written, which for an exported or converted
+   raster is the export day (Adobe, TIFF Revision 6.0, 1992, section 8, p. 31). A stack whose
+   slices all got one and the same date from it is refused (:func:`check_stack_dates`).
+
+Time of day (:func:`date_triplet`): models of contract version 2 get hour 0 whatever the
+source says, because most sources (file names, date-only tags, explicit dates, MAESTRO's own
+datasets) carry no time of day; their graphs ignore the hour anyway. Version-1 models keep
+getting the hour of a full timestamp (0 when unknown), as they always did.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+
+
+class DateFormatError(InputError, ValueError):
+    """A text or value given as a date is not one (an :class:`~engine.errors.InputError`; also
+    a ValueError for callers that catch that)."""
+
+
+#: GDAL metadata items holding the acquisition (sensor) date, in the order they are tried:
+#: GDAL's IMAGERY domain item, Landsat MTL, generic names, Sentinel-2 tile/product metadata
+#: (GDAL SENTINEL2 driver), Sentinel-1 (GDAL SAFE driver), EXIF capture time, a plain DATETIME.
+SENSOR_TAGS = ("ACQUISITIONDATETIME", "DATE_ACQUIRED", "ACQUISITION_DATE", "SENSING_TIME",
+               "SENSING_START", "PRODUCT_START_TIME", "DATATAKE_1_DATATAKE_SENSING_START",
+               "ACQUISITION_START_TIME", "START_TIME", "EXIF_DATETIMEORIGINAL", "DATETIME")
+#: The TIFF DateTime tag as GDAL names it: the file's write time, used only as a last resort.
+TIFF_DATETIME_TAG = "TIFFTAG_DATETIME"
+#: Kept for callers that list every tag read.
+DATE_TAGS = SENSOR_TAGS + (TIFF_DATETIME_TAG,)
+#: Metadata domains searched (IMAGERY holds ACQUISITIONDATETIME in GDAL's convention).
+DOMAINS = (None, "IMAGERY")
+
+#: Where a date came from (``DateFound.source``); tags are ``"tag <NAME>"``.
+SOURCE_GIVEN = "given"
+SOURCE_NAME = "file name"
+SOURCE_TIFF = "TIFFTAG_DATETIME (file write time)"
+
+#: Dates more than this many days from every date of the rest of their stack are reported.
+OUTLIER_GAP_DAYS = 2 * 365 + 1
+
+# A date not glued to other digits: 20200501, 2020-05-01, 2020_05_01, 2020.05.01 (one separator
+# used twice), optionally THH, THHMM, THHMMSS or THH:MM[:SS].
+_NAME_DATE_RE = re.compile(
+    r"(?<!\d)((?:19|20)\d{2})(?:(\d{2})(\d{2})|([-_.])(\d{2})\4(\d{2}))"
+    r"(?:[Tt](\d{2})(?::?(\d{2})(?::?(\d{2}))?)?)?(?!\d)")
+# The leading date (and optional time) of a tag or given value: 2020-05-01T10:30:00Z,
+# 2020:05:01 10:30:00 (TIFF), 2020/05/01, 20200501.
+_TEXT_DATE_RE = re.compile(
+    r"\s*(\d{4})([-:/]?)(\d{2})\2(\d{2})(?:[Tt _]?(\d{2})(?::?(\d{2})(?::?(\d{2}))?)?)?")
+# What may follow a given value's time: fractions of a second and a time zone.
+_TEXT_TAIL_RE = re.compile(r"(?:[.,]\d+)?\s*(?:[Zz]|UTC|[+-]\d{2}(?::?\d{2})?)?\s*")
+
+
+@dataclass(frozen=True)
+class DateFound:
+    """A slice's date and where it came from.
+
+    Attributes:
+        when: the datetime (hour, minute as found; 0 when the source has none).
+        source: :data:`SOURCE_GIVEN`, ``"tag <NAME>"``, :data:`SOURCE_NAME` or
+            :data:`SOURCE_TIFF`.
+    """
+
+    when: _dt.datetime
+    source: str
+
+
+def _build(year: int, month: int, day: int, hour=None, minute=None, second=None
+           ) -> _dt.datetime | None:
+    """A datetime, or None for an impossible date; an impossible time of day is dropped."""
+    try:
+        date = _dt.datetime(year, month, day)
+    except (ValueError, OverflowError):
+        return None
+    try:
+        return date.replace(hour=int(hour or 0), minute=int(minute or 0), second=int(second or 0))
+    except ValueError:
+        return date
+
+
+def _parse_text(text: str) -> tuple[_dt.datetime, int] | None:
+    match = _TEXT_DATE_RE.match(text)
+    if not match:
+        return None
+    y, _, mo, d, h, mi, s = match.groups()
+    found = _build(int(y), int(mo), int(d), h, mi, s)
+    return (found, match.end()) if found else None
+
+
+def parse_date_text(text) -> _dt.datetime | None:
+    """The date (and time when present) that starts a metadata value, e.g.
+    ``2020-05-01T10:30:00Z``, ``2020:05:01 10:30:00`` (TIFF), ``2020/05/01``, ``20200501``.
+
+    Returns:
+        the datetime (time of day as written, time zone ignored), or None when the text does
+        not start with a valid date. Never raises.
+    """
+    try:
+        found = _parse_text(str(text))
+    except Exception:  # an object whose str() fails is not a date
+        return None
+    return found[0] if found else None
+
+
+def date_from_name(path) -> _dt.datetime | None:
+    """The first valid date in the file name (not the folders): ``YYYYMMDD``, ``YYYY-MM-DD``,
+    ``YYYY_MM_DD`` or ``YYYY.MM.DD`` not glued to other digits, with an optional time
+    ``THH[MM[SS]]``. In Sentinel-1/2 and Landsat product names the first date is the sensing
+    date (the later ones are processing dates), e.g.
+    ``S2A_MSIL2A_20190103T104431_N0211_R008_T32UMD_20190103T115449`` -> 2019-01-03 10:44:31.
+
+    Returns:
+        the datetime, or None when the name holds no valid date. Never raises.
+    """
+    try:
+        name = os.path.basename(os.fspath(path))
+    except Exception:
+        return None
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", "replace")
+    for match in _NAME_DATE_RE.finditer(name):
+        y, mo1, d1, _, mo2, d2, h, mi, s = match.groups()
+        found = _build(int(y), int(mo1 or mo2), int(d1 or d2), h, mi, s)
+        if found:
+            return found
+    return None
+
+
+def product_date(product) -> _dt.date:
+    """The sensing date of a Sentinel/Landsat product name (str or bytes), e.g.
+    ``S2A_MSIL2A_20190103T104431_N0211_R008_T32UMD_20190103T115449`` -> 2019-01-03: the
+    first date of the name (official TreeSatAI-TS code takes the 5th field from the end, the
+    same date in these names: maestro/dataset/treesatai_ts.py products_datetimes).
+
+    Raises:
+        DateFormatError: no date in the name.
+    """
+    if isinstance(product, bytes):
+        product = product.decode("utf-8", "replace")
+    found = date_from_name(str(product))
+    if found is None:
+        raise DateFormatError(f"no date in the product name {product!r}")
+    return found.date()
+
+
+def parse_yyyymmdd(value) -> _dt.date:
+    """A ``YYYYMMDD`` date given as int or str (dataset tables: FLAIR-HUB, PASTIS, TreeSatAI).
+    A day ``00`` is read as ``01`` (official strs_datetimes does the same for month-only
+    dates).
+
+    Raises:
+        DateFormatError: not eight digits forming a date.
+    """
+    text = str(value).strip()
+    if len(text) != 8 or not text.isdigit() or not text.isascii():
+        raise DateFormatError(f"expected a YYYYMMDD date, got {value!r}")
+    found = _build(int(text[:4]), int(text[4:6]), int(text[6:]) or 1)
+    if found is None:
+        raise DateFormatError(f"{value!r} is not a valid YYYYMMDD date")
+    return found.date()
+
+
+def as_datetime(value, what: str = "date") -> _dt.datetime:
+    """An explicit date given by a caller as a datetime, date, numpy datetime64 or text
+    (``YYYY-MM-DD``, ``YYYYMMDD``, ISO 8601 with a time and time zone).
+
+    Args:
+        what: names the input in the error message (e.g. the file the date is for).
+
+    Raises:
+        DateFormatError: the value is not a date.
+    """
+    if isinstance(value, _dt.datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, _dt.date):
+        return _dt.datetime(value.year, value.month, value.day)
+    if isinstance(value, np.datetime64):
+        try:
+            value = value.astype("datetime64[s]").item()
+        except (ValueError, OverflowError):
+            value = None
+        if isinstance(value, _dt.datetime):
+            return value
+        raise DateFormatError(f"{what}: the numpy datetime is not a valid date")
+    if isinstance(value, str):
+        found = _parse_text(value)
+        if found and _TEXT_TAIL_RE.fullmatch(value, found[1]):
+            return found[0]
+        raise DateFormatError(f"{what}: {value!r} is not a date (expected YYYY-MM-DD, YYYYMMDD "
+                              "or an ISO 8601 date and time)")
+    raise DateFormatError(f"{what}: {value!r} ({type(value).__name__}) is not a date")
+
+
+# ---------------------------------------------------------------------------------- reading
+def _tag_items(dataset) -> list[tuple[str, str]]:
+    """(upper-case key, value) of the dataset's default and IMAGERY metadata."""
+    items = []
+    for domain in DOMAINS:
+        try:
+            tags = dataset.tags(ns=domain) if domain else dataset.tags()
+        except Exception:  # a driver without that domain
+            continue
+        items.extend((str(k).upper(), v) for k, v in tags.items())
+    return items
+
+
+def date_from_tags(dataset, sensor_only: bool = True) -> DateFound | None:
+    """The date in an open rasterio dataset's GDAL metadata: the first of :data:`SENSOR_TAGS`
+    that parses, else (``sensor_only`` False) ``TIFFTAG_DATETIME``."""
+    items = _tag_items(dataset)
+    for tag in SENSOR_TAGS + (() if sensor_only else (TIFF_DATETIME_TAG,)):
+        for key, value in items:
+            if key == tag:
+                found = parse_date_text(value)
+                if found:
+                    return DateFound(found, SOURCE_TIFF if tag == TIFF_DATETIME_TAG
+                                     else f"tag {tag}")
+    return None
+
+
+def find_slice_date(path, given=None) -> DateFound | None:
+    """Where the date of one raster comes from, by the order of precedence above.
+
+    Args:
+        path: a raster GDAL opens (an unreadable one just has no tags; the reader reports it).
+        given: an explicit date or None.
+
+    Returns:
+        the date and its source, or None when no source holds one.
+
+    Raises:
+        DateFormatError: ``given`` is not a date.
+    """
+    if given is not None:
+        return DateFound(as_datetime(given, f"date given for '{path}'"), SOURCE_GIVEN)
+    tiff = None
+    try:
+        import rasterio
+
+        with rasterio.open(path) as src:
+            found = date_from_tags(src)
+            if found is None:
+                tiff = date_from_tags(src, sensor_only=False)
+    except Exception:  # unreadable: the reader reports it with a clear error
+        found = None
+    if found:
+        return found
+    name = date_from_name(path)
+    if name:
+        return DateFound(name, SOURCE_NAME)
+    return tiff
+
+
+def read_slice_datetime(path) -> tuple[_dt.datetime | None, str]:
+    """(datetime, source) of a raster without an explicit date; (None, "") when none."""
+    found = find_slice_date(path)
+    return (found.when, found.source) if found else (None, "")
+
+
+def read_slice_date(path) -> _dt.date | None:
+    """The date the engine would use for ``path`` without an explicit value; None if none."""
+    found = find_slice_date(path)
+    return found.when.date() if found else None
+
+
+# ---------------------------------------------------------------------------------- triplet
+def date_triplet(when: _dt.datetime | _dt.date, keep_hour: bool = False) -> tuple[int, int, int]:
+    """MAESTRO's date encoding input ``(year, day_of_year 1..366, hour)`` (official
+    maestro/dataset/utils.py dates_numpy, where the hour is always 0).
+
+    Args:
+        keep_hour: True only for contract-version-1 models (the hour of a full timestamp,
+            0 for a plain date); the rule for everything else is hour 0.
+    """
+    hour = when.hour if keep_hour and isinstance(when, _dt.datetime) else 0
+    return when.year, when.timetuple().tm_yday, hour
+
+
+def date_triplets(dates: Iterable[_dt.datetime | _dt.date], keep_hour: bool = False
+                  ) -> np.ndarray:
+    """int32 [T, 3] of :func:`date_triplet`."""
+    rows = [date_triplet(d, keep_hour) for d in dates]
+    return np.asarray(rows, dtype=np.int32).reshape(len(rows), 3)
+
+
+# ---------------------------------------------------------------------------- stack checks
+def _is_local(path: str) -> bool:
+    return "://" not in path and not path.startswith("/vsi") and os.path.exists(path)
+
+
+def same_file(a: str, b: str) -> bool:
+    """True when two paths are one file: equal strings, the same real path (symbolic links)
+    or the same inode (hard links)."""
+    if a == b:
+        return True
+    if _is_local(a) and _is_local(b):
+        if os.path.realpath(a) == os.path.realpath(b):
+            return True
+        try:
+            return os.path.samefile(a, b)
+        except OSError:
+            return False
+    return False
+
+
+#: Side of the decimated read hashed by :func:`content_fingerprint`.
+FINGERPRINT_PX = 64
+
+
+def content_fingerprint(path: str) -> str | None:
+    """A hash of a raster's size, data types and a decimated read (at most
+    ``FINGERPRINT_PX`` x ``FINGERPRINT_PX`` per band, nearest): equal for copies of one
+    raster. None when it cannot be read (the reader reports that)."""
+    try:
+        import rasterio
+        from rasterio.enums import Resampling
+
+        with rasterio.open(path) as src:
+            shape = (src.count, min(src.height, FINGERPRINT_PX), min(src.width, FINGERPRINT_PX))
+            data = src.read(out_shape=shape, resampling=Resampling.nearest)
+            head = repr((src.count, src.width, src.height, src.dtypes)).encode()
+    except Exception:
+        return None
+    return hashlib.sha256(head + np.ascontiguousarray(data).tobytes()).hexdigest()
+
+
+def same_content(a: str, b: str, rows: int = 256) -> bool:
+    """True when two rasters hold the same pixels (full read, ``rows`` rows at a time)."""
+    import rasterio
+    from rasterio.windows import Window
+
+    with rasterio.open(a) as sa, rasterio.open(b) as sb:
+        if (sa.count, sa.width, sa.height, sa.dtypes) != (sb.count, sb.width, sb.height, sb.dtypes):
+            return False
+        for r in range(0, sa.height, rows):
+            win = Window(0, r, sa.width, min(rows, sa.height - r))
+            if not np.array_equal(sa.read(window=win), sb.read(window=win), equal_nan=True):
+                return False
+    return True
+
+
+def _day(when: _dt.datetime) -> str:
+    return when.date().isoformat()
+
+
+def check_stack_dates(name: str, items: Sequence[tuple[str, _dt.datetime, str]],
+                      log: Callable[[str], None] | None = None) -> None:
+    """Check one modality's dated slices before they are used.
+
+    Args:
+        name: the modality (for messages).
+        items: ``(path, when, source)`` per slice, ``source`` as in :class:`DateFound`
+            (``when`` may be None for an undated slice: only the file checks apply).
+        log: receives warning lines (TIFFTAG_DATETIME used; dates far from the rest).
+
+    Raises:
+        InputError: two items are the same file (same path, symbolic or hard link) or hold
+            identical pixels (two copies), naming both; or, with several slices, every slice
+            got one and the same date from TIFFTAG_DATETIME (the file write time).
+
+    A date is reported (one log line) when it is more than :data:`OUTLIER_GAP_DAYS` days
+    (two years) from every date of the largest group of the stack's dates, groups being
+    split wherever consecutive dates are more than that apart: a one-year series spans less,
+    a multi-year series of regular acquisitions has no such gap, a mistyped year has.
+    """
+    log = log or (lambda _m: None)
+    paths = [os.fspath(p) for p, _, _ in items]
+    for i in range(len(paths)):
+        for j in range(i + 1, len(paths)):
+            if same_file(paths[i], paths[j]):
+                raise InputError(f"modality '{name}': '{paths[i]}' and '{paths[j]}' are the same "
+                                 "file given twice (as two dates): give each acquisition once")
+    prints: dict[str, str] = {}
+    for p in paths:
+        fp = content_fingerprint(p)
+        if fp is None:
+            continue
+        other = prints.get(fp)
+        if other is not None and same_content(other, p):
+            raise InputError(f"modality '{name}': '{other}' and '{p}' hold identical pixels "
+                             "(the same acquisition given twice as two dates): give each "
+                             "acquisition once")
+        prints.setdefault(fp, p)
+    tiff = [(p, w) for p, w, s in items if s == SOURCE_TIFF and w is not None]
+    if len(items) > 1 and len(tiff) == len(items) and len({_day(w) for _, w in tiff}) == 1:
+        raise InputError(
+            f"modality '{name}': all {len(items)} rasters got the date {_day(tiff[0][1])} from "
+            "TIFFTAG_DATETIME, which is the time the file was written (TIFF 6.0), not the "
+            "acquisition: give the dates explicitly (DATES= in the plugin, --date "
+            f"{name}=PATH=YYYY-MM-DD on the command line), set the ACQUISITIONDATETIME tag "
+            "(gdal_edit.py -mo ACQUISITIONDATETIME=YYYY-MM-DD), or put YYYYMMDD in the file names")
+    if tiff:
+        log(f"warning: {name}: the date of {', '.join(os.path.basename(p) for p, _ in tiff)} "
+            "comes from TIFFTAG_DATETIME, the time the file was written (TIFF 6.0): check it or "
+            "give the acquisition date")
+    for path, when in far_dates([(p, w) for p, w, _ in items if w is not None]):
+        log(f"warning: {name}: {os.path.basename(path)} is dated {_day(when)}, more than two "
+            "years from the rest of its stack: check that date")
+
+
+def far_dates(items: Sequence[tuple[str, _dt.datetime]]) -> list[tuple[str, _dt.datetime]]:
+    """The items outside the largest group of dates (groups split at gaps of more than
+    :data:`OUTLIER_GAP_DAYS` days between consecutive dates); ties go to the later group."""
+    if len(items) < 2:
+        return []
+    order = sorted(range(len(items)), key=lambda i: items[i][1])
+    groups, current = [], [order[0]]
+    for a, b in zip(order, order[1:]):
+        if (items[b][1] - items[a][1]).days > OUTLIER_GAP_DAYS:
+            groups.append(current)
+            current = []
+        current.append(b)
+    groups.append(current)
+    if len(groups) == 1:
+        return []
+    keep = max(range(len(groups)), key=lambda g: (len(groups[g]), g))
+    return [items[i] for g, group in enumerate(groups) if g != keep for i in group]

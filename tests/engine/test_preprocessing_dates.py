@@ -1,0 +1,189 @@
+"""engine.preprocessing.dates: the one date reader (names, tags, explicit values), the
+time-of-day rule and the stack checks (same file or content twice, TIFFTAG_DATETIME, far
+dates), on real GeoTIFFs written by rasterio from the Slovenia patch."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.errors import InputError, MaestroError
+from engine.preprocessing import dates as D
+from engine.stack import collect_stack
+from tests.engine.conftest import grid, write_tif
+from training.tiny import tiny_metadata
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("S2_20200501T10.tif", dt.datetime(2020, 5, 1, 10)),
+    ("S2_20200501.tif", dt.datetime(2020, 5, 1)),
+    ("mosaic_2020-05-01.tif", dt.datetime(2020, 5, 1)),
+    ("mosaic_2020_05_01_b.tif", dt.datetime(2020, 5, 1)),
+    ("scene.2019.07.14.tif", dt.datetime(2019, 7, 14)),
+    ("S2A_MSIL2A_20190103T104431_N0211_R008_T32UMD_20190103T115449.tif",
+     dt.datetime(2019, 1, 3, 10, 44, 31)),
+    ("S1A_IW_GRDH_1SDV_20200501T052345_20200501T052410_032361_03BF35_1D40.tif",
+     dt.datetime(2020, 5, 1, 5, 23, 45)),
+    ("LC08_L1TP_190028_20200501_20200509_02_T1.tif", dt.datetime(2020, 5, 1)),
+    ("/data/20200101/scene.tif", None),                  # folders are not read
+    ("x_20201340_20200229.tif", dt.datetime(2020, 2, 29)),
+    ("tile_1234567890.tif", None),
+    ("2020-05_01.tif", None),                            # mixed separators
+])
+def test_date_from_name(name, expected):
+    assert D.date_from_name(name) == expected
+
+
+def test_training_and_engine_read_one_name_alike():
+    """Issue 11 table: training read (2020, 122, 10), the engine (2020, 122, 0)."""
+    when = D.date_from_name("S2_20200501T10.tif")
+    assert D.date_triplet(when) == (2020, 122, 0)
+    assert D.date_triplets([when, dt.date(2020, 5, 1)]).tolist() == [[2020, 122, 0]] * 2
+    assert D.product_date(b"S2A_MSIL2A_20190103T104431_N0211_R008_T32UMD_20190103T115449") == \
+        dt.date(2019, 1, 3)
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("2020-05-01", dt.datetime(2020, 5, 1)),
+    ("20200501", dt.datetime(2020, 5, 1)),
+    ("2020-05-01T10:30:00Z", dt.datetime(2020, 5, 1, 10, 30)),
+    ("2020-05-01T10:30:00.123+02:00", dt.datetime(2020, 5, 1, 10, 30)),
+    (dt.date(2020, 5, 1), dt.datetime(2020, 5, 1)),
+    (np.datetime64("2020-05-01"), dt.datetime(2020, 5, 1)),
+])
+def test_explicit_values(value, expected):
+    assert D.as_datetime(value) == expected
+
+
+@pytest.mark.parametrize("value", ["2020-13-01", "2020-05-01xyz", "", "yesterday", 20200501,
+                                   None, "2020-02-30"])
+def test_explicit_value_not_a_date(value):
+    with pytest.raises(InputError, match="not a date|is not"):
+        D.as_datetime(value, "date of 'a.tif'")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text())
+def test_random_strings_never_crash_the_parsers(text):
+    """Random text: the parsers return a datetime or None, or raise the engine's error."""
+    for fn in (D.parse_date_text, D.date_from_name):
+        out = fn(text)
+        assert out is None or isinstance(out, dt.datetime)
+    for fn in (D.as_datetime, D.parse_yyyymmdd, D.product_date):
+        try:
+            out = fn(text)
+        except MaestroError:
+            continue
+        assert isinstance(out, (dt.date, dt.datetime))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2099, 12, 31)),
+       st.sampled_from(["{:%Y%m%d}", "{:%Y-%m-%d}", "{:%Y_%m_%d}", "{:%Y%m%d}T1030"]),
+       st.text(alphabet="abcXYZ_-. ", max_size=8), st.text(alphabet="abcXYZ_-. ", max_size=8))
+def test_any_date_in_a_name_is_found(day, fmt, head, tail):
+    found = D.date_from_name(head + fmt.format(day) + tail + ".tif")
+    assert found is not None and found.date() == day
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=40))
+def test_random_bytes_product_names(raw):
+    try:
+        D.product_date(raw)
+    except MaestroError:
+        pass
+
+
+# ------------------------------------------------------------------------- real GeoTIFFs
+@pytest.fixture
+def tile(tmp_path, slovenia):
+    def make(name, scene=0, tags=None):
+        return write_tif(tmp_path / name, slovenia["s2"][scene][:, :8, :8], grid(), nodata=0,
+                         tags=tags)
+    return make
+
+
+def _collect(paths):
+    lines = []
+    stack = collect_stack(tiny_metadata().modality("s2"), paths, lines.append)
+    return stack, lines
+
+
+def test_tifftag_datetime_alone_for_a_stack_is_refused(tile):
+    export = {"TIFFTAG_DATETIME": "2024:01:09 11:00:00"}
+    paths = [tile(f"scene_{i}.tif", i, export) for i in range(3)]
+    with pytest.raises(InputError, match="TIFFTAG_DATETIME.*written.*--date"):
+        _collect(paths)
+    # the real date in the file name wins: accepted, no warning
+    named = [tile(f"S2_201507{11 + 10 * i}.tif", i, export) for i in range(3)]
+    stack, lines = _collect(named)
+    assert [s.when.date() for s in stack] == [dt.date(2015, 7, 11), dt.date(2015, 7, 21),
+                                              dt.date(2015, 7, 31)]
+    assert all(s.date_source == "file name" for s in stack)
+    assert not any("warning" in m for m in lines)
+
+
+def test_tifftag_datetime_used_for_one_slice_is_reported(tile):
+    paths = [tile("S2_20150711.tif", 0), tile("scene.tif", 1,
+                                              {"TIFFTAG_DATETIME": "2015:08:01 10:00:00"})]
+    stack, lines = _collect(paths)
+    assert any("scene.tif" in m and "TIFFTAG_DATETIME" in m for m in lines)
+
+
+def test_same_file_twice_is_refused(tile, tmp_path):
+    a = tile("S2_20150711.tif", 0)
+    with pytest.raises(InputError, match="same file given twice"):
+        _collect([a, a])
+    link = str(tmp_path / "S2_20150801.tif")
+    os.symlink(a, link)
+    with pytest.raises(InputError, match=r"S2_20150711\.tif.*S2_20150801\.tif.*same file"):
+        _collect([a, link])
+    hard = str(tmp_path / "S2_20150901.tif")
+    os.link(a, hard)
+    with pytest.raises(InputError, match="same file"):
+        _collect([hard, a])
+
+
+def test_identical_content_twice_is_refused(tile, tmp_path):
+    a = tile("S2_20150711.tif", 0)
+    b = str(tmp_path / "S2_20150811.tif")
+    shutil.copy(a, b)
+    with pytest.raises(InputError, match="identical pixels"):
+        _collect([a, b, tile("S2_20150911.tif", 2)])
+
+
+def test_nearly_identical_content_is_accepted(tmp_path, slovenia):
+    """One pixel differs: the decimated fingerprint may agree, the full comparison does not."""
+    data = slovenia["s2"][0][:, :80, :80]
+    a = write_tif(tmp_path / "S2_20150711.tif", data, grid(), nodata=0)
+    other = data.copy()
+    other[3, 41, 41] += 1
+    b = write_tif(tmp_path / "S2_20150811.tif", other, grid(), nodata=0)
+    stack, _ = _collect([a, b])
+    assert len(stack) == 2
+
+
+def test_date_years_away_is_reported(tile):
+    paths = [tile("S2_20150711.tif", 0), tile("S2_20150731.tif", 1), tile("S2_19000820.tif", 2),
+             tile("S2_20150909.tif", 3)]
+    stack, lines = _collect(paths)
+    warned = [m for m in lines if "more than two years" in m]
+    assert len(warned) == 1 and "S2_19000820.tif" in warned[0] and "1900-08-20" in warned[0]
+    # a regular multi-year series has no gap of two years: nothing reported
+    series = [tile(f"S2_{2015 + i // 2}{6 + 3 * (i % 2):02d}01.tif", i) for i in range(5)]
+    _, lines = _collect(series)
+    assert not any("two years" in m for m in lines)
+
+
+def test_far_dates_groups():
+    d = [("a", dt.datetime(2015, 7, 1)), ("b", dt.datetime(2015, 8, 1)),
+         ("c", dt.datetime(1900, 1, 1)), ("e", dt.datetime(1900, 2, 1)),
+         ("f", dt.datetime(2015, 9, 1))]
+    assert sorted(p for p, _ in D.far_dates(d)) == ["c", "e"]
+    assert D.far_dates(d[:2]) == []
