@@ -104,7 +104,8 @@ def error_line(proc: Proc, interface: str) -> str:
 
 def refused(proc: Proc, interface: str, *needles: str) -> tuple[bool, str]:
     """Handled when the command failed with one clear line containing every needle
-    (case-insensitive), and no traceback."""
+    (case-insensitive): no traceback, no other line on stderr (argparse's usage line
+    excepted), not an "unexpected" error (the interfaces' wording for a bug)."""
     line = error_line(proc, interface)
     shown = line if line else (proc.err.strip().splitlines() or ["(no message)"])[-1]
     if proc.rc == 0:
@@ -113,14 +114,14 @@ def refused(proc: Proc, interface: str, *needles: str) -> tuple[bool, str]:
         return False, f"exit {proc.rc}, a Python traceback; last line: {shown[:160]}"
     if not line:
         return False, f"exit {proc.rc}, no error line; last: {shown[:160]}"
-    if interface.startswith("engine") and not interface.startswith("engine batch"):
-        extra = [x for x in proc.err.strip().splitlines()
-                 if x.strip() and not x.startswith(("usage:", " ", "error:", "python -m engine"))
-                 and "%" not in x[:5]]
-        if extra and not proc.err.strip().splitlines()[0].startswith("usage:"):
-            noisy = [x for x in extra if x != line]
-            if noisy:
-                return False, f"exit {proc.rc}, extra stderr lines ({noisy[0][:80]}...): {line[:120]}"
+    if interface in ("engine run", "engine info", "training import-official"):
+        others = [x for x in proc.err.strip().splitlines()
+                  if x.strip() and x != line and not x.startswith("usage:")
+                  and not x.startswith(" ")]
+        if interface == "training import-official":  # torch/lightning import warnings
+            others = [x for x in others if x.startswith(("ERROR", "error"))]
+        if others:
+            return False, f"exit {proc.rc}, other stderr lines ({others[0][:80]}): {line[:120]}"
     if "unexpected" in line.lower():
         return False, f"exit {proc.rc}, an unexpected error (a bug): {line[:160]}"
     missing = [n for n in needles if n.lower() not in line.lower()]
