@@ -40,6 +40,8 @@ CACHE = os.path.join(ROOT, "data-cache", "bench")
 SLOVENIA = os.path.join(os.path.dirname(ROOT), "shared", "data", "eolearn-slovenia-lulc")
 S2_BANDS = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
 TILE, PATCH, DATES = 16, 2, 3
+#: Tokens per date: the last axis of the contract-version-2 token mask.
+TOKENS = (TILE // PATCH) ** 2
 STACK_DATES = [dt.date(2016, 6, 1), dt.date(2016, 7, 1), dt.date(2016, 8, 1)]
 BATCH = 8
 OVERLAP = 25
@@ -152,7 +154,7 @@ def tiles_in_memory(path: str, meta) -> list[dict]:
         b = len(chunk)
         batches.append({"s2": np.repeat(x[:, None], DATES, axis=1),
                         "s2_dates": np.repeat(dates[None], b, 0),
-                        "s2_mask": np.zeros((b, DATES), bool),
+                        "s2_mask": np.zeros((b, DATES, TOKENS), bool),
                         "ref_date": np.repeat(dates[:1], b, 0)})
     return batches
 
@@ -170,7 +172,7 @@ def slovenia_batches(n_batches: int = 4) -> list[dict]:
         chunk = [tiles[(i * BATCH + k) % len(tiles)] for k in range(BATCH)]
         batches.append({"s2": np.stack([x[:, :, r:r + TILE, c:c + TILE] for r, c in chunk]).astype(np.float32),
                         "s2_dates": np.repeat(dates[None], BATCH, 0),
-                        "s2_mask": np.zeros((BATCH, DATES), bool),
+                        "s2_mask": np.zeros((BATCH, DATES, TOKENS), bool),
                         "ref_date": np.repeat(dates[:1], BATCH, 0)})
     return batches
 

@@ -42,8 +42,9 @@ from .blend import RowAccumulator
 from .contract import REF_DATE_INPUT, ModelMetadata, read_model_metadata
 from .errors import CancelledError, InputError
 from .preprocessing.dates import date_triplet
+from .preprocessing.geometry import pixel_size_warning
 from .preprocessing.tokens import model_input
-from .stack import Slice, collect_stack, reference_date
+from .stack import Slice, collect_stack, display_name, reference_date
 from .tiling import TileGrid, offset_quantum
 from .writer import CLASS_NODATA, RasterWriter, check_writable
 
@@ -296,14 +297,13 @@ class Runner:
         self._ref_date = np.array(date_triplet(ref_date, keep_hour), dtype=np.int32)
 
     def _report_grids(self, meta, stacks, grid_slice) -> None:
-        ref = meta.reference
-        px = abs(grid_slice.transform.a)
-        if grid_slice.crs.is_projected and abs(px - ref.gsd_m) > 0.25 * ref.gsd_m:
-            self.log(f"warning: the reference raster's pixel is {px:g} m but the model was "
-                     f"trained at {ref.gsd_m:g} m")
+        warning = pixel_size_warning(grid_slice.crs, grid_slice.transform, grid_slice.width,
+                                     grid_slice.height, meta.reference.gsd_m)
+        if warning:
+            self.log(warning)
         for name, stack in stacks.items():
             self.log(f"{name}: {len(stack)} date(s): " + ", ".join(
-                f"{os.path.basename(s.path)} {s.when.date().isoformat()} ({s.date_source})"
+                f"{display_name(s.path)} {s.when.date().isoformat()} ({s.date_source})"
                 for s in stack))
 
     def _open_writers(self, meta, grid_slice, factor, out_rows, out_cols) -> list[RasterWriter]:

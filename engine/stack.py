@@ -24,7 +24,8 @@ import numpy as np
 
 from .contract import ModalitySpec, ModelMetadata
 from .errors import InputError
-from .preprocessing.dates import check_stack_dates, find_slice_date
+from .preprocessing.dates import (DateFound, check_stack_dates, find_slice_date,
+                                  single_date_drops_tiff)
 
 
 @dataclass
@@ -192,6 +193,12 @@ def collect_stack(spec: ModalitySpec, items: Sequence, log: Callable[[str], None
         slices.append(open_slice(os.fspath(item.path), spec, item.date))
     if not slices:
         raise InputError(f"modality '{spec.name}' has no input raster")
+    if single_date_drops_tiff([DateFound(s.when, s.date_source) if s.when else None
+                               for s in slices], spec.max_dates):
+        log(f"{spec.name}: {os.path.basename(slices[0].path)} has only TIFFTAG_DATETIME "
+            f"({slices[0].when.date().isoformat()}), the time the file was written: it takes "
+            "the reference date instead")
+        slices[0].when, slices[0].date_source = None, ""
     undated = [s.path for s in slices if s.when is None]
     if undated and (spec.max_dates > 1 or len(slices) > 1):
         raise InputError(

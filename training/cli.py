@@ -55,7 +55,20 @@ def _cli_class():
                       file=sys.stderr)
                 trainer.precision = "32-true"
 
+        def instantiate_classes(self) -> None:
+            super().instantiate_classes()
+            link_patches(self.model, self.datamodule)
+
     return MaestroCLI
+
+
+def link_patches(task, dm) -> None:
+    """Give the data module the model's patch per modality, so that its items carry the
+    token masks the exported (contract version 2) model takes, built by the engine's own
+    function (engine.preprocessing.tokens)."""
+    config = getattr(getattr(task, "model", None), "config", None)
+    if config is not None and hasattr(dm, "use_model_patches"):
+        dm.use_model_patches({m.name: m.patch_px for m in config.modalities})
 
 
 def load_from_config(config: str, ckpt: str | None = None, overrides: list[str] = ()):

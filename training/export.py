@@ -102,6 +102,26 @@ def example_batch(meta: ModelMetadata, batch: int = 2, dates: Mapping[str, int] 
     return out
 
 
+def contract_feeds(batch: Mapping[str, torch.Tensor], meta: ModelMetadata) -> dict:
+    """onnxruntime feeds (numpy, graph input names) from a training batch: masks given as
+    date masks [B, T] are broadcast to the version-2 token masks [B, T, tokens]; token
+    masks fed to a version-1 graph become date masks (a date is missing when all its
+    tokens are). Other keys (``target``...) are left out."""
+    feeds = {}
+    for m in meta.modalities:
+        pixels, dates, mask = m.input_names
+        feeds[pixels] = batch[pixels].numpy()
+        feeds[dates] = batch[dates].numpy()
+        value = batch[mask].to(torch.bool)
+        if meta.token_masks and value.dim() == 2:
+            value = value[:, :, None].expand(-1, -1, m.tokens)
+        elif not meta.token_masks and value.dim() == 3:
+            value = value.all(dim=2)
+        feeds[mask] = value.contiguous().numpy()
+    feeds[REF_DATE_INPUT] = batch[REF_DATE_INPUT].numpy()
+    return feeds
+
+
 def _code_version() -> str:
     try:
         here = os.path.dirname(os.path.abspath(__file__))

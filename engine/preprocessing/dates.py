@@ -257,9 +257,9 @@ def find_slice_date(path, given=None) -> DateFound | None:
         return DateFound(as_datetime(given, f"date given for '{path}'"), SOURCE_GIVEN)
     tiff = None
     try:
-        import rasterio
+        from .reading import open_raster
 
-        with rasterio.open(path) as src:
+        with open_raster(os.fspath(path)) as src:
             found = date_from_tags(src)
             if found is None:
                 tiff = date_from_tags(src, sensor_only=False)
@@ -271,6 +271,14 @@ def find_slice_date(path, given=None) -> DateFound | None:
     if name:
         return DateFound(name, SOURCE_NAME)
     return tiff
+
+
+def single_date_drops_tiff(founds: Sequence[DateFound | None], max_dates: int) -> bool:
+    """The rule for a single-date modality (DEM, aerial: ``max_dates`` 1) given one raster
+    dated only by TIFFTAG_DATETIME: that is the file's write time, so the raster takes the
+    run's reference date instead (True: drop the date)."""
+    return (max_dates == 1 and len(founds) == 1 and founds[0] is not None
+            and founds[0].source == SOURCE_TIFF)
 
 
 def read_slice_datetime(path) -> tuple[_dt.datetime | None, str]:
@@ -325,33 +333,42 @@ def same_file(a: str, b: str) -> bool:
     return False
 
 
-#: Side of the decimated read hashed by :func:`content_fingerprint`.
-FINGERPRINT_PX = 64
+#: Side of each window hashed by :func:`content_fingerprint`, and the windows' centres as
+#: fractions of the raster's height and width.
+FINGERPRINT_PX = 32
+FINGERPRINT_AT = ((0.5, 0.5), (0.25, 0.25), (0.25, 0.75), (0.75, 0.25), (0.75, 0.75))
 
 
 def content_fingerprint(path: str) -> str | None:
-    """A hash of a raster's size, data types and a decimated read (at most
-    ``FINGERPRINT_PX`` x ``FINGERPRINT_PX`` per band, nearest): equal for copies of one
-    raster. None when it cannot be read (the reader reports that)."""
+    """A hash of a raster's size, data types and five ``FINGERPRINT_PX`` windows of every
+    band (centre and quarter points: a few blocks decoded, whatever the raster's size):
+    equal for copies of one raster; :func:`same_content` confirms a match. None when it
+    cannot be read (the reader reports that)."""
     try:
-        import rasterio
-        from rasterio.enums import Resampling
+        from rasterio.windows import Window
 
-        with rasterio.open(path) as src:
-            shape = (src.count, min(src.height, FINGERPRINT_PX), min(src.width, FINGERPRINT_PX))
-            data = src.read(out_shape=shape, resampling=Resampling.nearest)
-            head = repr((src.count, src.width, src.height, src.dtypes)).encode()
+        from .reading import open_raster
+
+        with open_raster(path) as src:
+            h = hashlib.sha256(repr((src.count, src.width, src.height, src.dtypes)).encode())
+            side_r, side_c = min(FINGERPRINT_PX, src.height), min(FINGERPRINT_PX, src.width)
+            for fr, fc in FINGERPRINT_AT:
+                r = min(max(int(fr * src.height) - side_r // 2, 0), src.height - side_r)
+                c = min(max(int(fc * src.width) - side_c // 2, 0), src.width - side_c)
+                h.update(np.ascontiguousarray(src.read(window=Window(c, r, side_c, side_r)))
+                         .tobytes())
     except Exception:
         return None
-    return hashlib.sha256(head + np.ascontiguousarray(data).tobytes()).hexdigest()
+    return h.hexdigest()
 
 
 def same_content(a: str, b: str, rows: int = 256) -> bool:
     """True when two rasters hold the same pixels (full read, ``rows`` rows at a time)."""
-    import rasterio
     from rasterio.windows import Window
 
-    with rasterio.open(a) as sa, rasterio.open(b) as sb:
+    from .reading import open_raster
+
+    with open_raster(a) as sa, open_raster(b) as sb:
         if (sa.count, sa.width, sa.height, sa.dtypes) != (sb.count, sb.width, sb.height, sb.dtypes):
             return False
         for r in range(0, sa.height, rows):

@@ -75,6 +75,8 @@ def fill_tokens(x: np.ndarray, patch_px: int, fill_value: float
     token_count(h, patch_px), token_count(w, patch_px)
     g_h, g_w, p = h // patch_px, w // patch_px, patch_px
     valid = pixel_validity(x)                                        # [..., H, W]
+    if valid.all():                                                  # nothing to fill
+        return x, np.zeros((*lead, g_h * g_w), bool)
     xr = x.reshape(*lead, c, g_h, p, g_w, p)
     vr = valid.reshape(*lead, 1, g_h, p, g_w, p)
     counts = vr.sum(axis=(-3, -1), dtype=np.int64)                   # [..., 1, g_h, g_w]

@@ -97,9 +97,15 @@ def test_short_recipe_exports_a_working_model(tmp_path):
     crops = SloveniaCrops(sample, recipe.sample_datetimes(), (0, 100), rc.tile_px)
     batch = crops.batch(2, np.random.default_rng(1))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert meta.schema_version == 2 and meta.modality("s2").radiometry is not None
+    for m in meta.modalities:          # version 2: token masks [B, T, tokens]
+        batch[f"{m.name}_mask"] = batch[f"{m.name}_mask"][:, :, None].expand(
+            -1, -1, m.tokens).contiguous()
     feeds = {i.name: batch[i.name].numpy() for i in session.get_inputs()}
-    logits = session.run(None, feeds)[0]
+    logits, embeddings = session.run(None, feeds)
     assert logits.shape == (2, len(CLASSES), rc.tile_px, rc.tile_px)
+    assert embeddings.shape == (2, rc.embed_dim, rc.tile_px // rc.s2_patch_px,
+                                rc.tile_px // rc.s2_patch_px)
     assert np.isfinite(logits).all()
     assert doc["onnx_bytes"] == os.path.getsize(path)
 
@@ -121,7 +127,17 @@ def test_bundled_model_metadata_matches_the_recipe(bundled):
                                          **rc.to_dict()}
     assert metrics["recipe"] == rc.to_dict()
     want = recipe.model_metadata(rc)
-    assert meta.modalities == want.modalities and meta.classes == want.classes
+    plain = tuple(dataclasses.replace(m, radiometry=None) for m in meta.modalities)
+    assert plain == want.modalities and meta.classes == want.classes
+    # Contract version 2 with the radiometry the run measured (metrics JSON = metadata).
+    assert meta.schema_version == 2 and meta.embedding_dim == rc.embed_dim
+    for m in meta.modalities:
+        rad = metrics["radiometry"][m.name]
+        assert m.radiometry.units == rad["units"] and m.radiometry.product == rad["product"]
+        assert [list(r) for r in m.radiometry.value_range] == rad["value_range"]
+        assert all(lo < hi for lo, hi in m.radiometry.value_range)
+    assert meta.modality("s2").radiometry.units == "reflectance x 10000"
+    assert meta.modality("dem").radiometry.units == "m"
     s2 = meta.modality("s2")
     assert list(s2.bands) == S2_BANDS and s2.gsd_m == 10.0 and s2.tile_px == rc.tile_px
     assert [c.name for c in meta.classes] == [c["name"] for c in CLASSES]

@@ -91,6 +91,29 @@ def test_any_date_in_a_name_is_found(day, fmt, head, tail):
     assert found is not None and found.date() == day
 
 
+class _Tags:
+    """Stands for an open dataset's metadata (the part date_from_tags reads)."""
+
+    def __init__(self, tags):
+        self._tags = tags
+
+    def tags(self, ns=None):
+        if ns:
+            raise KeyError(ns)                   # a driver without that domain
+        return self._tags
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(list(D.DATE_TAGS) + ["acquisitiondatetime", "OTHER"]),
+                       st.text(max_size=30), max_size=6))
+def test_random_tag_values_never_crash(tags):
+    found = D.date_from_tags(_Tags(tags), sensor_only=False)
+    assert found is None or isinstance(found.when, dt.datetime)
+    if found is not None and found.source == D.SOURCE_TIFF:
+        assert not any(D.parse_date_text(v) for k, v in tags.items()
+                       if k.upper() in D.SENSOR_TAGS)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=40))
 def test_random_bytes_product_names(raw):
@@ -159,12 +182,14 @@ def test_identical_content_twice_is_refused(tile, tmp_path):
 
 
 def test_nearly_identical_content_is_accepted(tmp_path, slovenia):
-    """One pixel differs: the decimated fingerprint may agree, the full comparison does not."""
+    """One pixel differs outside the fingerprint's windows: the fingerprints agree, the full
+    comparison does not."""
     data = slovenia["s2"][0][:, :80, :80]
     a = write_tif(tmp_path / "S2_20150711.tif", data, grid(), nodata=0)
     other = data.copy()
-    other[3, 41, 41] += 1
+    other[3, 1, 1] += 1
     b = write_tif(tmp_path / "S2_20150811.tif", other, grid(), nodata=0)
+    assert D.content_fingerprint(a) == D.content_fingerprint(b) and not D.same_content(a, b)
     stack, _ = _collect([a, b])
     assert len(stack) == 2
 
@@ -187,3 +212,20 @@ def test_far_dates_groups():
          ("f", dt.datetime(2015, 9, 1))]
     assert sorted(p for p, _ in D.far_dates(d)) == ["c", "e"]
     assert D.far_dates(d[:2]) == []
+
+
+def test_single_date_raster_dated_only_by_tifftag_takes_the_reference_date(tmp_path, slovenia):
+    from engine.stack import reference_date
+
+    meta = tiny_metadata()
+    s2 = [write_tif(tmp_path / f"S2_201507{11 + 10 * i}.tif", slovenia["s2"][i][:, :8, :8],
+                    grid(), nodata=0) for i in range(2)]
+    dem = write_tif(tmp_path / "dem.tif", slovenia["dem"][:4, :4], grid(20.0),
+                    tags={"TIFFTAG_DATETIME": "2024:01:09 11:00:00"})
+    lines = []
+    stacks = {"s2": collect_stack(meta.modality("s2"), s2, lines.append),
+              "dem": collect_stack(meta.modality("dem"), [dem], lines.append)}
+    assert any("dem.tif has only TIFFTAG_DATETIME (2024-01-09)" in m for m in lines)
+    assert reference_date(meta, stacks) == dt.datetime(2015, 7, 11)
+    assert stacks["dem"][0].when == dt.datetime(2015, 7, 11)
+    assert stacks["dem"][0].date_source == "reference date"

@@ -158,3 +158,33 @@ def test_v1_model_zero_fill_date_mask_and_log_line(v1_model, scene, slovenia, tm
         inner = classes[r:r + T, c:c + T] != 255
         np.testing.assert_allclose(confidence[r:r + T, c:c + T][inner], _confidence(lg)[inner],
                                    atol=1e-5)
+
+
+def test_v2_map_does_not_depend_on_the_date_source(tiny_models, slovenia, tmp_path):
+    """The same scenes dated by a full timestamp tag (10:00 UTC), by a date-only file name and
+    by explicit dates give the same map: version-2 models get hour 0 from every source."""
+    from engine.api import SliceInput
+    from tests.engine.conftest import grid, write_tif
+
+    rows = cols = 48
+    dem = write_tif(tmp_path / "dem.tif", downsample2(slovenia["dem"][:rows, :cols])
+                    .astype("float32"), grid(20.0), nodata=-9999.0)
+    tagged, named, given = [], [], []
+    for i in ORDER:
+        day = SCENE_DATES[i]
+        data = slovenia["s2"][i][:, :rows, :cols]
+        tagged.append(write_tif(tmp_path / f"tagged_{i}.tif", data, grid(), nodata=0,
+                                tags={"ACQUISITIONDATETIME": f"{day}T10:00:00Z"}))
+        named.append(write_tif(tmp_path / f"S2_{day.replace('-', '')}.tif", data, grid(),
+                               nodata=0))
+        given.append(SliceInput(write_tif(tmp_path / f"plain_{i}.tif", data, grid(), nodata=0),
+                                dt.date.fromisoformat(day)))
+    maps = []
+    for k, s2 in enumerate((tagged, named, given)):
+        out = str(tmp_path / f"o{k}.tif")
+        run_model(tiny_models["segmentation"], {"s2": s2, "dem": [dem]}, out,
+                  RunOptions(confidence_path=str(tmp_path / f"c{k}.tif")))
+        maps.append((_read(out), _read(str(tmp_path / f"c{k}.tif"))))
+    for classes, confidence in maps[1:]:
+        np.testing.assert_array_equal(classes, maps[0][0])
+        np.testing.assert_array_equal(confidence, maps[0][1])

@@ -86,3 +86,17 @@ def test_fill_tokens_batch_axes():
     assert missing.shape == (2, 3, 4) and missing.sum() == 2 * 3 * 4 - 1
     assert (out[1, 2, 0, :2, :2] == 1.0).all() and (out[1, 2, 1, :2, :2] == 2.0).all()
     assert (out[0] == 9.0).all()
+
+
+def test_the_package_imports_only_numpy():
+    """engine.preprocessing is the contract layer shared with training: importing it pulls in
+    no torch, onnxruntime, qgis, nor rasterio (imported inside the functions that read)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, engine.preprocessing.dates, engine.preprocessing.tokens, "
+            "engine.preprocessing.scaling\n"
+            "bad = [m for m in ('torch', 'onnxruntime', 'qgis', 'rasterio', 'osgeo') "
+            "if m in sys.modules]\nassert not bad, bad")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

@@ -282,7 +282,8 @@ def test_callbacks_dates_and_subsampling(tiny_models, scene, slovenia, tmp_path)
     extra = [SliceInput(write_tif(tmp_path / f"extra_{k}.tif", slovenia["s2"][k][:, :32, :32] + 1,
                                   grid(), nodata=0), dt.date(2016, 5, 1 + k)) for k in range(3)]
     fractions, lines = [], []
-    report = run_model(tiny_models["segmentation"], {"s2": inputs["s2"] + extra, "dem": inputs["dem"]},
+    report = run_model(tiny_models["segmentation"],
+                       {"s2": inputs["s2"] + extra, "dem": inputs["dem"]},
                        str(tmp_path / "o.tif"), RunOptions(),
                        progress=lambda f, m: fractions.append(f), log=lines.append)
     assert fractions == sorted(fractions) and fractions[-1] == 1.0

@@ -16,7 +16,7 @@ from tests.conftest import ROOT
 from tests.training.small_model import SMALL, quick
 from training.cli import export_model, lightning_cli, main
 from training.datasets.slovenia import write_slovenia_stack
-from training.export import input_order
+from training.export import contract_feeds
 
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "training", "configs", "*.yaml")))
 SLO_FT = os.path.join(ROOT, "training", "configs", "slovenia_tiny_finetune.yaml")
@@ -86,13 +86,13 @@ def test_fit_resume_test_and_export(slovenia, tmp_path):
     batch = collate([dm.dataset("val")[i] for i in range(2)])
     want = task.eval_model().eval()(batch).detach().numpy()
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {k: batch[k].numpy() for k in input_order(meta)})[0]
+    got = sess.run(None, contract_feeds(batch, meta))[0]
     assert got.shape == (2, 5, 16, 16) and np.abs(got - want).max() < 1e-4
     emb = export_model(SLO_FT, last, str(tmp_path / "emb.onnx"), "embedding", "emb",
                        [*SMALL, *_data(slovenia)])
     assert emb.task == "embedding" and emb.embedding_dim == 24
     sess = ort.InferenceSession(str(tmp_path / "emb.onnx"), providers=["CPUExecutionProvider"])
-    assert sess.run(None, {k: batch[k].numpy() for k in input_order(emb)})[0].shape == (
+    assert sess.run(None, contract_feeds(batch, emb))[0].shape == (
         2, 24, 4, 4)
 
 

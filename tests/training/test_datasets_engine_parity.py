@@ -1,10 +1,12 @@
 """One preprocessing: the same real GeoTIFFs (the bundled sample rewritten by rasterio with
 nodata: a 4 px frame on every S2 date, a 40 x 40 px block in one date, one band missing at
-some pixels, a DEM hole) give bit-identical model inputs through training's GeoTiffStack and
-through the engine's Runner._prepare (pixels, dates, masks, ref_date)."""
+some pixels, a DEM hole; then also with the bands reordered and a GDAL offset) give
+bit-identical model inputs through training's GeoTiffStack and through the engine's
+Runner._prepare (pixels, dates, masks, ref_date)."""
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -125,3 +127,75 @@ def test_version1_pixels_equal_too(files):
         item = ds[index]
         for key in ("s2", "dem"):
             assert prepared.feeds[key][j].tobytes() == item[key].numpy().tobytes(), key
+
+
+def test_random_flips_move_token_masks_with_pixels(files):
+    import torch
+
+    from training.datasets.collate import collate
+
+    ds = GeoTiffStack(files, [dict(name="s2", files="S2_L1C_*.tif", bands=S2_BANDS,
+                                   divisor=5000.0, num_dates=6)], "s2", TILE, train=True,
+                      samples_per_epoch=24, patch_px={"s2": PATCH})
+    torch.manual_seed(3)
+    items = [ds[i] for i in range(len(ds))]
+    seen = 0
+    for item in items:
+        x, mask = item["s2"].numpy(), item["s2_mask"].numpy()           # [6, C, 16, 16], [6, 16]
+        tokens = x.reshape(6, 10, 4, PATCH, 4, PATCH).transpose(0, 2, 4, 1, 3, 5).reshape(6, 16, -1)
+        empty = (tokens == 0).all(-1)                                    # fill value 0
+        assert np.array_equal(empty, mask), "a token mask did not follow its pixels"
+        assert mask[5].all()                                             # the padded 6th slot
+        seen += int(mask[:5].sum())
+    assert seen > 0                                                      # frames were drawn
+    batch = collate(items[:4])
+    assert batch["s2_mask"].shape == (4, 6, 16)
+
+
+def test_collate_pads_token_masks():
+    import torch
+
+    from training.datasets.base import series_item
+    from training.datasets.collate import collate
+
+    a = series_item("s2", np.ones((2, 3, 8, 8), np.float32), np.ones((2, 3)), 2, patch_px=4)
+    b = series_item("s2", np.ones((3, 3, 8, 8), np.float32), np.ones((3, 3)), 3, patch_px=4)
+    batch = collate([a, b])
+    assert batch["s2_mask"].shape == (2, 3, 4)
+    assert batch["s2_mask"][0, 2].all() and not batch["s2_mask"][0, :2].any()
+    assert batch["s2_mask"].dtype == torch.bool
+
+
+@pytest.fixture(scope="module")
+def shuffled(files, tmp_path_factory):
+    """The same files with the bands stored in reverse order (band descriptions say so) and
+    as DN + 1000 with a declared GDAL offset of -1000 (the L2A convention since baseline
+    04.00)."""
+    import rasterio
+
+    out = tmp_path_factory.mktemp("shuffled")
+    for name in sorted(os.listdir(files)):
+        if not name.startswith("S2"):
+            shutil.copy(os.path.join(files, name), out / name)
+            continue
+        with rasterio.open(os.path.join(files, name)) as src:
+            data, prof, tags, names = src.read(), src.profile, src.tags(), src.descriptions
+        stored = np.where(data == 0, 0, data + 1000).astype(data.dtype)[::-1]
+        with rasterio.open(out / name, "w", **prof) as dst:
+            dst.write(stored)
+            dst.update_tags(**tags)
+            for b, n in enumerate(names[::-1], 1):
+                dst.set_band_description(b, n)
+            dst.offsets = (-1000.0,) * len(names)
+    return str(out)
+
+
+def test_band_order_and_offset_go_through_the_engines_read_plan(files, shuffled):
+    plain, moved = _dataset(files, patch=True), _dataset(shuffled, patch=True)
+    tiles = list(moved.grid)
+    prepared = _engine_batch(shuffled, moved, tiles, token_masks=True)
+    for j, index in enumerate(prepared.run):
+        a, b = moved[index], plain[index]
+        assert prepared.feeds["s2"][j].tobytes() == a["s2"].numpy().tobytes()
+        assert np.array_equal(a["s2"].numpy(), b["s2"].numpy())       # bands found, offset applied
+        assert np.array_equal(a["s2_mask"].numpy(), b["s2_mask"].numpy())

@@ -87,5 +87,7 @@ def test_bad_regions_and_globs_are_named(slovenia):
         GeoTiffStack(slovenia, _mods(), "s2", 32, region={"cols": [80, 100]})
     with pytest.raises(FileNotFoundError, match="no file matches"):
         GeoTiffStack(slovenia, [dict(name="s2", files="nope/*.tif", bands=["a"])], "s2", 8)
-    with pytest.raises(ValueError, match="band names"):
-        GeoTiffStack(slovenia, [dict(name="s2", files="s2/*.tif", bands=["a"])], "s2", 8)[0]
+    from engine.errors import InputError
+
+    with pytest.raises(InputError, match="has 13 bands .*expects 1"):   # the engine's band plan
+        GeoTiffStack(slovenia, [dict(name="s2", files="s2/*.tif", bands=["a"])], "s2", 8)

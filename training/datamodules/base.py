@@ -28,7 +28,16 @@ class MaestroDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pretrain = pretrain
+        #: The model's patch per modality (set by :meth:`use_model_patches`): datasets then
+        #: yield token masks [T, L] with partial tokens filled (contract version 2).
+        self.patch_px: dict[str, int] | None = None
         self._sets: dict[str, Dataset] = {}
+
+    def use_model_patches(self, patch_px: dict[str, int]) -> None:
+        """Make the datasets yield the token masks of a model with these patch sizes
+        (engine.preprocessing.tokens; what the engine feeds a version-2 model)."""
+        self.patch_px = dict(patch_px)
+        self._sets.clear()
 
     def make_dataset(self, stage: str, train: bool) -> Dataset:
         """The dataset of ``stage`` (``train``, ``val``, ``test``)."""

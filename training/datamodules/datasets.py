@@ -29,7 +29,7 @@ class TreeSatAIDataModule(CsvSplitDataModule):
     def make_dataset(self, stage, train):
         split = ["train", "val"] if (stage == "train" and self.pretrain) else stage
         return TreeSatAITS(self.root, split, self.modalities, self.num_dates, train,
-                           self.mask_threshold)
+                           self.mask_threshold, patch_px=self.patch_px)
 
 
 class PastisHDDataModule(MaestroDataModule):
@@ -55,7 +55,7 @@ class PastisHDDataModule(MaestroDataModule):
             if stage == "train" and self.pretrain:
                 folds += list(self.folds.get("val", []))
         return PastisHD(self.root, stage, folds, self.fold, self.modalities, self.crop_m,
-                        self.repeats, self.num_dates, train)
+                        self.repeats, self.num_dates, train, patch_px=self.patch_px)
 
 
 class FlairHubDataModule(CsvSplitDataModule):
@@ -67,7 +67,7 @@ class FlairHubDataModule(CsvSplitDataModule):
 
     def make_dataset(self, stage, train):
         return FlairHub(self.root, stage, self.modalities, self.num_dates, train,
-                        self.mask_threshold)
+                        self.mask_threshold, patch_px=self.patch_px)
 
 
 class GeoTiffStackDataModule(MaestroDataModule):
@@ -92,4 +92,4 @@ class GeoTiffStackDataModule(MaestroDataModule):
         region = self.regions.get(stage, self.regions.get("val") if stage == "test" else None)
         return GeoTiffStack(self.root, self.modalities, self.reference, self.tile_px,
                             self.labels, self.class_list, region, train, self.samples_per_epoch,
-                            self.stride)
+                            self.stride, patch_px=self.patch_px)

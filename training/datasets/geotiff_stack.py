@@ -2,12 +2,15 @@
 
 Each modality is a set of GeoTIFFs, one per date (a glob under ``root``), dated and checked by
 the engine's own code (:mod:`engine.preprocessing.dates`: sensor tags, file name, then
-TIFFTAG_DATETIME; the same file or content twice refused). Pixels are read with nodata (the
-raster's nodata value, mask band, outside the raster, non-finite) as NaN and turned into model
-inputs by :func:`engine.preprocessing.tokens.model_input` (scaling, token mask, partial-token
-fill), the function the engine's runner calls, so an item equals the engine's input for the
-same tile bit for bit. Optional per-date cloud masks
-(one raster per date, matched by date) steer the date selection. A label raster gives the
+TIFFTAG_DATETIME; the same file or content twice refused). Each file's bands are matched to
+the modality's band names and its GDAL scale/offset applied by the engine's read plan
+(:func:`engine.preprocessing.reading.plan_read`, as ``engine.stack.open_slice``; explicit
+``band_indexes`` skip the name matching). Pixels are read with nodata (the raster's nodata
+value, mask band, outside the raster, non-finite) as NaN and turned into model inputs by
+:func:`engine.preprocessing.tokens.model_input` (scaling, token mask, partial-token fill), the
+function the engine's runner calls, so an item equals the engine's input for the same tile bit
+for bit. Optional per-date cloud masks (one raster per date, matched by date) steer the date
+selection. A label raster gives the
 segmentation target; ``classes`` maps its values to class ids (the list order).
 
 Items are crops of ``tile_px`` pixels of the reference modality, inside a rectangular
@@ -31,7 +34,11 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window, from_bounds
 from torch.utils.data import Dataset
 
-from engine.preprocessing.dates import check_stack_dates, date_triplets, find_slice_date
+from engine.contract import Scaling as ContractScaling
+from engine.preprocessing.dates import (check_stack_dates, date_triplets, find_slice_date,
+                                       single_date_drops_tiff)
+from engine.preprocessing.radiometry import plan_calibration
+from engine.preprocessing.reading import ReadPlan, plan_read
 from engine.preprocessing.tokens import model_input
 
 from .base import IGNORE_INDEX, ModalityInfo, flip_item, item_rng
@@ -47,8 +54,8 @@ class StackModality:
         name: contract name (``s2``, ``dem``...).
         files: glob (relative to the dataset root) matching one GeoTIFF per date.
         bands: band names, one per band read.
-        band_indexes: 1-based bands to read from each file (default: all, which must match
-            ``bands``).
+        band_indexes: 1-based bands to read from each file (default: the bands matched to
+            ``bands`` by name, or all of them when the files name no bands).
         divisor, log: constant scaling (see :class:`.scaling.Scaling`).
         num_dates: date slots per item; longer series are subsampled by bins.
         cloud_masks: glob of per-date cloud masks (matched by date), or None.
@@ -75,6 +82,7 @@ class _Files:
     paths: list[str]
     dates: np.ndarray                  # int32 [T, 3]
     masks: list[str | None] = field(default_factory=list)
+    plans: list[ReadPlan] = field(default_factory=list)
 
 
 class GeoTiffStack(Dataset):
@@ -147,6 +155,8 @@ class GeoTiffStack(Dataset):
             raise FileNotFoundError(f"modality {m.name!r}: no file matches {m.files!r} under "
                                     f"{self.root}")
         found = [find_slice_date(p) for p in paths]
+        if single_date_drops_tiff(found, m.num_dates):      # as engine.stack.collect_stack
+            found = [None]
         undated = [p for p, f in zip(paths, found) if f is None]
         if undated and len(paths) > 1:
             raise ValueError(f"modality {m.name!r}: no date in the tags or the name of "
@@ -165,7 +175,25 @@ class GeoTiffStack(Dataset):
                     by_date[d.when.date()] = p
             masks = [by_date.get(d.date()) if d is not None else None for d, _ in dated]
         dates = date_triplets([d for d, _ in dated]) if dated[0][0] is not None else None
-        return _Files([p for _, p in dated], dates, masks)
+        ordered = [p for _, p in dated]
+        return _Files(ordered, dates, masks, [self._plan(m, p) for p in ordered])
+
+    @staticmethod
+    def _plan(m: StackModality, path: str) -> ReadPlan:
+        """Bands and calibration of one file, as the engine plans them (no value checks:
+        the training data defines the model's range)."""
+        nb = len(m.bands)
+        spec = type("Spec", (), dict(
+            name=m.name, bands=tuple(m.bands), radiometry=None,
+            scaling=ContractScaling("log" if m.log else "none", (0.0,) * nb,
+                                    (float(m.divisor),) * nb)))()
+        with rasterio.open(path) as src:
+            if m.band_indexes is None:
+                return plan_read(src, spec, path, check=False)
+            idx = tuple(int(i) for i in m.band_indexes)
+            cal = plan_calibration([src.scales[i - 1] for i in idx],
+                                   [src.offsets[i - 1] for i in idx], spec, path=path)
+        return ReadPlan(idx, cal)
 
     def info(self) -> list[ModalityInfo]:
         out = []
@@ -228,8 +256,9 @@ class GeoTiffStack(Dataset):
     def _modality(self, m: StackModality, bounds, rng) -> dict[str, torch.Tensor]:
         files = self.files[m.name]
         size = int(round(self.tile_px * self.gsd_ref / self.gsd[m.name]))
-        stack = np.stack([self._read(p, bounds, size, m.band_indexes, m.resampling)
-                          for p in files.paths]).astype(np.float32)       # [T, C, h, w]
+        stack = np.stack([plan.calibration.apply(self._read(p, bounds, size, list(plan.indexes),
+                                                             m.resampling))
+                          for p, plan in zip(files.paths, files.plans)])  # [T, C, h, w]
         if stack.shape[1] != len(m.bands):
             raise ValueError(f"modality {m.name!r}: files have {stack.shape[1]} bands, "
                              f"{len(m.bands)} band names given")

@@ -168,7 +168,9 @@ seed; `docs/training.md` repeats the comparison over 5 fine-tuning seeds and 3 p
 seeds (`python -m training.recipes.pretraining_evidence`): with the recipe's 6000 pretraining
 steps the pretrained network has the higher held-out mIoU in all 15 pairs (+2.9 ± 1.1,
 +1.5 ± 0.6 and +2.1 ± 1.3 points), while overall accuracy is higher for pretraining seed 42
-(+0.9 ± 0.4) and lower for seeds 7 and 11 (-1.2 ± 0.6, -1.1 ± 1.8). Differences on the classes with 31 and 66 held-out pixels
+(+0.9 ± 0.4) and lower for seeds 7 and 11 (-1.2 ± 0.6, -1.1 ± 1.8); those runs predate the
+token dropout and the contract-version-2 network (masked GroupNorm, hour ignored) and were
+not repeated with them. Differences on the classes with 31 and 66 held-out pixels
 are within what another split could change.
 
 ## Architecture and recipe

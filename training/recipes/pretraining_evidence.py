@@ -111,7 +111,7 @@ def compare(rows: list[dict], a: str, b: str) -> dict:
 #: ``pretrained_state``. Every other field, including ones added later, is in the key, so a new
 #: setting can cost a recomputation but never reuses weights it would have changed.
 FINETUNE_ONLY_FIELDS = ("finetune_steps", "finetune_batch", "finetune_lr", "date_dropout",
-                        "class_weight_power", "eval_stride")
+                        "token_dropout", "class_weight_power", "eval_stride")
 
 
 def pretrained_state(rc: recipe.Recipe, sample, datetimes, cache_dir: str | None, log=print):
