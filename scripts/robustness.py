@@ -212,8 +212,13 @@ class Inputs:
                                      np.zeros_like(self.data))
         self.undated = [self.write(os.path.join(bad, f"scene_{c}.tif"), self.data, tags={})
                         for c in "ab"]
+        # two different scenes (the sample's 11 and 31 July) both named 11 July
+        import rasterio as _rio
+
+        with _rio.open(self.s2[1]) as src:
+            second = src.read()
         self.dup_dates = [self.write(os.path.join(self.dir("dup"), f"S2_20150711_{c}.tif"),
-                                     self.data) for c in "ab"]
+                                     data, tags={}) for c, data in zip("ab", (self.data, second))]
         self.year_1900 = self.write(os.path.join(bad, "S2_19000711.tif"), self.data, tags={})
         self.future = self.write(os.path.join(bad, "S2_20990711.tif"), self.data, tags={})
         self.shuffled = self.write(os.path.join(bad, "S2_20150711_shuffled.tif"),
@@ -234,12 +239,16 @@ class Inputs:
         self.south_up = self.write(os.path.join(bad, "S2_20150711_southup.tif"),
                                    self.data[:, ::-1, :],
                                    transform=Affine(t.a, 0, t.c, 0, -t.e, t.f - 101 * -t.e))
+        # S2 and DEM both on the same rotated grid: the model sees the sample's pixels
+        rot = Affine(t.a, 2.0, t.c, 2.0, t.e, t.f)
         self.rotated = self.write(os.path.join(bad, "S2_20150711_rotated.tif"), self.data,
-                                  transform=Affine(t.a, 2.0, t.c, 2.0, t.e, t.f))
+                                  transform=rot)
         dt = self.dem_profile["transform"]
         self.dem_far = self.write(os.path.join(bad, "dem_far.tif"), self.dem_data,
                                   profile=self.dem_profile,
                                   transform=Affine(dt.a, 0, dt.c + 100000, 0, dt.e, dt.f))
+        self.rotated_dem = self.write(os.path.join(bad, "dem_rotated.tif"), self.dem_data,
+                                      profile=self.dem_profile, transform=rot)
         self.dem_3857 = os.path.join(bad, "dem_3857.tif")
         gdal.Warp(self.dem_3857, self.dem, dstSRS="EPSG:3857", xRes=20, yRes=20).FlushCache()
         # a larger input (4 x 4 copies of the patch) for interrupting runs mid-way
@@ -712,7 +721,6 @@ def build(inp: Inputs) -> Suite:
         ("S2 all nodata", [inp.all_nodata], None, ("nodata",), "safety"),
         ("DEM 100 km away (no overlap)", None, inp.dem_far, ("overlap",), "safety"),
         ("time series without any date", inp.undated, None, ("date",), "prep-dates"),
-        ("rotated geotransform", [inp.rotated], None, ("rotat",), "prep-bands"),
         ("truncated GeoTIFF (header intact)", [inp.truncated], None,
          ("InputError", "S2_20150711_truncated.tif"), "prep-bands"),
         ("VRT whose source file is gone", [inp.vrt_gone], None,
@@ -742,6 +750,8 @@ def build(inp: Inputs) -> Suite:
          "prep-bands", dict(same_as_reference=True)),
         ("south-up S2 raster", [inp.south_up], None, ("south",), "prep-bands",
          dict(same_as_reference=True)),
+        ("S2 and DEM on one rotated grid", [inp.rotated], inp.rotated_dem, ("rotat",),
+         "prep-bands", dict(same_as_reference=True)),
         ("S2 of 1 x 1 pixel", [inp.tiny], None, ("pixel",), "safety", dict(shape=(1, 1))),
     ]:
         def make_either(name=name, s2=s2, dem=dem, needles=needles, kw=kw):
