@@ -1196,6 +1196,8 @@ def main(argv=None) -> int:
             except Exception as exc:  # noqa: BLE001 (this script's own set-up failed)
                 it.handled, it.observed = False, f"robustness script error: {type(exc).__name__}: {exc}"
             it.handled = bool(it.handled)
+            it.observed = it.observed.replace(os.path.realpath(work), "<work>").replace(
+                work, "<work>")
             it.seconds = time.perf_counter() - t
             print(f"[{i:3d}/{len(items)}] {'ok ' if it.handled else 'NO '} {it.interface:24s} "
                   f"{it.name[:60]:60s} {it.seconds:5.1f}s  {it.observed[:100]}", flush=True)
@@ -1219,7 +1221,8 @@ def main(argv=None) -> int:
         "Handled = a clear one-line error naming the problem, or a correct result; and no "
         "partial output (no file under the output name after a refusal, no temporary file, "
         "inputs unchanged). *Owner* is the helper branch whose fix the situation needs "
-        "(before the branches are merged, their situations may show as not handled).", "",
+        "(before the branches are merged, their situations may show as not handled). "
+        "`<work>` is the script's scratch folder.", "",
         table(items)])
     print()
     print(summary)
