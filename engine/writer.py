@@ -85,7 +85,7 @@ def remove_stale_temporaries(folder: str) -> list[str]:
     except OSError:
         return removed
     for name in names:
-        m = _TEMP_RE.match(name)
+        m = _TEMP_RE.match(name) if name.startswith(".") else None
         if not m or m.group("host") != HOST_ID:
             continue
         path = os.path.join(folder, name)
