@@ -100,9 +100,17 @@ def run_model(model_path: str, inputs: Mapping[str, Sequence[SliceInput | str]],
 
     Raises:
         InputError, ContractError, ModelFileError, OutputError, CancelledError,
-        RuntimeDependencyError: see engine.errors.
+        RuntimeDependencyError: see engine.errors. OutputError before any work when an
+        output is an input (or a file a VRT input reads) or both outputs are one file
+        (engine.paths.check_outputs).
     """
+    from .paths import check_outputs
     from .runner import Runner
 
-    return Runner(model_path, inputs, output_path, options or RunOptions(), progress=progress,
+    options = options or RunOptions()
+    check_outputs({"output": output_path, "confidence": options.confidence_path},
+                  [("model file", model_path)] + [
+                      (f"{m} input", getattr(item, "path", item)) for m, items in inputs.items()
+                      for item in ([items] if isinstance(items, (str, SliceInput)) else items)])
+    return Runner(model_path, inputs, output_path, options, progress=progress,
                   is_cancelled=is_cancelled, log=log).run()

@@ -9,10 +9,20 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import math
+import os
+import signal
 import sys
-from typing import Callable
+import tempfile
+import threading
+from typing import Callable, Sequence
 
-from .errors import MaestroError
+from .errors import InputError, MaestroError, OutputError
+
+#: Extensions of the rasters ``run`` writes (GeoTIFF / COG only).
+GEOTIFF_EXTENSIONS = (".tif", ".tiff")
+#: Where the CLI writes the traceback of an unexpected error (one clear line on stderr).
+DEBUG_LOG = os.path.join(tempfile.gettempdir(), "maestro-engine-debug.log")
 
 
 def _parse_input(text: str) -> tuple[str, str]:
@@ -31,6 +41,54 @@ def _parse_date(text: str) -> tuple[str, str, _dt.date]:
         return name.lower(), path, _dt.date.fromisoformat(day)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"--date: '{day}' is not YYYY-MM-DD") from exc
+
+
+def check_bounds(bounds: Sequence[float] | None, option: str = "--bounds") -> None:
+    """Refuse bounds that are not four finite numbers with xmin < xmax and ymin < ymax.
+
+    Raises:
+        InputError: naming the option and the offending values.
+    """
+    if bounds is None:
+        return
+    if len(bounds) != 4:
+        raise InputError(f"{option} needs four numbers XMIN YMIN XMAX YMAX (got {len(bounds)})")
+    bad = [v for v in bounds if not math.isfinite(v)]
+    if bad:
+        raise InputError(f"{option} {' '.join(map(str, bounds))}: {bad[0]} is not a finite "
+                         "number (XMIN YMIN XMAX YMAX in the reference raster's CRS)")
+    xmin, ymin, xmax, ymax = bounds
+    if not xmin < xmax:
+        raise InputError(f"{option}: XMIN {xmin:g} must be less than XMAX {xmax:g} "
+                         "(order: XMIN YMIN XMAX YMAX)")
+    if not ymin < ymax:
+        raise InputError(f"{option}: YMIN {ymin:g} must be less than YMAX {ymax:g} "
+                         "(order: XMIN YMIN XMAX YMAX)")
+
+
+def check_raster_output(path: str | None, option: str) -> None:
+    """Refuse an empty output path or one that is not a GeoTIFF name (.tif, .tiff).
+
+    Raises:
+        OutputError: naming the option and the path.
+    """
+    if path is None:
+        return
+    if not path.strip():
+        raise OutputError(f"{option}: no file given (empty path)")
+    if os.path.splitext(path)[1].lower() not in GEOTIFF_EXTENSIONS:
+        raise OutputError(f"{option} '{path}' is not a GeoTIFF name: the engine writes GeoTIFF "
+                          f"(COG) only; use a {' or '.join(GEOTIFF_EXTENSIONS)} extension")
+
+
+def check_run_numbers(args) -> None:
+    """Overlap 0..75 %, batch size and threads at least 1 (InputError naming the option)."""
+    if not (math.isfinite(args.overlap) and 0 <= args.overlap <= 75):
+        raise InputError(f"--overlap {args.overlap} must be a percentage from 0 to 75")
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size {args.batch_size} must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads {args.threads} must be at least 1")
 
 
 def add_run_parser(subparsers) -> None:
@@ -55,13 +113,20 @@ def add_run_parser(subparsers) -> None:
 
 def main_run(args) -> int:
     from .api import RunOptions, SliceInput, run_model
+    from .paths import check_outputs
 
+    check_raster_output(args.output, "--output")
+    check_raster_output(args.confidence, "--confidence")
+    check_bounds(args.bounds)
+    check_run_numbers(args)
+    check_outputs({"--output": args.output, "--confidence": args.confidence},
+                  [("model file", args.model)] + [(f"{m} input", p) for m, p in args.input])
     given = {(m, p): d for m, p, d in args.date}
     inputs: dict[str, list[SliceInput]] = {}
     for modality, path in args.input:
         inputs.setdefault(modality, []).append(SliceInput(path, given.pop((modality, path), None)))
     if given:
-        raise MaestroError(f"--date names inputs that are not given with --input: "
+        raise InputError(f"--date names inputs that are not given with --input: "
                            f"{[f'{m}={p}' for m, p in given]}")
     options = RunOptions(tile_overlap_pct=args.overlap, batch_size=args.batch_size,
                          device=args.device, threads=args.threads,
@@ -76,7 +141,8 @@ def main_run(args) -> int:
             print(f"{pct:3d}% {message}", file=sys.stderr)
         last[0] = pct
 
-    report = run_model(args.model, inputs, args.output, options, progress=progress, log=say)
+    report = run_model(args.model, inputs, args.output, options, progress=progress, log=say,
+                       is_cancelled=lambda: _STOP["signal"] is not None)
     print(json.dumps({"output": report.output_path, "confidence": report.confidence_path,
                       "provider": report.provider, "task": report.task, "tiles": report.tiles,
                       "seconds": round(report.seconds, 3), "dates": report.dates}, indent=1))
@@ -126,10 +192,88 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived: unwinds the run like Ctrl-C (every ``finally`` and
+    ``except BaseException`` clean-up runs: temporaries removed, nothing under the final name)."""
+
+
+#: The signal that asked the run to stop (None while running).
+_STOP: dict = {"signal": None}
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGINT stop the command as a cancel does: the handler raises
+    :class:`Interrupted` in the main thread, whose clean-up removes the temporary files
+    (``python -m engine batch`` installs its own handlers, which keep the manifest)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum, frame):
+        first = _STOP["signal"] is None
+        _STOP["signal"] = signal.Signals(signum).name
+        if first:
+            raise Interrupted(_STOP["signal"])
+
+    signal.signal(signal.SIGINT, stop)
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, stop)
+
+
+def _quiet_gdal() -> None:
+    """GDAL's default error handler prints ``ERROR 1: ...`` lines on stderr beside the
+    engine's own error line; the engine's errors already carry GDAL's message. Silence it
+    (unless MAESTRO_DEBUG is set); rasterio still reads the last error for its exceptions."""
+    if os.environ.get("MAESTRO_DEBUG"):
+        return
+    try:
+        from osgeo import gdal
+    except ImportError:
+        return
+    gdal.SetErrorHandler("CPLQuietErrorHandler")  # global: tiles are read in another thread
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception's message on one line (line breaks become '; ')."""
+    return "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+
+
+def report_unexpected(exc: BaseException) -> str:
+    """Append the traceback to :data:`DEBUG_LOG`; returns the log's path ('' if unwritable)."""
+    import traceback
+
+    try:
+        with open(DEBUG_LOG, "a", encoding="utf-8") as f:
+            f.write(f"--- {_dt.datetime.now().isoformat(timespec='seconds')} "
+                    f"pid {os.getpid()}: {' '.join(sys.argv)}\n")
+            f.write("".join(traceback.format_exception(exc)))
+        return DEBUG_LOG
+    except OSError:
+        return ""
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv``, run the subcommand; every error is one line ``error: Type: message``
+    on stderr (exit status 2; 130 when interrupted), never a traceback (an unexpected
+    error's traceback goes to :data:`DEBUG_LOG`, or to stderr with MAESTRO_DEBUG=1)."""
     args = build_parser().parse_args(argv)
+    _quiet_gdal()
+    if args._main is main_run:
+        _stop_on_signals()
     try:
         return int(args._main(args) or 0)
     except MaestroError as exc:
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        name = _STOP["signal"] or "SIGINT"
+        print(f"error: CancelledError: stopped by {name}; no output was written (its "
+              "temporary files were removed)", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 (a bug or an unforeseen input: one line)
+        if os.environ.get("MAESTRO_DEBUG"):
+            raise
+        where = report_unexpected(exc)
+        print(f"error: unexpected {type(exc).__name__}: {one_line(exc)}"
+              + (f" (traceback in {where}; MAESTRO_DEBUG=1 prints it)" if where else ""),
+              file=sys.stderr)
+        return 3

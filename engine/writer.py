@@ -3,10 +3,19 @@ converted to a Cloud-Optimized GeoTIFF with GDAL's COG driver and renamed into p
 
 Until :meth:`RasterWriter.commit` succeeds, nothing exists under the final name: an error
 or a cancel removes the temporary files (:meth:`RasterWriter.abort`).
+
+Temporary files are hidden names beside the output that carry their writer's host and
+process id, ``.<name>.<host>-<pid>-<random>.part.tif`` (and ``.cog.tif``, GDAL's
+``.ovr.tmp`` and ``.aux.xml`` beside them). A process killed outright (SIGKILL, power cut)
+cannot remove them, so every new writer removes, in its folder, those whose process is gone
+(:func:`remove_stale_temporaries`); a running process's files are never touched.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import socket
 import uuid
 from typing import Sequence
 
@@ -20,8 +29,84 @@ CLASS_NODATA = 255
 BLOCK = 256
 
 
+#: This machine in temporary names: 6 hex digits of the sha1 of its host name.
+HOST_ID = hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
+_TEMP_RE = re.compile(r"^\..+\.(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[0-9a-f]{4}"
+                      r"\.(?:part|cog)\.tif(?:\..+)?$")
+
+
+def temporary_tag() -> str:
+    """``<host>-<pid>-<random>``: the part of a temporary name that tells its owner."""
+    return f"{HOST_ID}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+
+
+def process_alive(pid: int, since: float | None = None) -> bool:
+    """Whether process ``pid`` of this machine runs, and (with ``since``, a time.time())
+    was already running then (a newer process reusing the id does not count).
+
+    Without psutil on Windows the answer is True (never remove what might be in use).
+    """
+    try:
+        import psutil
+    except ImportError:
+        psutil = None
+    if psutil is not None:
+        try:
+            proc = psutil.Process(pid)
+            return since is None or proc.create_time() <= since + 1.0
+        except psutil.NoSuchProcess:
+            return False
+        except psutil.Error:
+            return True
+    if os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str) -> list[str]:
+    """Remove the writer temporaries in ``folder`` left by dead processes of this machine.
+
+    A file is stale when its name carries this machine's host id and a process id that no
+    longer runs (or that was started after the file was last written). Files of other
+    machines (a shared folder) and of running processes are kept.
+
+    Returns:
+        The paths removed.
+    """
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        m = _TEMP_RE.match(name) if name.startswith(".") else None
+        if not m or m.group("host") != HOST_ID:
+            continue
+        path = os.path.join(folder, name)
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError:
+            continue
+        if int(m.group("pid")) == os.getpid() or process_alive(int(m.group("pid")), mtime):
+            continue
+        try:
+            os.remove(path)
+            removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
 def check_writable(path: str) -> None:
     """Raise OutputError unless a file can be created beside ``path``."""
+    if not str(path).strip():
+        raise OutputError("no output file given (empty path)")
     folder = os.path.dirname(os.path.abspath(path)) or "."
     if not os.path.isdir(folder):
         raise OutputError(f"cannot write '{path}': folder '{folder}' does not exist")
@@ -61,13 +146,16 @@ class RasterWriter:
         self.dtype = dtype
         self.nodata = CLASS_NODATA if dtype == "uint8" else float("nan")
         folder, base = os.path.split(self.path)
-        tag = uuid.uuid4().hex[:8]
+        self.removed_stale = remove_stale_temporaries(folder)
+        tag = temporary_tag()
         self._tmp = os.path.join(folder, f".{base}.{tag}.part.tif")
         self._tmp_cog = os.path.join(folder, f".{base}.{tag}.cog.tif")
         profile = dict(driver="GTiff", width=width, height=height, count=count, dtype=dtype,
                        crs=crs, transform=transform, nodata=self.nodata, tiled=True,
                        blockxsize=BLOCK, blockysize=BLOCK, BIGTIFF="IF_SAFER",
-                       compress="deflate" if not cog else "none")
+                       compress="deflate")
+        if cog:  # only read back once by the COG conversion: the fastest deflate level
+            profile["zlevel"] = 1
         try:
             self._dst = rasterio.open(self._tmp, "w", **profile)
         except Exception as exc:

@@ -162,9 +162,14 @@ def _import_official_main(argv: list[str]) -> int:
                                                      "embedding"))
     p.add_argument("--output", required=True, help="ONNX file to write")
     a = p.parse_args(argv)
-    from .official import import_official
+    from .official import OfficialCheckpointError, import_official
 
-    report = import_official(a.ckpt, a.config, a.task, a.output)
+    try:
+        report = import_official(a.ckpt, a.config, a.task, a.output)
+    except (OfficialCheckpointError, OSError) as exc:  # one line, not a traceback
+        message = "; ".join(x.strip() for x in str(exc).splitlines() if x.strip())
+        print(f"error: {type(exc).__name__}: {message}", file=sys.stderr)
+        return 2
     print(json.dumps(report, default=str))
     return 0
 

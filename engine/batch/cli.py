@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
-from engine.errors import InputError, MaestroError
+from engine.cli import check_bounds, one_line, report_unexpected
+from engine.errors import InputError, MaestroError, OutputError
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -91,6 +93,26 @@ def collect_inputs(args: argparse.Namespace) -> dict[str, list[tuple[str, str | 
     return inputs
 
 
+def check_batch_args(args: argparse.Namespace) -> None:
+    """Refuse up front an empty output folder, bad bounds and impossible numbers.
+
+    Raises:
+        OutputError, InputError: naming the option.
+    """
+    if not args.output.strip():
+        raise OutputError("--output: no output folder given (empty path)")
+    check_bounds(args.area_bounds, "--area-bounds")
+    for b in args.block_bounds or []:
+        check_bounds(b, "--block-bounds")
+    for option, value, low in (("--block-px", args.block_px, 1), ("--retries", args.retries, 0),
+                               ("--batch-size", args.batch_size, 1)):
+        if value < low:
+            raise InputError(f"{option} {value} must be at least {low}")
+    for option, value in (("--workers", args.workers), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            raise InputError(f"{option} {value} must be at least 1")
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the batch job; prints progress and a summary; returns the exit status."""
     from .runner import BatchOptions, run_batch
@@ -107,6 +129,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"[batch] {fields['message']}", flush=True)
 
     try:
+        check_batch_args(args)
         report = run_batch(
             args.model, collect_inputs(args), args.output,
             BatchOptions(block_px=args.block_px, workers=args.workers, scheduler=args.scheduler,
@@ -128,10 +151,20 @@ def main(args: argparse.Namespace) -> int:
         return 130
     except MaestroError as exc:
         # Exit status 2 for engine errors, as ``python -m engine run``.
-        emit("error", message=str(exc), error=type(exc).__name__)
+        emit("error", message=one_line(exc), error=type(exc).__name__)
         if not as_json:
-            print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(f"error: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 (a bug or an unforeseen input: one line)
+        if os.environ.get("MAESTRO_DEBUG"):
+            raise
+        where = report_unexpected(exc)
+        message = (f"unexpected {type(exc).__name__}: {one_line(exc)}"
+                   + (f" (traceback in {where})" if where else ""))
+        emit("error", message=message, error=type(exc).__name__)
+        if not as_json:
+            print(f"error: {message}", file=sys.stderr)
+        return 3
     summary = {"blocks_total": report.blocks_total, "blocks_skipped": report.blocks_skipped,
                "blocks_run": report.blocks_run, "redone": report.redone,
                "workers": report.workers, "seconds": round(report.seconds, 2),

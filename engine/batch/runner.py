@@ -21,11 +21,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from engine.errors import CancelledError, InputError, MaestroError
+from engine.errors import CancelledError, InputError, MaestroError, OutputError
+from engine.paths import check_folder_output
 
 from .blocks import (Block, Bounds, ReferenceGrid, area_from_raster, area_from_vector,
                      explicit_blocks, split_area)
-from .manifest import Manifest, file_fingerprint, sha256_file
+from .lock import LOCK_NAME, FolderLock
+from .manifest import MANIFEST_NAME, Manifest, file_fingerprint, sha256_file
 from .mosaic import build_vrt, merge_cog
 from .task import InputsSpec, run_block
 
@@ -270,6 +272,11 @@ def run_batch(model_path: str, inputs: Mapping[str, Sequence[Any]], output_dir: 
         raise InputError(f"The model {os.path.basename(model_path)} is a {meta.task} model; "
                          f"this tool needs a {opts.expect_task} model.")
     spec = _inputs_spec(inputs)
+    check_folder_output(output_dir, "output folder",
+                        [("model file", model_path)] + [(f"{m} input", p) for m, items in spec.items()
+                                                   for p, _ in items],
+                        names=(MANIFEST_NAME, VRT_NAME, COG_NAME, LOCK_NAME),
+                        subfolders=(BLOCKS_DIR,))
     missing = [m for m in meta.modality_names if m not in spec]
     if missing:
         raise InputError(f"The model needs the modalities {', '.join(missing)}; "
@@ -277,7 +284,39 @@ def run_batch(model_path: str, inputs: Mapping[str, Sequence[Any]], output_dir: 
     grid = ReferenceGrid.from_raster(_reference_raster(meta, spec))
     blocks = plan_blocks(meta, grid, opts.block_px, area_raster, area_vector, area_bounds,
                          block_extents, area_crs)
-    os.makedirs(os.path.join(output_dir, BLOCKS_DIR), exist_ok=True)
+    try:
+        os.makedirs(os.path.join(output_dir, BLOCKS_DIR), exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"Cannot create the output folder {output_dir}: {exc}") from exc
+    with FolderLock(output_dir, log):
+        _remove_leftovers(output_dir, log)
+        return _run_locked(model_path, meta, spec, blocks, output_dir, opts, progress, log,
+                           is_cancelled, block_fn, t_start)
+
+
+def _remove_leftovers(output_dir: str, log: Callable[[str], None]) -> None:
+    """Temporaries of earlier drivers (the lock is held: none of them runs) and of dead
+    block tasks (``engine.writer.remove_stale_temporaries`` keeps a live process's)."""
+    from engine.writer import remove_stale_temporaries
+
+    removed = []
+    for name in os.listdir(output_dir):
+        if name in (MANIFEST_NAME + ".tmp",) or name.startswith((VRT_NAME + ".tmp",
+                                                                 COG_NAME + ".tmp")):
+            path = os.path.join(output_dir, name)
+            with contextlib.suppress(OSError):
+                os.remove(path)
+                removed.append(path)
+    removed += remove_stale_temporaries(os.path.join(output_dir, BLOCKS_DIR))
+    if removed:
+        log(f"Removed {len(removed)} temporary file(s) left by an interrupted run: "
+            + ", ".join(os.path.basename(p) for p in removed[:5])
+            + (" ..." if len(removed) > 5 else ""))
+
+
+def _run_locked(model_path, meta, spec, blocks, output_dir, opts, progress, log, is_cancelled,
+                block_fn, t_start) -> BatchReport:
+    """The rest of :func:`run_batch`, while this driver holds the folder's lock."""
     manifest = Manifest.open(output_dir, _job_fingerprint(model_path, meta, spec, blocks, opts),
                              restart=opts.restart)
     finished = manifest.finished([b.id for b in blocks])
@@ -363,6 +402,10 @@ def _collect(client, todo, model_path, spec, output_dir, opts, engine_opts, mani
                 f"{total} blocks; re-run the same command to resume.")
         batch = pending.next_batch(block=False)
         if not batch:
+            # Records throttled by the last save are written once the interval is over, not
+            # only when the next result arrives: a driver killed during a quiet spell must not
+            # lose finished blocks, and whoever watches the manifest must see them.
+            manifest.save(force=False)
             time.sleep(0.1)
             continue
         for fut in batch:

@@ -28,30 +28,90 @@ class MaestroAlgorithm(QgsProcessingAlgorithm):
     def createInstance(self):  # noqa: N802 (QGIS API name)
         return type(self)()
 
+    def __init_subclass__(cls, **kwargs):
+        """Every subclass's processAlgorithm runs under :func:`_one_line_errors`."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("processAlgorithm")
+        if own is not None and not getattr(own, "_maestro_guarded", False):
+            cls.processAlgorithm = _one_line_errors(own)
+
     def engine_call(self, func, *args, **kwargs):
         """Call into the engine; its errors (and a missing onnxruntime) become
-        QgsProcessingException with the engine's message."""
+        QgsProcessingException with the engine's message on one line; an unexpected
+        error becomes one line too, its traceback going to the debug log only."""
         try:
-            from engine.errors import MaestroError
+            from engine.errors import MaestroError  # noqa: F401
         except ImportError as exc:  # numpy missing: nothing of the engine can run
-            raise QgsProcessingException(f"MAESTRO engine cannot load: {exc}") from exc
+            raise QgsProcessingException(f"MAESTRO engine cannot load: {exc}") from None
         try:
             return func(*args, **kwargs)
-        except MaestroError as exc:
-            raise QgsProcessingException(str(exc)) from exc
-        except ImportError as exc:
-            raise QgsProcessingException(
-                f"A Python package MAESTRO needs is missing: {exc}. "
-                "Install it with Raster > MAESTRO land cover > Install dependencies… "
-                "(or the button in the MAESTRO panel).") from exc
-        except QgsProcessingException:
-            raise
-        except Exception as exc:  # noqa: BLE001 (an engine bug: a message, not a traceback)
-            import traceback
+        except Exception as exc:  # noqa: BLE001 (every error: one clear line)
+            raise as_processing_error(exc) from None
 
-            from qgis.core import Qgis, QgsMessageLog
 
-            QgsMessageLog.logMessage(traceback.format_exc(), "MAESTRO", Qgis.MessageLevel.Critical)
-            raise QgsProcessingException(
-                f"MAESTRO engine failed unexpectedly ({type(exc).__name__}: {exc}); "
-                "the traceback is in the MAESTRO log") from exc
+def debug_log_path() -> str:
+    """The file that receives the tracebacks of unexpected errors (also the CLI's)."""
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), "maestro-engine-debug.log")
+
+
+def _write_traceback(exc: BaseException) -> str:
+    """Append ``exc``'s traceback to :func:`debug_log_path`; returns the path ('' on failure)."""
+    import datetime
+    import traceback
+
+    path = debug_log_path()
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"--- {datetime.datetime.now().isoformat(timespec='seconds')} "
+                    f"pid {os.getpid()} (QGIS)\n")
+            f.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        return path
+    except OSError:
+        return ""
+
+
+def _one_line(text) -> str:
+    return "; ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def as_processing_error(exc: BaseException) -> QgsProcessingException:
+    """The QgsProcessingException to raise for ``exc``: the engine's message (one line) for
+    its own errors, the install hint for a missing package, and for anything else one line
+    naming the error, its traceback appended to :func:`debug_log_path` (never shown in the
+    Processing log)."""
+    if isinstance(exc, QgsProcessingException):
+        return exc
+    try:
+        from engine.errors import MaestroError
+    except ImportError:
+        MaestroError = ()  # noqa: N806
+    if MaestroError and isinstance(exc, MaestroError):
+        return QgsProcessingException(_one_line(exc))
+    if isinstance(exc, ImportError):
+        return QgsProcessingException(
+            f"A Python package MAESTRO needs is missing: {_one_line(exc)}. "
+            "Install it with Raster > MAESTRO land cover > Install dependencies… "
+            "(or the button in the MAESTRO panel).")
+    where = _write_traceback(exc)
+    return QgsProcessingException(
+        f"MAESTRO failed unexpectedly: {type(exc).__name__}: {_one_line(exc)}"
+        + (f" (details for a bug report in {where})" if where else ""))
+
+
+def _one_line_errors(process):
+    """Wrap a processAlgorithm: any error leaves it as one QgsProcessingException line."""
+    import functools
+
+    @functools.wraps(process)
+    def guarded(self, parameters, context, feedback):
+        try:
+            return process(self, parameters, context, feedback)
+        except QgsProcessingException as exc:
+            raise QgsProcessingException(_one_line(exc.args[0] if exc.args else exc)) from None
+        except Exception as exc:  # noqa: BLE001
+            raise as_processing_error(exc) from None
+
+    guarded._maestro_guarded = True
+    return guarded

@@ -257,8 +257,14 @@ def run_engine_batch(args: list[str], feedback) -> dict:
     if error:
         raise QgsProcessingException(error)
     if proc.returncode != 0 or done is None:
+        # One line; the child's last lines (a traceback of a crash) go to the debug log.
+        from .base import _write_traceback
+
+        last = next((x.strip() for x in reversed(tail) if x.strip()), "no message")
+        where = _write_traceback(RuntimeError("batch runner output:\n" + "\n".join(tail)))
         raise QgsProcessingException(
-            f"The batch runner stopped (exit status {proc.returncode}): " + "\n".join(tail))
+            f"The batch runner stopped (exit status {proc.returncode}): {last}"
+            + (f" (its last lines are in {where})" if where else ""))
     return done
 
 

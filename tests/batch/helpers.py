@@ -52,3 +52,19 @@ def run_block_failing_for(block_to_fail, model_path, inputs, block_id, bounds, o
     if block_id == block_to_fail:
         raise RuntimeError(f"simulated failure of block {block_id}")
     return run_block(model_path, inputs, block_id, bounds, output_path, options)
+
+
+def run_block_waiting_for_manifest(block_to_wait, min_done, timeout_s, model_path, inputs,
+                                   block_id, bounds, output_path, options):
+    """Like ``run_block``, but block ``block_to_wait`` first waits (up to ``timeout_s``) until
+    the driver's manifest on disk records ``min_done`` finished blocks, and fails if it never
+    does: the manifest must show finished blocks while the driver waits for others."""
+    if block_id == block_to_wait:
+        manifest = os.path.join(os.path.dirname(os.path.dirname(output_path)), "manifest.json")
+        start = time.monotonic()
+        while len(_recorded_done(manifest)) < min_done:
+            if time.monotonic() > start + timeout_s:
+                raise RuntimeError(f"after {timeout_s} s the manifest records only "
+                                   f"{len(_recorded_done(manifest))} finished blocks")
+            time.sleep(0.05)
+    return run_block(model_path, inputs, block_id, bounds, output_path, options)

@@ -17,7 +17,8 @@ from engine.batch import BatchOptions, BlocksFailedError, run_batch
 from engine.batch.manifest import JobMismatchError, sha256_file
 from engine.errors import CancelledError
 from tests.batch.conftest import NODATA_COLS, NODATA_ROWS
-from tests.batch.helpers import run_block_failing_for, run_block_killing_worker_once
+from tests.batch.helpers import (run_block_failing_for, run_block_killing_worker_once,
+                                 run_block_waiting_for_manifest)
 
 BLOCK_PX = 48  # 101 x 100 px -> 3 x 3 blocks, the last row and column of blocks 5 and 4 px
 TOTAL = 9
@@ -155,6 +156,22 @@ def test_killed_worker_loses_nothing_and_job_completes(
         now_ns = os.stat(out / doc["blocks"][block_id]["file"]).st_mtime_ns
         assert now_ns == mtime_ns, (block_id, now_ns, doc["blocks"][block_id], killed)
     assert_equals_reference(report.vrt_path, reference_run)
+
+
+def test_manifest_records_finished_blocks_while_the_driver_waits(
+        tiny_models, slovenia_inputs, dask_cluster, tmp_path):
+    """The cause of the killed-worker test's rare failure: the manifest's throttled save ran
+    only when a result arrived, so blocks finished less than a second before a quiet spell
+    stayed unrecorded on disk until the next result (a killed driver lost them; the test's
+    killing task, waiting for 3 recorded blocks, waited 180 s and died too early). Here the
+    first block waits for 7 others to be recorded (its worker may hold one more task behind
+    it): it only can when the driver writes its pending records during the wait."""
+    report = run_batch(tiny_models["segmentation"], slovenia_inputs, str(tmp_path),
+                       BatchOptions(block_px=BLOCK_PX, scheduler=dask_cluster.scheduler_address,
+                                    retries=0),
+                       block_fn=functools.partial(run_block_waiting_for_manifest,
+                                                  "r00000_c00000", TOTAL - 2, 30))
+    assert (report.blocks_run, report.failed) == (TOTAL, {})
 
 
 def test_other_parameters_are_refused_then_restart_starts_clean(

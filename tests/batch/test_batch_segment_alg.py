@@ -120,3 +120,18 @@ def test_batch_segment_refuses_missing_modality(plugin, tiny_models, slovenia_in
                        {"MODEL": tiny_models["segmentation"], "S2": slovenia_inputs["s2"],
                         "OUTPUT_FOLDER": str(tmp_path)})
     assert not os.path.exists(tmp_path / "manifest.json")
+
+
+def test_batch_segment_output_folder_that_is_a_file_is_one_line(plugin, tiny_models,
+                                                                  slovenia_inputs, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    a_file = tmp_path / "out"
+    a_file.write_text("keep me")
+    with pytest.raises(QgsProcessingException, match="is an existing file, not a folder") as err:
+        processing.run("maestro:batch_segment",
+                       {"MODEL": tiny_models["segmentation"], "S2": slovenia_inputs["s2"],
+                        "DEM": slovenia_inputs["dem"], "OUTPUT_FOLDER": str(a_file)})
+    assert "\n" not in str(err.value) and "Traceback" not in str(err.value)
+    assert a_file.read_text() == "keep me"
