@@ -59,6 +59,10 @@ SOURCE_TIFF = "TIFFTAG_DATETIME (file write time)"
 
 #: Dates more than this many days from every date of the rest of their stack are reported.
 OUTLIER_GAP_DAYS = 2 * 365 + 1
+#: The first day an Earth-observation satellite imaged the land (Landsat 1, launched
+#: 1972-07-23; NASA Landsat Science, "Landsat 1"). An acquisition before it, or after today,
+#: is a wrong date, not an unusual one.
+FIRST_EO_DAY = _dt.date(1972, 7, 23)
 
 # A date not glued to other digits: 20200501, 2020-05-01, 2020_05_01, 2020.05.01 (one separator
 # used twice), optionally THH, THHMM, THHMMSS or THH:MM[:SS].
@@ -394,8 +398,13 @@ def check_stack_dates(name: str, items: Sequence[tuple[str, _dt.datetime, str]],
 
     Raises:
         InputError: two items are the same file (same path, symbolic or hard link) or hold
-            identical pixels (two copies), naming both; or, with several slices, every slice
-            got one and the same date from TIFFTAG_DATETIME (the file write time).
+            identical pixels (two copies), naming both; with several slices, every slice
+            got one and the same date from TIFFTAG_DATETIME (the file write time); or a date
+            lies before :data:`FIRST_EO_DAY` or after today (UTC), naming the file and where
+            the date came from.
+
+    Two different rasters of one day are reported (one log line): two scenes of one
+    acquisition (adjacent tiles of one orbit) belong in one mosaic, one slice per date.
 
     A date is reported (one log line) when it is more than :data:`OUTLIER_GAP_DAYS` days
     (two years) from every date of the largest group of the stack's dates, groups being
@@ -404,6 +413,14 @@ def check_stack_dates(name: str, items: Sequence[tuple[str, _dt.datetime, str]],
     """
     log = log or (lambda _m: None)
     paths = [os.fspath(p) for p, _, _ in items]
+    today = _dt.datetime.now(_dt.timezone.utc).date()
+    for path, when, source in items:
+        if when is not None and not FIRST_EO_DAY <= when.date() <= today:
+            why = ("before the first Earth-observation satellite (Landsat 1, 1972-07-23)"
+                   if when.date() < FIRST_EO_DAY else f"after today ({today.isoformat()})")
+            raise InputError(f"modality '{name}': '{path}' is dated {_day(when)} (from "
+                             f"{source or 'its date'}), {why}: that cannot be an acquisition "
+                             "date; give the right date explicitly")
     for i in range(len(paths)):
         for j in range(i + 1, len(paths)):
             if same_file(paths[i], paths[j]):
@@ -432,6 +449,14 @@ def check_stack_dates(name: str, items: Sequence[tuple[str, _dt.datetime, str]],
         log(f"warning: {name}: the date of {', '.join(os.path.basename(p) for p, _ in tiff)} "
             "comes from TIFFTAG_DATETIME, the time the file was written (TIFF 6.0): check it or "
             "give the acquisition date")
+    by_day: dict[str, list[str]] = {}
+    for path, when, _ in items:
+        if when is not None:
+            by_day.setdefault(_day(when), []).append(os.path.basename(path))
+    for day, names in sorted(by_day.items()):
+        if len(names) > 1:
+            log(f"warning: {name}: {', '.join(names)} are all dated {day}: two scenes of one "
+                "acquisition belong in one mosaic (gdalbuildvrt), one raster per date")
     for path, when in far_dates([(p, w) for p, w, _ in items if w is not None]):
         log(f"warning: {name}: {os.path.basename(path)} is dated {_day(when)}, more than two "
             "years from the rest of its stack: check that date")
