@@ -561,7 +561,8 @@ class MaestroDock(QgsDockWidget):
         given = {name: w.layer_inputs() for name, w in self.modality_inputs.items()}
         matched = match_modalities(self.meta, given)
         params, dates = {"MODEL": self.model_path}, []
-        for name, items in matched.items():
+        for modality, items in matched.items():
+            name = parameter_name(modality)
             params[name] = [item.source for item in items]
             dates += [f"{name}:{item.source}={item.date.isoformat()}" for item in items
                       if item.date is not None]
