@@ -88,6 +88,8 @@ class AlgorithmRun(QObject):
             self.task.setDescription(self.description)
         self.task.progressChanged.connect(self.progress.emit)
         self.task.executed.connect(self._executed)
+        # a task cancelled before it started ends without 'executed'
+        self.task.taskTerminated.connect(lambda: self._executed(False, {}))
         QgsApplication.taskManager().addTask(self.task)
 
     def cancel(self) -> None:

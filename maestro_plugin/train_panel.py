@@ -182,14 +182,16 @@ class TrainPanel(QgsCollapsibleGroupBox):
         self.cancel_button.setEnabled(not idle)
 
     def refresh_layers(self) -> None:
-        """List the project's vector layers (ticks kept by layer id)."""
+        """List the project's vector layers by name (ticks kept by layer id)."""
         try:
             ticked = set(self.label_layer_ids())
         except RuntimeError:  # the widget is being deleted
             return
         self.labels_list.blockSignals(True)
         self.labels_list.clear()
-        for layer in QgsProject.instance().mapLayers().values():
+        layers = sorted(QgsProject.instance().mapLayers().values(),
+                        key=lambda lyr: lyr.name().lower())
+        for layer in layers:
             if layer.type() != QgsMapLayer.LayerType.VectorLayer or not layer.isSpatial():
                 continue
             kind = QgsWkbTypes.geometryDisplayString(layer.geometryType())

@@ -80,7 +80,7 @@ def test_train_part_trains_and_the_new_model_becomes_the_dock_model(
     label_layers = add_labels(labels)
     # the project's vector layers are offered; ticking them offers their common fields
     offered = [panel.labels_list.item(i).text() for i in range(panel.labels_list.count())]
-    assert offered == ["my polygons (polygon)", "my points (point)"]
+    assert offered == ["my points (point)", "my polygons (polygon)"]   # by name
     panel.set_label_layers(label_layers)
     assert panel.class_combo.currentText() == "class"      # chosen by its name
     assert panel.colour_combo.currentText() == "color"
@@ -132,9 +132,18 @@ def test_train_cancel_writes_no_model_and_keeps_the_model(dock, project_layers, 
     dock.train_panel.set_label_layers(add_labels(labels))
     out = tmp_path / "never.onnx"
     dock.train_panel.model_output.setFilePath(str(out))
+    from qgis.core import QgsApplication
+
+    ended = []
+    dock.training_finished.connect(lambda *args: ended.append(args))
     assert dock.train()
+    deadline = time.monotonic() + 300
+    while dock.train_panel.progress_bar.value() == 0 and time.monotonic() < deadline:
+        QgsApplication.processEvents()   # cancel once it is under way
+        time.sleep(0.005)
+    assert not ended, ended
     dock.train_panel.cancel_button.click()
-    ok, payload = wait_signal(dock.training_finished)
+    ok, payload = ended[0] if ended else wait_signal(dock.training_finished)
     assert not ok and payload == "cancelled"
     assert not out.exists() and not (tmp_path / "never-report.html").exists()
     assert dock.meta.name == "tiny-embedding"
