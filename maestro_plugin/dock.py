@@ -209,6 +209,7 @@ class MaestroDock(QgsDockWidget):
             "Then click the map: the similarity of every place of the input stack to the "
             "clicked one (cosine of the model's encoder features), as a new layer")
         self.similarity_tool = None
+        self.similarity_marker = None   # a cross on the canvas at the last clicked place
         self.similarity = SimilarityRunner(self, self._similarity_done)
         self.train_panel = TrainPanel(self, body)
         self.train_panel.setCollapsed(True)
@@ -641,11 +642,34 @@ class MaestroDock(QgsDockWidget):
                     lambda: self.similarity_button.setChecked(False))
             self._previous_tool = canvas.mapTool()
             canvas.setMapTool(self.similarity_tool)
-        elif self.similarity_tool is not None and canvas.mapTool() is self.similarity_tool:
-            canvas.unsetMapTool(self.similarity_tool)
-            previous = getattr(self, "_previous_tool", None)
-            if previous is not None:
-                canvas.setMapTool(previous)
+        else:
+            if self.similarity_marker is not None:
+                self.similarity_marker.hide()
+            if self.similarity_tool is not None and canvas.mapTool() is self.similarity_tool:
+                canvas.unsetMapTool(self.similarity_tool)
+                previous = getattr(self, "_previous_tool", None)
+                if previous is not None:
+                    canvas.setMapTool(previous)
+
+    def _mark(self, point, crs) -> None:
+        """Show a cross at the clicked place (the canvas's CRS)."""
+        if self.iface is None:
+            return
+        from qgis.gui import QgsVertexMarker
+
+        canvas = self.iface.mapCanvas()
+        if crs.isValid() and crs != canvas.mapSettings().destinationCrs():
+            point = QgsCoordinateTransform(crs, canvas.mapSettings().destinationCrs(),
+                                           QgsProject.instance()).transform(point)
+        if self.similarity_marker is None:
+            marker = QgsVertexMarker(canvas)
+            marker.setIconType(QgsVertexMarker.IconType.ICON_CROSS)
+            marker.setColor(QColor("#ff1744"))
+            marker.setIconSize(18)
+            marker.setPenWidth(3)
+            self.similarity_marker = marker
+        self.similarity_marker.setCenter(point)
+        self.similarity_marker.show()
 
     @guarded
     def similarity_at(self, point, crs) -> bool:
@@ -662,6 +686,7 @@ class MaestroDock(QgsDockWidget):
         self.run_button.setEnabled(False)
         self.preview_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
+        self._mark(point, crs)
         self.similarity.start(point, crs, params)
         return True
 

@@ -171,6 +171,7 @@ def train_steps(dock, inputs):
     layers = []
     for name in ("polygons", "points"):
         layer = QgsVectorLayer(f"{gpkg}|layername={name}", f"my {name}", "ogr")
+        outline(layer)
         project.addMapLayer(layer)
         layers.append(layer)
     panel = dock.train_panel
@@ -225,6 +226,19 @@ def train_steps(dock, inputs):
     yield 3000
     save(main_window(), "dock-similarity")
     dock.similarity_button.setChecked(False)
+
+
+def outline(layer):
+    """Labels drawn as an analyst sees them on the map: black outlines, white points."""
+    from qgis.core import Qgis, QgsFillSymbol, QgsMarkerSymbol
+
+    if layer.geometryType() == Qgis.GeometryType.Polygon:
+        symbol = QgsFillSymbol.createSimple({"color": "0,0,0,0", "outline_color": "black",
+                                             "outline_width": "0.5"})
+    else:
+        symbol = QgsMarkerSymbol.createSimple({"name": "circle", "color": "white",
+                                               "outline_color": "black", "size": "1.6"})
+    layer.renderer().setSymbol(symbol)
 
 
 def main_window():

@@ -220,6 +220,8 @@ def test_similarity_tool_click_adds_a_styled_layer(dock, qgis_iface, project_lay
     here = QgsPointXY(ext.xMinimum() + 0.3 * ext.width(), ext.yMinimum() + 0.6 * ext.height())
     _click(dock.similarity_tool, canvas, here)
     assert dock.similarity.run is not None and not dock.run_button.isEnabled()
+    marker = dock.similarity_marker                       # a cross where the user clicked
+    assert marker.isVisible() and marker.center() == here
     ok, first = wait_signal(dock.similarity_finished)
     assert ok, first
     layer = QgsProject.instance().mapLayer(first)
@@ -247,5 +249,6 @@ def test_similarity_tool_click_adds_a_styled_layer(dock, qgis_iface, project_lay
             if lyr.customProperty("maestro/similarity")]
     assert maps == [second] and second != first
     assert dock.run_button.isEnabled() and dock.progress_bar.value() == 100
+    assert marker.center() == there
     dock.similarity_button.setChecked(False)
-    assert canvas.mapTool() is not dock.similarity_tool
+    assert canvas.mapTool() is not dock.similarity_tool and not marker.isVisible()
