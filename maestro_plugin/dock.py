@@ -651,6 +651,29 @@ class MaestroDock(QgsDockWidget):
                 if previous is not None:
                     canvas.setMapTool(previous)
 
+    def hideEvent(self, event):  # noqa: N802 (Qt API name)
+        """A closed panel gives the map its previous tool back (and hides the cross)."""
+        try:
+            if self.similarity_button.isChecked():
+                self.similarity_button.setChecked(False)
+        except Exception:  # noqa: BLE001 (never into Qt's event loop)
+            QgsMessageLog.logMessage(traceback.format_exc(), LOG_TAG, Qgis.MessageLevel.Warning)
+        super().hideEvent(event)
+
+    def shutdown(self) -> None:
+        """The plugin unloads: cancel the run, the training and the similarity map, give
+        the map tool back and remove the cross."""
+        if self.task is not None:
+            self.task.cancel()
+        if self.train_panel.run is not None:
+            self.train_panel.cancel()
+        if self.similarity.run is not None:
+            self.similarity.cancel()
+        self.set_similarity_tool(False)
+        if self.similarity_marker is not None and self.iface is not None:
+            self.iface.mapCanvas().scene().removeItem(self.similarity_marker)
+            self.similarity_marker = None
+
     def _mark(self, point, crs) -> None:
         """Show a cross at the clicked place (the canvas's CRS)."""
         if self.iface is None:

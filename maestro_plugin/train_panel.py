@@ -159,8 +159,9 @@ class TrainPanel(QgsCollapsibleGroupBox):
         self.cancel_button.clicked.connect(lambda: self.cancel())
         self.install_button.clicked.connect(lambda: self.dock.open_installer(train=True))
         project = QgsProject.instance()
-        project.layersAdded.connect(lambda _layers: self.refresh_layers())
-        project.layersRemoved.connect(lambda _ids: self.refresh_layers())
+        # bound methods: PyQt drops these connections when the panel is deleted
+        project.layersAdded.connect(self._layers_changed)
+        project.layersRemoved.connect(self._layers_changed)
         self.refresh_layers()
         self.refresh_dependencies()
 
@@ -180,6 +181,9 @@ class TrainPanel(QgsCollapsibleGroupBox):
         missing = bool(deps.missing_train_dependencies()) or bool(deps.missing_dependencies())
         self.train_button.setEnabled(idle and not missing and not self.dock.busy())
         self.cancel_button.setEnabled(not idle)
+
+    def _layers_changed(self, *_args) -> None:
+        self.refresh_layers()
 
     def refresh_layers(self) -> None:
         """List the project's vector layers by name (ticks kept by layer id)."""

@@ -159,6 +159,42 @@ def test_train_without_labels_is_refused_in_words(dock, project_layers, tiny_mod
     assert dock.train_panel.run is None
 
 
+def test_train_error_is_the_algorithms_words(dock, qgis_iface, project_layers, tiny_models,
+                                             tmp_path):
+    """A memory layer drawn in QGIS (not a file: passed by its id to the background task)
+    with one class only: the algorithm's own message, in the part and the message bar."""
+    from qgis.core import (Qgis, QgsFeature, QgsGeometry, QgsPointXY, QgsProject,
+                           QgsVectorLayer)
+
+    dock.set_model(tiny_models["embedding"])
+    s2 = fill_sample(dock, project_layers)
+    drawn = QgsVectorLayer("Point?crs=EPSG:32633&field=kind:string", "drawn", "memory")
+    ext = s2[0].extent()
+    features = []
+    for i in range(3):
+        f = QgsFeature(drawn.fields())
+        f.setAttribute("kind", "forest")
+        f.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(ext.xMinimum() + 50 + 30 * i,
+                                                         ext.center().y())))
+        features.append(f)
+    assert drawn.dataProvider().addFeatures(features)[0]
+    QgsProject.instance().addMapLayer(drawn)
+    dock.train_panel.set_label_layers([drawn])
+    assert dock.train_panel.class_combo.currentText() == "kind"   # the only field
+    assert dock.train_panel.colour_combo.currentText() == "(palette colours)"
+    dock.train_panel.model_output.setFilePath(str(tmp_path / "one.onnx"))
+    assert dock.train()
+    ok, message = wait_signal(dock.training_finished)
+    assert not ok
+    assert message.startswith("CLASS_FIELD: the labels hold 1 class(es) (forest)"), message
+    assert "Error encountered" not in message and "Traceback" not in message
+    assert "CLASS_FIELD" in dock.train_panel.status_label.text()
+    assert any("Training failed: CLASS_FIELD" in m for m in
+               qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical))
+    assert not (tmp_path / "one.onnx").exists()
+    assert dock.meta.name == "tiny-embedding" and dock.train_panel.train_button.isEnabled()
+
+
 def test_train_part_says_which_packages_are_missing(monkeypatch, qgis_iface, maestro):
     from qgis.PyQt.QtCore import Qt
 
@@ -252,3 +288,12 @@ def test_similarity_tool_click_adds_a_styled_layer(dock, qgis_iface, project_lay
     assert marker.center() == there
     dock.similarity_button.setChecked(False)
     assert canvas.mapTool() is not dock.similarity_tool and not marker.isVisible()
+    # a closed panel gives the map tool back
+    dock.setFloating(True)      # shown on its own (the test's main window is not shown)
+    dock.show()
+    assert dock.isVisible()
+    dock.similarity_button.setChecked(True)
+    assert canvas.mapTool() is dock.similarity_tool
+    dock.hide()
+    assert canvas.mapTool() is not dock.similarity_tool
+    assert not dock.similarity_button.isChecked()
