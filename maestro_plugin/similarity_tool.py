@@ -103,8 +103,15 @@ class SimilarityRunner:
 
     @staticmethod
     def stack_key(params: dict) -> tuple:
+        """What the features depend on: the model file (path and modification time), the
+        input sources, dates and run settings."""
         keys = sorted(k for k in params if k not in ("EXAMPLES", "OUTPUT", "EMBEDDINGS"))
-        return tuple((k, repr(params[k])) for k in keys)
+        model = params.get("MODEL") or ""
+        try:
+            stamp = os.path.getmtime(model) if model else 0.0
+        except OSError:
+            stamp = 0.0
+        return (("model mtime", stamp), *((k, repr(params[k])) for k in keys))
 
     def start(self, point, crs, params: dict) -> None:
         """Start the runs for a click at ``point`` (QgsPointXY in ``crs``)."""
