@@ -8,8 +8,8 @@ The context has the current project, so layer ids in the parameters resolve.
 """
 from __future__ import annotations
 
-from qgis.core import (QgsApplication, QgsProcessingAlgRunnerTask, QgsProcessingContext,
-                       QgsProcessingFeedback, QgsProject)
+from qgis.core import (Qgis, QgsApplication, QgsMessageLog, QgsProcessingAlgRunnerTask,
+                       QgsProcessingContext, QgsProcessingFeedback, QgsProject)
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 
 
@@ -103,6 +103,10 @@ class AlgorithmRun(QObject):
             return
         self.finished = True
         self.task = None  # the task manager deletes it
+        if self.feedback.lines or self.feedback.errors:  # the algorithm's log, for the curious
+            QgsMessageLog.logMessage(
+                f"{self.algorithm_id}:\n" + "\n".join(self.feedback.lines + self.feedback.errors),
+                "MAESTRO", Qgis.MessageLevel.Info)
         if ok and not self.cancelled:
             self.done.emit(True, dict(results or {}), "")
             return

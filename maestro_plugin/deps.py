@@ -127,9 +127,9 @@ def missing_train_message(missing: list[tuple[str, str]]) -> str:
     return (f"Training your own classes needs the Python package{'s' if many else ''} {names}, "
             f"which {'are' if many else 'is'} not installed in QGIS's Python. To install: click "
             "'Install training packages…' (the installer with 'Also install the packages for "
-            f"training your own classes' ticked), or by hand: pip install --target "
-            f"<MAESTRO's folder> {pins}. Everything else in MAESTRO works without "
-            f"{'them' if many else 'it'}.")
+            f"training your own classes' ticked), or by hand with QGIS's Python: pip install "
+            f"--no-deps --target {deps_dir()} {pins} (and their dependencies). Everything else "
+            f"in MAESTRO works without {'them' if many else 'it'}.")
 
 
 def train_packages() -> list[str]:
