@@ -6,6 +6,8 @@ A source is any object with ``batch(size, rng) -> dict`` (``training.recipes.pre
 """
 from __future__ import annotations
 
+import re
+
 import lightning.pytorch as pl
 import numpy as np
 import torch
@@ -84,6 +86,7 @@ def fit(task: pl.LightningModule, batches: StepBatches, label: str, log=print,
     algorithms, gradient norm clipped to ``clip`` (None: no clipping), no logger, checkpoint
     or progress bar. Returns the per-step ``(source, loss)`` history."""
     import logging
+    import warnings
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     history = LossHistory(label, batches.order, log)
@@ -92,5 +95,11 @@ def fit(task: pl.LightningModule, batches: StepBatches, label: str, log=print,
                          enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0,
                          limit_val_batches=0, callbacks=[history])
-    trainer.fit(task, datamodule=RecipeData(batches))
+    with warnings.catch_warnings():
+        # Expected here: no validation loader, one process, an IterableDataset with a length.
+        for text in ("You defined a `validation_step`", "Your `IterableDataset` has `__len__`",
+                     "The 'train_dataloader' does not have many workers",
+                     "`isinstance(treespec, LeafSpec)` is deprecated"):
+            warnings.filterwarnings("ignore", message=".*" + re.escape(text))
+        trainer.fit(task, datamodule=RecipeData(batches))
     return history.history
