@@ -161,10 +161,13 @@ def _import_official_main(argv: list[str]) -> int:
     p.add_argument("--task", required=True, choices=("classification", "segmentation",
                                                      "embedding"))
     p.add_argument("--output", required=True, help="ONNX file to write")
+    p.add_argument("--weights", choices=("ema", "model"), default="ema",
+                   help="ema: the EMA copy, which the official fine-tuning evaluates; model: "
+                        "the trained weights (default: %(default)s)")
     a = p.parse_args(argv)
     from .official import import_official
 
-    report = import_official(a.ckpt, a.config, a.task, a.output)
+    report = import_official(a.ckpt, a.config, a.task, a.output, a.weights)
     print(json.dumps(report, default=str))
     return 0
 
