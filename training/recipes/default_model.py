@@ -18,7 +18,8 @@ A recipe is a configuration (:class:`Recipe`) plus data preparation: pretraining
 fine-tuning are ``training.tasks`` (``PretrainTask``, ``SegmentationTask``) fitted by a
 Lightning trainer on CPU (``training.recipes.loaders``), the stack every other run uses. The
 data fit in memory and one process on 2 cores is the budget. Everything random is seeded
-(``seed``); ``--short`` is the few-step version the tests run. ``python -m training.recipes.default_model --help`` lists the options.
+(``seed``); ``--short`` is the few-step version the tests run.
+``python -m training.recipes.default_model --help`` lists the options.
 """
 from __future__ import annotations
 
