@@ -166,8 +166,8 @@ def open_slice(path: str, spec: ModalitySpec, given_date=None) -> Slice:
         bounds = rasterio.transform.array_bounds(height, width, transform)
         bounds = (bounds[0], bounds[1], bounds[2], bounds[3])
         count = src.count
-        plan = plan_read(src, spec, path)
-    found = find_slice_date(path, given_date)
+        found = find_slice_date(path, given_date)
+        plan = plan_read(src, spec, path, when=found.when if found else None)
     when, source = (found.when, found.source) if found else (None, "")
     return Slice(path, when, source, crs, transform, width, height, bounds, count,
                  indexes=plan.indexes, calibration=plan.calibration, flipped=flipped,
