@@ -390,9 +390,9 @@ def offset_warning(spec, values: Sequence[np.ndarray], calibration: "Calibration
     low = min(float(np.min(v)) for v in values)
     if low < 1000:
         return None
-    return (f"warning: acquired {day.isoformat()} (Sentinel-2 processing baseline 04.00 or later "
-            f"from {PB04_DATE.isoformat()}) and no sampled value of any band is below 1000 "
-            f"(lowest {_fmt(low)}): the data look like DN + 1000 with the offset undeclared, "
+    return (f"warning: acquired on or after {PB04_DATE.isoformat()} (Sentinel-2 processing "
+            "baseline 04.00 or later) and no sampled value of any band is below 1000: the data "
+            "look like DN + 1000 with the offset undeclared, "
             "and the map will be wrong if so. If the product's BOA_ADD_OFFSET / "
             "RADIO_ADD_OFFSET is -1000, declare it: 'gdal_edit.py -offset -1000 FILE' (every "
             "band), or build the stack from the product with maestro:build_stack")
