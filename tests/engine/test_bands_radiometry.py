@@ -368,6 +368,32 @@ def test_implied_nodata_is_in_the_read_plan_training_uses(tmp_path):
     assert np.isnan(out[0, 0, [0, 1, 5]]).all() and np.isfinite(out[0, 0, 2:5]).all()
 
 
+def test_undeclared_zero_fill_is_left_out_of_warped_reads(tmp_path):
+    """Read onto a grid shifted half a pixel (a warped read, bilinear): the zero fill is
+    nodata and is not blended into its valid neighbours (first wave: the first valid column
+    read about half its value)."""
+    from affine import Affine
+
+    from engine.align import ModelGrid, SliceReader
+
+    data = rasterio.open(S2[0]).read()
+    data[:, :, :60] = 0
+    path = rewrite(S2[0], tmp_path / "S2_20150711_zerowarp.tif", data, BANDS, nodata=None)
+    sl = open_slice(path, parse_metadata(_doc()).modality("s2"))
+    grid = ModelGrid(sl.crs, sl.transform * Affine.translation(0.5, 0.5), 99, 100, 1.0)
+    reader = SliceReader(sl, grid)
+    try:
+        assert not reader.direct
+        out = reader.read(0, 0, 100, 99)
+    finally:
+        reader.close()
+    assert np.isnan(out[:, :, :59]).all()
+    # column 59 of the shifted grid straddles stored columns 59 (fill) and 60 (valid): it
+    # takes the valid one only, close to stored column 60
+    ratio = out[:, 5:95, 59] / data[:, 5:95, 60]
+    assert np.nanmin(ratio) > 0.7
+
+
 def test_declared_scale_1e4_is_converted_back_to_dn(tmp_path, baseline):
     """DN with a declared scale of 0.0001 (reflectance 0-1 after scaling) into a model trained
     on DN: multiplied back, same map; also DN + 1000 declared as scale 0.0001, offset -0.1
