@@ -104,7 +104,7 @@ class SliceReader:
                 # Sentinel-2 NO_DATA 0 undeclared (engine.preprocessing.radiometry): the warper
                 # leaves pixels 0 in every band out instead of blending them into their
                 # neighbours (UNIFIED_SRC_NODATA: a pixel is nodata only when all bands are)
-                extra = dict(src_nodata=0, UNIFIED_SRC_NODATA="YES")
+                extra = {"src_nodata": 0, "UNIFIED_SRC_NODATA": "YES"}
             try:
                 self._vrt = WarpedVRT(self._src, crs=grid.crs, transform=grid.transform,
                                       width=grid.width, height=grid.height,

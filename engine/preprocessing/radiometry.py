@@ -134,7 +134,7 @@ class Calibration:
                 data[(data < lo) | (data > hi)] = np.nan
         return data
 
-    def with_nodata(self, zero_nodata: bool, valid_range) -> "Calibration":
+    def with_nodata(self, zero_nodata: bool, valid_range) -> Calibration:
         """The same calibration with the implied-nodata rules set."""
         return Calibration(self.gain, self.bias, self.note, zero_nodata, valid_range)
 
@@ -371,7 +371,7 @@ def implied_nodata(spec, values: Sequence[np.ndarray], *, declared: bool,
     return zero, valid, notes
 
 
-def offset_warning(spec, values: Sequence[np.ndarray], calibration: "Calibration",
+def offset_warning(spec, values: Sequence[np.ndarray], calibration: Calibration,
                    when) -> str | None:
     """The run-log warning for Sentinel-2 data that look like processing baseline >= 04.00
     (DN + 1000) with the offset undeclared (module docstring), or None.

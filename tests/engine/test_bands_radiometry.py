@@ -280,7 +280,7 @@ def test_undeclared_baseline_04_offset_is_warned(tmp_path, baseline):
         return path
 
     days = ["2023-06-01", "2023-06-11", "2023-06-21", "2023-07-01", "2023-07-11"]
-    cases = {"pb04": dict(), "declared": dict(offset=-1000.0), "plain": dict(plus=0)}
+    cases = {"pb04": {}, "declared": {"offset": -1000.0}, "plain": {"plus": 0}}
     for name, kw in cases.items():
         paths = [dn1000(p, tmp_path / f"{name}_{i}.tif", d, **kw)
                  for i, (p, d) in enumerate(zip(S2, days))]
