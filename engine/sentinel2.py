@@ -309,7 +309,7 @@ def scenes_from_band_files(files: Sequence[str], date: _dt.date | None = None) -
         when = date_from_name(path)
         if when is None and date is None:
             raise InputError(f"no acquisition date in the name of '{path}': give the date "
-                             "(YYYY-MM-DD) or use file names with YYYYMMDD")
+                             "(DATE=YYYY-MM-DD) or use file names with YYYYMMDD")
         day = when.date() if when else date
         scene = groups.setdefault(day, S2Scene(
             source=os.path.dirname(os.path.abspath(path)), when=_dt.datetime.combine(
@@ -355,7 +355,8 @@ def find_scenes(paths: Sequence[str], date: _dt.date | None = None,
     for scene in scenes:
         if scene.when is None:
             if date is None:
-                raise InputError(f"'{scene.source}' has no acquisition time: give the date")
+                raise InputError(f"'{scene.source}' has no acquisition time: give the date "
+                                 "(DATE=YYYY-MM-DD)")
             scene.when = _dt.datetime.combine(date, _dt.time())
         day = scene.when.date()
         if day in days:
