@@ -642,7 +642,8 @@ def table(rows: list[dict], before: list[dict] | None) -> str:
     for key, r in zip(_keys(rows), rows):
         b = prior.get(key)
         fmt = lambda x: f"{x['value']} {x['unit']}".strip() if x else "(not measured)"  # noqa: E731
-        lines.append(f"| {r['situation']} | {r['measure']} | {fmt(b)} | {fmt(r)} | {r['goal']} | "
+        before_text = fmt(b) + (" (not met)" if b and not b["met"] else "")
+        lines.append(f"| {r['situation']} | {r['measure']} | {before_text} | {fmt(r)} | {r['goal']} | "
                      f"{'yes' if r['met'] else '**no**'} |")
     return head + "\n".join(lines) + "\n"
 
