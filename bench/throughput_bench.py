@@ -1,0 +1,246 @@
+"""Real-size throughput: FLOPs per km2 and km2 per minute, float32 and int8, next to the
+physical limit of this machine (issue 14 item 3).
+
+    bash scripts/with-env.sh .venv/bin/python -m bench.throughput_bench [--threads 2]
+        [--models bundled,tiny,base] [--dates 5,20] [--rounds 3]
+
+Models: the bundled model (resources/models, S2 5 dates + DEM, its own tile of 32 px) on its
+bundled Slovenia sample, and MAESTRO-tiny and -base (training.models.Maestro, official size
+presets, random weights: speed does not depend on them) for a Sentinel-2 10 m stack (10
+bands, tiles of 16 px with 2 px patches as MAESTRO's PASTIS-HD setting) of 5 and 20 dates,
+fed with the real Slovenia time series (5 scenes; 20 dates repeat them with other dates).
+
+Per model and precision, on the same tiles in memory, one engine session
+(engine.session.create_session, ``threads`` intra-op threads), best of ``rounds`` with
+float32 and int8 alternating:
+- FLOPs per tile: 2 x output elements x inner dimension of every MatMul/Gemm/FusedMatMul in
+  onnxruntime's profile of the float32 model (bench.engine_bench.onnx_matmul_flops; within
+  0.2 % of torch's FlopCounterMode on the benchmark model, docs/performance.md);
+- FLOPs per km2 = FLOPs per tile x tiles per km2 (no overlap: (1000 / (tile_px x 10 m))^2; the
+  engine's default overlap of 25 % multiplies the tiles by (4/3)^2 = 1.78);
+- km2 per minute measured, and the physical limit = best matmul rate of the same precision /
+  FLOPs per km2 (float32: best of numpy, torch, onnxruntime 4096^3; int8: onnxruntime
+  ``MatMulInteger`` uint8 x int8 4096^3);
+- the int8 variant is made by engine.quantize.quantize_feeds (method ``auto``: the fastest
+  of static QOperator, static QDQ and dynamic) calibrated on other tiles of the same data;
+  for random-weight models the agreement threshold is 0 (the agreement is printed: logits of
+  random weights are near ties, so it is no quality figure); for the bundled model it is the
+  default 99 %;
+- a 100 km x 100 km area (10^4 km2) in hours at the measured rate.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from bench.engine_bench import (CACHE, ROOT, SLOVENIA, _timed, matmul_peak,
+                                onnx_matmul_flops)
+
+TILE, PATCH, GSD_M = 16, 2, 10.0
+S2_INDEX = [1, 2, 3, 4, 5, 6, 7, 8, 11, 12]
+BUNDLED = os.path.join(ROOT, "resources", "models", "maestro-tiny-slovenia-lulc.onnx")
+AREA_KM2 = 100 * 100
+
+
+def int8_matmul_peak(threads: int, n: int = 4096, repeats: int = 3) -> float:
+    """onnxruntime ``MatMulInteger`` (uint8 x int8 -> int32) rate, operations/s, n^3."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["A", "B"], ["C"])], "mmi",
+        [helper.make_tensor_value_info("A", TensorProto.UINT8, [n, n]),
+         helper.make_tensor_value_info("B", TensorProto.INT8, [n, n])],
+        [helper.make_tensor_value_info("C", TensorProto.INT32, [n, n])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feeds = {"A": rng.integers(0, 255, (n, n), dtype=np.uint8),
+             "B": rng.integers(-127, 127, (n, n), dtype=np.int8)}
+    sess.run(["C"], feeds)
+    return 2.0 * n ** 3 / min(_timed(lambda: sess.run(["C"], feeds)) for _ in range(repeats))
+
+
+# ----------------------------------------------------------------------------- tiles
+def slovenia_s2(dates: int, tile: int, n_tiles: int, offset: int = 0) -> dict[str, np.ndarray]:
+    """``n_tiles`` real S2 tiles of the Slovenia patch, ``dates`` dates (the 5 scenes repeated
+    with later dates), scaled as the engine does (reflectance x 10000 / 5000)."""
+    s2 = np.load(os.path.join(SLOVENIA, "s2_l1c_reference_scenes.npy"))       # [5, H, W, 13]
+    order = [4, 1, 0, 3, 2]                  # 2015-07-11, -07-31, -08-20, -08-30, -09-09
+    doys = [192, 212, 232, 242, 252]
+    x = s2[order][..., S2_INDEX].transpose(0, 3, 1, 2) * 2.0                 # [5, 10, H, W]
+    h, w = x.shape[-2:]
+    spots = [(r, c) for r in range(0, h - tile + 1, max(1, tile // 2))
+             for c in range(0, w - tile + 1, max(1, tile // 2))]
+    rng = np.random.default_rng(offset)
+    picks = [spots[i] for i in rng.choice(len(spots), n_tiles, replace=len(spots) < n_tiles)]
+    reps = -(-dates // 5)
+    tiles = np.stack([np.concatenate([x[:, :, r:r + tile, c:c + tile]] * reps)[:dates]
+                      for r, c in picks]).astype(np.float32)
+    when = np.array([[2015 + k // 5, doys[k % 5], 0] for k in range(dates)], np.int32)
+    return {"s2": tiles, "s2_dates": np.repeat(when[None], n_tiles, 0),
+            "ref_date": np.repeat(when[:1], n_tiles, 0)}
+
+
+def with_masks(feeds: dict, session_inputs, grids: dict[str, int]) -> dict:
+    """Add the ``*_mask`` inputs (nothing missing) in the graph's shape: [B, dates] for
+    contract v1, [B, dates, tokens] for v2."""
+    out = dict(feeds)
+    for arg in session_inputs:
+        if arg.name.endswith("_mask"):
+            m = arg.name[:-5]
+            b, d = feeds[m].shape[:2]
+            out[arg.name] = np.zeros((b, d) if len(arg.shape) == 2 else (b, d, grids[m] ** 2), bool)
+    return out
+
+
+def bundled_feeds(n_tiles: int, offset: int) -> dict:
+    """Tiles of the bundled model's own inputs: S2 5 dates (32 px) + DEM (its tile, constant
+    stand-in at 500 m since only the speed is measured)."""
+    from engine.contract import read_model_metadata
+
+    meta = read_model_metadata(BUNDLED)
+    s2 = meta.modality("s2")
+    feeds = slovenia_s2(s2.max_dates, s2.tile_px, n_tiles, offset)
+    for m in meta.modalities:
+        if m.name == "s2":
+            continue
+        feeds[m.name] = np.zeros((n_tiles, 1, len(m.bands), m.tile_px, m.tile_px), np.float32)
+        feeds[f"{m.name}_dates"] = feeds["ref_date"][:, None, :].copy()
+    return feeds
+
+
+# ----------------------------------------------------------------------------- models
+def export_size(size: str, dates: int) -> str:
+    """MAESTRO-``size`` for S2 at 10 m, ``dates`` dates, random weights (cached)."""
+    path = os.path.join(CACHE, f"throughput-maestro-{size}-s2-{dates}d.onnx")
+    if os.path.exists(path):
+        return path
+    import torch
+
+    from bench.gpu_bench import metadata
+    from training.export import config_from_metadata, export_onnx
+    from training.models import Maestro
+
+    meta = metadata(dates, f"throughput-maestro-{size}-s2-{dates}d")
+    torch.manual_seed(0)
+    os.makedirs(CACHE, exist_ok=True)
+    export_onnx(Maestro(config_from_metadata(meta, size=size)).eval(), meta, path + ".part.onnx")
+    os.replace(path + ".part.onnx", path)
+    return path
+
+
+def measure(name: str, path: str, feeds_fn, tile_px: int, batch: int, threads: int,
+            rounds: int, peaks: dict, min_agreement: float, log) -> dict:
+    """float32 vs int8 on the same in-memory tiles; returns the figures of one model."""
+    import onnxruntime as ort
+
+    from engine.contract import read_model_metadata
+    from engine.quantize import QuantizeOptions, quantize_feeds
+    from engine.session import create_session
+
+    meta = read_model_metadata(path)
+    inputs = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_inputs()
+    grids = {m.name: m.tile_px // m.patch_px for m in meta.modalities}
+    timed = with_masks(feeds_fn(batch, 0), inputs, grids)
+    calib = [with_masks(feeds_fn(max(1, batch // 2), 100 + i), inputs, grids) for i in range(2)]
+    check = [with_masks(feeds_fn(max(2, batch // 2), 200), inputs, grids)]
+    flops_tile = onnx_matmul_flops(path, timed) / batch
+    int8_path = os.path.join(tempfile.mkdtemp(prefix="maestro-tp-"), f"{name}.int8.onnx")
+    t0 = time.perf_counter()
+    rep = quantize_feeds(path, calib, check, int8_path,
+                         QuantizeOptions(method="auto", min_agreement_pct=min_agreement,
+                                         threads=threads), log=log)
+    convert_s = time.perf_counter() - t0
+    sessions = {"float32": create_session(path, "cpu", threads)[0],
+                "int8": create_session(int8_path, "cpu", threads)[0]}
+    out = meta.output_name
+    for s in sessions.values():
+        s.run([out], timed)
+    best = {k: float("inf") for k in sessions}
+    for _ in range(rounds):
+        for k, s in sessions.items():
+            best[k] = min(best[k], _timed(lambda: s.run([out], timed)))
+    tiles_km2 = (1000.0 / (tile_px * GSD_M)) ** 2
+    fig = {"model": name, "tile_px": tile_px, "dates": int(timed["s2"].shape[1]),
+           "gflop_per_tile": flops_tile / 1e9, "gflop_per_km2": flops_tile * tiles_km2 / 1e9,
+           "int8_method": rep.method, "int8_agreement_pct": rep.agreement_pct,
+           "int8_metric": rep.metric, "int8_convert_s": convert_s}
+    for k in sessions:
+        tiles_s = batch / best[k]
+        km2_min = tiles_s / tiles_km2 * 60
+        peak = peaks[k]
+        limit = peak / (flops_tile * tiles_km2) * 60
+        fig[k] = {"tiles_s": tiles_s, "km2_min": km2_min, "limit_km2_min": limit,
+                  "of_limit": km2_min / limit, "hours_100km": AREA_KM2 / km2_min / 60,
+                  "gops": flops_tile * tiles_s / 1e9}
+    fig["int8_over_float32"] = fig["int8"]["tiles_s"] / fig["float32"]["tiles_s"]
+    os.remove(int8_path)
+    return fig
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--models", default="bundled,tiny,base")
+    parser.add_argument("--dates", default="5,20", help="S2 dates of the tiny/base stacks")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    log = (lambda m: None) if args.quiet else (lambda m: print("   ", m, flush=True))
+    load_before = os.getloadavg()[0]
+    peaks32 = matmul_peak(args.threads)
+    peaks = {"float32": max(peaks32.values()), "int8": int8_matmul_peak(args.threads)}
+    print(f"threads {args.threads}; best float32 matmul {peaks['float32'] / 1e9:.1f} GFLOP/s ("
+          + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in peaks32.items())
+          + f"); onnxruntime MatMulInteger u8s8 {peaks['int8'] / 1e9:.1f} GOP/s "
+          f"({peaks['int8'] / peaks['float32']:.2f}x); load {load_before:.2f}", flush=True)
+    results = []
+    wanted = args.models.split(",")
+    if "bundled" in wanted:
+        from engine.contract import read_model_metadata
+
+        t = read_model_metadata(BUNDLED).reference.tile_px
+        results.append(measure("bundled", BUNDLED, bundled_feeds, t, args.batch, args.threads,
+                               args.rounds, peaks, 99.0, log))
+        _print(results[-1])
+    for size in [m for m in wanted if m != "bundled"]:
+        for dates in [int(d) for d in args.dates.split(",")]:
+            path = export_size(size, dates)
+            batch = args.batch if size != "base" else max(2, args.batch // (4 if dates > 5 else 1))
+
+            def feeds(n, off, dates=dates):
+                return slovenia_s2(dates, TILE, n, off)
+            results.append(measure(f"{size}-{dates}d", path, feeds, TILE, batch, args.threads,
+                                   args.rounds, peaks, 0.0, log))
+            _print(results[-1])
+    summary = {"threads": args.threads, "gflops_matmul_float32": peaks["float32"] / 1e9,
+               "gops_matmul_int8": peaks["int8"] / 1e9, "models": results,
+               "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+    print(json.dumps(summary, default=lambda v: round(v, 4) if isinstance(v, float) else v))
+    return 0
+
+
+def _print(f: dict) -> None:
+    print(f"{f['model']}: {f['gflop_per_tile']:.2f} GFLOP per tile of {f['tile_px']} px, "
+          f"{f['gflop_per_km2']:.0f} GFLOP per km2 (no overlap)", flush=True)
+    for k in ("float32", "int8"):
+        g = f[k]
+        print(f"  {k:7s} {g['tiles_s']:7.1f} tiles/s  {g['km2_min']:8.2f} km2/min  limit "
+              f"{g['limit_km2_min']:8.2f} km2/min ({100 * g['of_limit']:.0f} % of it)  "
+              f"100 km x 100 km: {g['hours_100km']:.1f} h", flush=True)
+    print(f"  int8 / float32 tiles/s: {f['int8_over_float32']:.2f}x  (int8 {f['int8_method']}, "
+          f"agreement {f['int8_agreement_pct']:.2f} {f['int8_metric']})", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
