@@ -19,8 +19,9 @@ float32 and int8 alternating:
 - FLOPs per km2 = FLOPs per tile x tiles per km2 (no overlap: (1000 / (tile_px x 10 m))^2; the
   engine's default overlap of 25 % multiplies the tiles by (4/3)^2 = 1.78);
 - km2 per minute measured, and the physical limit = best matmul rate of the same precision /
-  FLOPs per km2 (float32: best of numpy, torch, onnxruntime 4096^3; int8: onnxruntime
-  ``MatMulInteger`` uint8 x int8 4096^3);
+  FLOPs per km2 (float32: best of numpy, torch, onnxruntime at 4096^3 and onnxruntime
+  ``MatMul`` at the shapes of :data:`PEAK_SHAPES`; int8: onnxruntime ``MatMulInteger`` uint8 x
+  int8 at those shapes);
 - the int8 variant is made by engine.quantize.quantize_feeds (method ``auto``: the fastest
   of static QOperator, static QDQ and dynamic) calibrated on other tiles of the same data;
   for random-weight models the agreement threshold is 0 (the agreement is printed: logits of
@@ -48,25 +49,43 @@ BUNDLED = os.path.join(ROOT, "resources", "models", "maestro-tiny-slovenia-lulc.
 AREA_KM2 = 100 * 100
 
 
-def int8_matmul_peak(threads: int, n: int = 4096, repeats: int = 3) -> float:
-    """onnxruntime ``MatMulInteger`` (uint8 x int8 -> int32) rate, operations/s, n^3."""
-    import onnxruntime as ort
-    from onnx import TensorProto, helper
+#: (m, k, n) of the peak measurements: cubes, and a MAESTRO-base MLP layer on 8 tiles of
+#: 5 dates x 64 tokens (2560 x 768 x 3072).
+PEAK_SHAPES = [(768, 768, 768), (2048, 2048, 2048), (4096, 4096, 4096), (2560, 768, 3072)]
 
-    graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["A", "B"], ["C"])], "mmi",
-        [helper.make_tensor_value_info("A", TensorProto.UINT8, [n, n]),
-         helper.make_tensor_value_info("B", TensorProto.INT8, [n, n])],
-        [helper.make_tensor_value_info("C", TensorProto.INT32, [n, n])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+def ort_rates(threads: int, repeats: int = 3) -> dict[str, dict[str, float]]:
+    """onnxruntime CPU rates (FLOP/s, an int8 multiply-add counting 2 operations) of float32
+    ``MatMul`` and uint8 x int8 ``MatMulInteger`` (-> int32, onnxruntime's VNNI kernel), B
+    constant as the model's weights are, per shape of :data:`PEAK_SHAPES`."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
     rng = np.random.default_rng(0)
-    feeds = {"A": rng.integers(0, 255, (n, n), dtype=np.uint8),
-             "B": rng.integers(-127, 127, (n, n), dtype=np.int8)}
-    sess.run(["C"], feeds)
-    return 2.0 * n ** 3 / min(_timed(lambda: sess.run(["C"], feeds)) for _ in range(repeats))
+    out: dict[str, dict[str, float]] = {"float32": {}, "int8": {}}
+    for m, k, n in PEAK_SHAPES:
+        for prec, op, ta, tc in (("float32", "MatMul", TensorProto.FLOAT, TensorProto.FLOAT),
+                                 ("int8", "MatMulInteger", TensorProto.UINT8, TensorProto.INT32)):
+            if prec == "float32":
+                a = rng.standard_normal((m, k)).astype(np.float32)
+                b = rng.standard_normal((k, n)).astype(np.float32)
+            else:
+                a = rng.integers(0, 255, (m, k), dtype=np.uint8)
+                b = rng.integers(-127, 127, (k, n), dtype=np.int8)
+            graph = helper.make_graph(
+                [helper.make_node(op, ["A", "B"], ["C"])], "mm",
+                [helper.make_tensor_value_info("A", ta, [m, k])],
+                [helper.make_tensor_value_info("C", tc, [m, n])],
+                initializer=[numpy_helper.from_array(b, "B")])
+            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            sess = ort.InferenceSession(model.SerializeToString(), opts,
+                                        providers=["CPUExecutionProvider"])
+            sess.run(["C"], {"A": a})
+            best = min(_timed(lambda: sess.run(["C"], {"A": a})) for _ in range(repeats))
+            out[prec][f"onnxruntime {m}x{k}x{n}"] = 2.0 * m * k * n / best
+    return out
 
 
 # ----------------------------------------------------------------------------- tiles
@@ -198,12 +217,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     log = (lambda m: None) if args.quiet else (lambda m: print("   ", m, flush=True))
     load_before = os.getloadavg()[0]
-    peaks32 = matmul_peak(args.threads)
-    peaks = {"float32": max(peaks32.values()), "int8": int8_matmul_peak(args.threads)}
-    print(f"threads {args.threads}; best float32 matmul {peaks['float32'] / 1e9:.1f} GFLOP/s ("
-          + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in peaks32.items())
-          + f"); onnxruntime MatMulInteger u8s8 {peaks['int8'] / 1e9:.1f} GOP/s "
-          f"({peaks['int8'] / peaks['float32']:.2f}x); load {load_before:.2f}", flush=True)
+    rates = ort_rates(args.threads)
+    rates["float32"].update({f"{k} 4096^3": v for k, v in matmul_peak(args.threads).items()})
+    peaks = {p: max(r.values()) for p, r in rates.items()}
+    print(f"threads {args.threads}, load {load_before:.2f}; best float32 matmul "
+          f"{peaks['float32'] / 1e9:.1f} GFLOP/s, best int8 (MatMulInteger u8s8) "
+          f"{peaks['int8'] / 1e9:.1f} GOP/s = {peaks['int8'] / peaks['float32']:.2f}x", flush=True)
+    for p, r in rates.items():
+        print(f"  {p}: " + ", ".join(f"{k} {v / 1e9:.0f}" for k, v in r.items()), flush=True)
     results = []
     wanted = args.models.split(",")
     if "bundled" in wanted:
@@ -224,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
                                    args.rounds, peaks, 0.0, log))
             _print(results[-1])
     summary = {"threads": args.threads, "gflops_matmul_float32": peaks["float32"] / 1e9,
-               "gops_matmul_int8": peaks["int8"] / 1e9, "models": results,
+               "gops_matmul_int8": peaks["int8"] / 1e9,
+               "matmul_rates_g": {p: {k: v / 1e9 for k, v in r.items()} for p, r in rates.items()},
+               "models": results,
                "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
     print(json.dumps(summary, default=lambda v: round(v, 4) if isinstance(v, float) else v))
     return 0
