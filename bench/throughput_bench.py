@@ -32,6 +32,7 @@ float32 and int8 alternating:
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import sys
@@ -206,6 +207,46 @@ def measure(name: str, path: str, feeds_fn, tile_px: int, batch: int, threads: i
     return fig
 
 
+def bundled_quality(threads: int, log) -> dict:
+    """The bundled model's int8 variant made by the engine's own path
+    (:func:`engine.quantize.quantize_model`, method auto, default 99 % threshold) on the bundled
+    sample, then both models run by the engine over the whole sample: pixels with the same
+    class, and held-out OA / mIoU of each (training.recipes.default_model's scoring: columns
+    68-99, the model card's figures). Calibration and check tiles come from the whole sample,
+    held-out imagery included (no labels), as the pretraining saw it."""
+    import shutil
+
+    import rasterio
+
+    from engine.api import RunOptions, run_model
+    from engine.quantize import QuantizeOptions, quantize_model
+    from training.recipes.default_model import engine_heldout_metrics
+    from training.recipes.slovenia import load_sample
+
+    folder = tempfile.mkdtemp(prefix="maestro-int8-quality-")
+    inputs = {"s2": sorted(glob.glob(os.path.join(ROOT, "resources", "sample", "S2_L1C_*.tif"))),
+              "dem": [os.path.join(ROOT, "resources", "sample", "dem.tif")]}
+    int8 = os.path.join(folder, "bundled.int8.onnx")
+    try:
+        rep = quantize_model(BUNDLED, inputs, int8, QuantizeOptions(threads=threads), log=log)
+        maps = {}
+        for name, path in (("float32", BUNDLED), ("int8", int8)):
+            out = os.path.join(folder, f"{name}.tif")
+            run_model(path, inputs, out, RunOptions(threads=threads, cog=False))
+            with rasterio.open(out) as src:
+                maps[name] = src.read(1)
+        valid = maps["float32"] != 255
+        target = load_sample().target
+        scores = {name: engine_heldout_metrics(path, target, os.path.join(folder, name))
+                  for name, path in (("float32", BUNDLED), ("int8", int8))}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"method": rep.method, "check_agreement_pct": rep.agreement_pct,
+            "sample_equal_pixels_pct": 100.0 * float((maps["int8"][valid] == maps["float32"][valid]).mean()),
+            "heldout": {k: {"oa": 100 * v["overall_accuracy"], "miou": 100 * v["miou"]}
+                        for k, v in scores.items()}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -234,6 +275,13 @@ def main(argv: list[str] | None = None) -> int:
         results.append(measure("bundled", BUNDLED, bundled_feeds, t, args.batch, args.threads,
                                args.rounds, peaks, 99.0, log))
         _print(results[-1])
+        q = bundled_quality(args.threads, log)
+        results[-1]["quality"] = q
+        h = q["heldout"]
+        print(f"  bundled int8 ({q['method']}) on the whole sample: {q['sample_equal_pixels_pct']:.2f} % "
+              f"of pixels equal to float32 (target >= 99); held-out OA {h['float32']['oa']:.1f} -> "
+              f"{h['int8']['oa']:.1f}, mIoU {h['float32']['miou']:.1f} -> {h['int8']['miou']:.1f} "
+              f"(target: within 0.5 point)", flush=True)
     for size in [m for m in wanted if m != "bundled"]:
         for dates in [int(d) for d in args.dates.split(",")]:
             path = export_size(size, dates)
