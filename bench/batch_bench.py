@@ -14,7 +14,10 @@ with tiny dimensions, S2 + DEM, tiles of 16 px), exported by our training code.
 
 For 1 then 2 workers (LocalCluster of worker processes, 1 task each, onnxruntime threads =
 cores / workers so both runs use the same cores), the same ``--area-px`` square from the
-scene's top-left is mapped into a fresh folder. Throughput counts from the submission of the
+scene's top-left is mapped into a fresh folder. ``--single-threaded`` (issue 14 item 4)
+runs 1 worker with 1 onnxruntime thread, then 2 workers with 1 thread each, on the same
+blocks: what a second worker adds. Each run also prints its CPU time (this process and the
+cluster's reaped worker processes) / wall time: the cores it kept busy. Throughput counts from the submission of the
 blocks to the last result (the cluster start-up is printed apart). Prints the ratio
 2 workers / 1 worker and, from the 2-worker throughput, the blocks of 1024 px per hour and the
 hours for a 100 km x 100 km area at 10 m (10^8 pixels) on this machine. The two mosaics are
@@ -87,17 +90,28 @@ def tiny_model() -> str:
     return path
 
 
-def run(model: str, inputs: dict, workers: int, area: tuple, block_px: int) -> dict:
-    """One batch job with ``workers`` local worker processes into a fresh folder."""
+def run(model: str, inputs: dict, workers: int, area: tuple, block_px: int,
+        threads: int | None = None) -> dict:
+    """One batch job with ``workers`` local worker processes (``threads`` onnxruntime threads
+    each; None = cores / workers) into a fresh folder."""
     from engine.batch import BatchOptions, run_batch
+
+    import resource
 
     out = os.path.join(CACHE, f"out-{workers}w")
     shutil.rmtree(out, ignore_errors=True)
+
+    def cpu_seconds() -> float:   # this process + its reaped children (the cluster's workers)
+        return sum(getattr(resource.getrusage(who), f) for who in
+                   (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN) for f in ("ru_utime", "ru_stime"))
+    cpu0 = cpu_seconds()
     t0 = time.perf_counter()
-    report = run_batch(model, inputs, out, BatchOptions(block_px=block_px, workers=workers),
+    report = run_batch(model, inputs, out, BatchOptions(block_px=block_px, workers=workers,
+                                                        threads=threads),
                        area_bounds=area)
     total = time.perf_counter() - t0
     return {"workers": workers, "blocks": report.blocks_run, "total_s": total,
+            "cores_used": (cpu_seconds() - cpu0) / total,
             "compute_s": report.compute_seconds, "blocks_s": report.throughput_blocks_s,
             "px_s": report.throughput_px_s, "vrt": report.vrt_path}
 
@@ -111,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="side of the mapped square, pixels from the scene's top-left "
                              "(default 1024 = 10.24 km; the scene is 1933 x 1947)")
     parser.add_argument("--block-px", type=int, default=256, help="block side (default 256)")
+    parser.add_argument("--single-threaded", action="store_true",
+                        help="1 thread per worker in both runs (1 worker x 1 thread vs 2 x 1)")
     args = parser.parse_args(argv)
 
     inputs = build_inputs()
@@ -123,11 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"batch bench: {side} x {side} px area ({side * side / 1e6:.2f} Mpx), blocks of "
           f"{args.block_px} px, {cores} cores, load average before "
           f"{os.getloadavg()[0]:.1f}", flush=True)
-    results = [run(model, inputs, n, area, args.block_px) for n in (1, 2)]
+    threads = 1 if args.single_threaded else None
+    results = [run(model, inputs, n, area, args.block_px, threads) for n in (1, 2)]
     for r in results:
-        print(f"  {r['workers']} worker(s): {r['blocks']} blocks in {r['compute_s']:.1f} s "
+        print(f"  {r['workers']} worker(s) x {threads or cores // r['workers']} thread(s): {r['blocks']} blocks in {r['compute_s']:.1f} s "
               f"computing ({r['total_s']:.1f} s with cluster start and mosaic): "
-              f"{r['blocks_s'] * 3600:.0f} blocks/h, {r['px_s'] / 1e6:.3f} Mpx/s", flush=True)
+              f"{r['blocks_s'] * 3600:.0f} blocks/h, {r['px_s'] / 1e6:.3f} Mpx/s, CPU time / wall time "
+              f"{r['cores_used']:.2f} cores", flush=True)
     with rasterio.open(results[0]["vrt"]) as a, rasterio.open(results[1]["vrt"]) as b:
         same = np.array_equal(a.read(), b.read())
     one, two = results

@@ -172,6 +172,8 @@ SUBCOMMANDS: dict[str, tuple[Callable, Callable]] = {
 
 
 def _register_optional() -> None:
+    from . import quantize_cli  # issue 14: int8 variants (engine/quantize_cli.py)
+    SUBCOMMANDS.setdefault("quantize", (quantize_cli.add_parser, quantize_cli.main))
     try:
         from .batch import cli as batch_cli  # added by the batch runner when present
     except ImportError:

@@ -7,6 +7,7 @@ from .class_names import ClassNamesAlgorithm
 from .classify import ClassifyAlgorithm
 from .embed import EmbedAlgorithm
 from .model_info import ModelInfoAlgorithm
+from .quantize_model import QuantizeModelAlgorithm
 from .segment import SegmentAlgorithm
 from .similarity import SimilarityAlgorithm
 from .train_classes import TrainClassesAlgorithm
@@ -23,4 +24,5 @@ ALGORITHMS = [
     SimilarityAlgorithm,          # maestro:similarity (issue 13)
     ChangeAlgorithm,              # maestro:change (issue 13)
     AccuracyAssessmentAlgorithm,  # maestro:accuracy_assessment (issue 13)
+    QuantizeModelAlgorithm,       # maestro:quantize_model (engine/quantize.py)
 ]
