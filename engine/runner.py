@@ -33,7 +33,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -318,8 +318,10 @@ class Runner:
         """
         self._token_masks = meta.token_masks if token_masks is None else token_masks
         keep_hour = not self._token_masks
-        self._dates = {m.name: np.array([date_triplet(s.when, keep_hour) for s in stacks[m.name]],
-                                        dtype=np.int32).reshape(-1, 3) for m in meta.modalities}
+        # every slice's ``when`` is filled by now (open_stack)
+        self._dates = {m.name: np.array([date_triplet(s.when, keep_hour)  # type: ignore[arg-type]
+                                         for s in stacks[m.name]], dtype=np.int32).reshape(-1, 3)
+                       for m in meta.modalities}
         self._ref_date = np.array(date_triplet(ref_date, keep_hour), dtype=np.int32)
 
     def _report_grids(self, meta, stacks, grid_slice) -> None:
@@ -388,8 +390,8 @@ class Runner:
         n = len(batch_tiles)
         token_masks = getattr(self, "_token_masks", meta.token_masks)
         seen = {m.name: False for m in meta.modalities}
-        arrays = {m.name: [None] * n for m in meta.modalities}
-        masks = {m.name: [None] * n for m in meta.modalities}
+        arrays: dict[str, list[Any]] = {m.name: [None] * n for m in meta.modalities}
+        masks: dict[str, list[Any]] = {m.name: [None] * n for m in meta.modalities}
         valid = [np.ones((T, T), dtype=bool) for _ in range(n)]
         runnable = [True] * n
         strips: dict[int, list[int]] = {}
@@ -422,14 +424,14 @@ class Runner:
                      {name: arrays[name][i] for name in arrays},
                      {name: masks[name][i] for name in masks}, valid[i]) for i in range(n)]
         run = [i for i, p in enumerate(per_tile) if p[0]]
-        feeds = None
+        feeds: dict[str, np.ndarray] | None = None
         if run:
             feeds = {}
             for m in meta.modalities:
-                pixels, dates, mask = m.input_names
-                feeds[pixels] = np.stack([per_tile[i][1][m.name] for i in run])
-                feeds[mask] = np.stack([per_tile[i][2][m.name] for i in run])
-                feeds[dates] = np.repeat(self._dates[m.name][None], len(run), axis=0)
+                pixels_name, dates_name, mask_name = m.input_names
+                feeds[pixels_name] = np.stack([per_tile[i][1][m.name] for i in run])
+                feeds[mask_name] = np.stack([per_tile[i][2][m.name] for i in run])
+                feeds[dates_name] = np.repeat(self._dates[m.name][None], len(run), axis=0)
             feeds[REF_DATE_INPUT] = np.repeat(self._ref_date[None], len(run), axis=0)
         return PreparedBatch(list(batch_tiles), run, feeds, [per_tile[i][3] for i in run], seen)
 
@@ -448,6 +450,7 @@ class Runner:
         pending = executor.submit(self._prepare, batches[0], meta, readers, grids) if batches else None
         for b in range(len(batches)):
             self.check_cancel()
+            assert pending is not None
             prepared = pending.result()
             pending = (executor.submit(self._prepare, batches[b + 1], meta, readers, grids)
                        if b + 1 < len(batches) else None)
@@ -459,6 +462,7 @@ class Runner:
                 if task == "classification":
                     out = out[:, :, None, None]                          # [B, K, 1, 1]
             for j, i in enumerate(prepared.run):
+                assert out is not None                  # prepared.run is empty without feeds
                 row, col = prepared.tiles[i]
                 valid = prepared.valid[j]
                 if factor > 1:

@@ -79,7 +79,7 @@ def remove_stale_temporaries(folder: str) -> list[str]:
     Returns:
         The paths removed.
     """
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(folder)
     except OSError:

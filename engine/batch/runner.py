@@ -161,7 +161,8 @@ def plan_blocks(meta, grid: ReferenceGrid, block_px: int, area_raster: str | Non
     elif area_vector is not None:
         area = area_from_vector(area_vector, grid)
     elif area_bounds is not None:
-        area = tuple(area_bounds)
+        xmin, ymin, xmax, ymax = area_bounds
+        area = xmin, ymin, xmax, ymax
     else:
         area = grid.window_bounds((0, 0, grid.width, grid.height))
     return split_area(grid, area, block_px, align)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import AbstractSet as Set
 from typing import Sequence
 
 from ..errors import InputError
@@ -88,7 +89,7 @@ def raster_band_names(src) -> list[str | None]:
     count = src.count
     names: list[str | None] = [None] * count
     descriptions = list(src.descriptions or [None] * count)
-    listed = [s.strip() for s in str(src.tags().get(BANDS_ITEM, "")).split(",")]
+    listed: list[str | None] = [s.strip() for s in str(src.tags().get(BANDS_ITEM, "")).split(",")]
     listed = listed if len(listed) == count and all(listed) else [None] * count
     for i in range(count):
         tags = src.tags(i + 1)
@@ -128,7 +129,7 @@ def _listing(names: Sequence[str | None]) -> str:
 
 
 def match_bands(raster_names: Sequence[str | None], model_bands: Sequence[str], *, path: str,
-                modality: str, alpha: set[int] = frozenset()) -> BandMatch:
+                modality: str, alpha: Set[int] = frozenset()) -> BandMatch:
     """Match a raster's bands to the model's ``bands`` (rules in the module docstring).
 
     Args:
@@ -150,8 +151,10 @@ def match_bands(raster_names: Sequence[str | None], model_bands: Sequence[str], 
     if alpha and len(data) != n and len(data) - len(set(alpha) & set(data)) == n:
         data = [i for i in data if i not in alpha]
     wanted = [canonical_name(b) for b in model_bands]
-    tokens = {i: canonical_tokens(raster_names[i - 1]) for i in data if raster_names[i - 1]}
+    names = {i: name for i in data if (name := raster_names[i - 1])}
+    tokens = {i: canonical_tokens(name) for i, name in names.items()}
     recognised = any(w in t for t in tokens.values() for w in wanted)
+    note: str | None
     if not recognised:
         if len(data) != n:
             named = f" (named {_listing([raster_names[i - 1] for i in data])})" if tokens else ""
@@ -166,7 +169,7 @@ def match_bands(raster_names: Sequence[str | None], model_bands: Sequence[str], 
 
     chosen: list[int | None] = []
     for band, w in zip(model_bands, wanted):
-        exact = [i for i in tokens if canonical_name(raster_names[i - 1]) == w]
+        exact = [i for i in tokens if canonical_name(names[i]) == w]
         hits = exact or [i for i, t in tokens.items() if w in t]
         if len(hits) > 1:
             raise InputError(f"input raster '{path}' ({modality}) names band {band} more than once "
@@ -187,7 +190,7 @@ def match_bands(raster_names: Sequence[str | None], model_bands: Sequence[str], 
             f"input raster '{path}' ({modality}) lacks band(s) {', '.join(missing)} that model "
             f"needs (it names its bands {_listing([raster_names[i - 1] for i in data])}; the "
             f"model takes {', '.join(model_bands)})")
-    indexes = tuple(int(c) for c in chosen)
+    indexes = tuple(int(c) for c in chosen if c is not None)
     if note is None and indexes != tuple(data):
         note = (f"bands matched by name: reading raster bands {', '.join(map(str, indexes))} "
                 f"of {len(raster_names)} as {', '.join(model_bands)}")

@@ -19,10 +19,10 @@ class ClassifyAlgorithm(InferenceAlgorithm):
     def name(self):
         return "classify"
 
-    def displayName(self):  # noqa: N802 (QGIS API name)
+    def displayName(self):
         return "Tile classification"
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+    def processAlgorithm(self, parameters, context, feedback):
         report, meta, output = self.run_engine(parameters, context, feedback)
         if not meta.multilabel:
             style_on_load(context, output, classes=meta.classes)

@@ -19,7 +19,7 @@ class EmbedAlgorithm(InferenceAlgorithm):
     def name(self):
         return "embed"
 
-    def displayName(self):  # noqa: N802 (QGIS API name)
+    def displayName(self):
         return "Embeddings (encoder features)"
 
     def model_metadata(self, parameters, context):
@@ -34,6 +34,6 @@ class EmbedAlgorithm(InferenceAlgorithm):
         options.expect_task = None
         return options
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+    def processAlgorithm(self, parameters, context, feedback):
         report, _meta, output = self.run_engine(parameters, context, feedback)
         return self.base_results(report, output)

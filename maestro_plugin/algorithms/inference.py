@@ -110,7 +110,7 @@ class InferenceAlgorithm(MaestroAlgorithm):
     OUTPUT_HELP = ""
 
     # ------------------------------------------------------------------ parameters
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         # An exception here would reach QGIS from inside the provider's loading.
         try:
             self.add_parameters()
@@ -161,7 +161,7 @@ class InferenceAlgorithm(MaestroAlgorithm):
     def add_task_parameters(self):
         """Extra parameters of a task (segmentation adds CONFIDENCE)."""
 
-    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+    def shortHelpString(self):
         needed = default_model_modalities()
         default = (f"<p><b>Inputs the bundled default model needs: {', '.join(needed)}</b> "
                    "(the other modality inputs stay empty). Another model: see "

@@ -111,7 +111,6 @@ def test_cli_sigterm_is_a_clean_cancel(tiny_models, slovenia, tmp_path):
     """SIGTERM in the middle of a run: exit 130, one line naming the signal, and nothing left
     beside the output (no hidden temporary, no final name)."""
     import signal
-    import time
 
     from tests.engine.conftest import downsample2, grid, write_tif
 
