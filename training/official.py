@@ -58,6 +58,7 @@ from typing import Any, Mapping
 import torch
 
 from engine.contract import build_metadata
+from engine.tasks import TASKS
 
 from .export import config_from_metadata, export_onnx
 from .models import Maestro
@@ -314,7 +315,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="official MAESTRO .ckpt")
     parser.add_argument("--config", required=True, help="YAML import config")
     parser.add_argument("--task", required=True,
-                        choices=("classification", "segmentation", "embedding"))
+                        choices=tuple(TASKS))
     parser.add_argument("--output", required=True, help="ONNX file to write")
 
 

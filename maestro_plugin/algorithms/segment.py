@@ -39,7 +39,7 @@ class SegmentAlgorithm(InferenceAlgorithm):
         confidence = self.output_path(parameters, self.CONFIDENCE, context) or None
         report, meta, output = self.run_engine(parameters, context, feedback,
                                                confidence_path=confidence)
-        style_on_load(context, output, classes=meta.classes)
+        self.style_output(context, output, meta)
         results = self.base_results(report, output)
         if confidence:
             style_on_load(context, confidence, confidence=True)
