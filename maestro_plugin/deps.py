@@ -31,6 +31,16 @@ ONNXRUNTIME_GPU = "onnxruntime-gpu==1.31.1"
 #: appended to sys.path, so pip must not fetch one: see pip_install_command).
 ONNXRUNTIME_DEPS = ("flatbuffers", "packaging", "protobuf>=4.25.8")
 RASTERIO_WHEEL = "rasterio==1.4.3"
+#: optional: what maestro:train_classes (and the dock's Train part) needs besides the engine,
+#: pinned as in requirements/runtime.txt.
+TRAIN_PACKAGES = ("scikit-learn==1.9.1", "onnx==1.23.2")
+#: their own dependencies (lower bounds from the packages' metadata), each installed only
+#: when its module does not import already (QGIS's Python often has scipy): module -> pip name
+TRAIN_PACKAGE_DEPS = (("scipy", "scipy>=1.10.0"), ("joblib", "joblib>=1.4.0"),
+                      ("threadpoolctl", "threadpoolctl>=3.5.0"), ("narwhals", "narwhals>=2.0.1"),
+                      ("cloudpickle", "cloudpickle>=3.0"),
+                      ("typing_extensions", "typing_extensions>=4.7.1"),
+                      ("ml_dtypes", "ml_dtypes>=0.5.4"), ("google.protobuf", "protobuf>=6.31.1"))
 ENV_DEPS_DIR = "MAESTRO_DEPS_DIR"
 #: where the installer is in QGIS (maestro_plugin/plugin.py adds it there: Raster menu,
 #: submenu MENU_NAME) and in the dock (a button).
@@ -55,13 +65,25 @@ DEPENDENCIES = (
 )
 
 
-def missing_dependencies() -> list[tuple[str, str]]:
+#: optional, for training your own classes: module -> pip package (its name for the user)
+TRAIN_DEPENDENCIES = (
+    Dependency("sklearn", "fitting the head and the random forest (scikit-learn)"),
+    Dependency("onnx", "writing the new model file"),
+)
+PIP_NAMES = {"sklearn": "scikit-learn"}
+
+
+def missing_dependencies(dependencies=DEPENDENCIES) -> list[tuple[str, str]]:
     """(module, why it failed) for each dependency that does not import.
+
+    Args:
+        dependencies: what to check (default: the engine's; :data:`TRAIN_DEPENDENCIES` for
+            training).
 
     Any exception counts (a DLL that fails to load raises OSError, not ImportError).
     """
     missing = []
-    for dep in DEPENDENCIES:
+    for dep in dependencies:
         try:
             importlib.import_module(dep.module)
         except Exception as exc:  # noqa: BLE001 (any failure means unusable)
@@ -83,6 +105,54 @@ def missing_message(missing: list[tuple[str, str]]) -> str:
         if where:
             text += f" rasterio comes from your system: {where}."
     return text
+
+
+def missing_train_dependencies() -> list[tuple[str, str]]:
+    """(module, why) for the optional training packages (scikit-learn, onnx) missing."""
+    return missing_dependencies(TRAIN_DEPENDENCIES)
+
+
+def pip_name(module: str) -> str:
+    """The package name a user installs (``sklearn`` -> ``scikit-learn``)."""
+    return PIP_NAMES.get(module, module)
+
+
+def missing_train_message(missing: list[tuple[str, str]]) -> str:
+    """What the Train part says when scikit-learn or onnx does not import: which packages,
+    and how to get them (the installer's optional box, or pip by hand)."""
+    names = ", ".join(pip_name(m) for m, _ in missing)
+    many = len(missing) > 1
+    pins = " ".join(p for p in TRAIN_PACKAGES
+                    if p.split("==")[0] in {pip_name(m) for m, _ in missing})
+    return (f"Training your own classes needs the Python package{'s' if many else ''} {names}, "
+            f"which {'are' if many else 'is'} not installed in QGIS's Python. To install: click "
+            "'Install training packages…' (the installer with 'Also install the packages for "
+            f"training your own classes' ticked), or by hand with QGIS's Python: pip install "
+            f"--no-deps --target {deps_dir()} {pins} (and their dependencies). Everything else "
+            f"in MAESTRO works without {'them' if many else 'it'}.")
+
+
+def train_packages() -> list[str]:
+    """pip requirements for training: the two pins plus those of their dependencies whose
+    module does not import here (pip runs ``--no-deps``)."""
+    import importlib.util
+
+    out = list(TRAIN_PACKAGES)
+    for module, requirement in TRAIN_PACKAGE_DEPS:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            out.append(requirement)
+    return out
+
+
+def _requirement_name(requirement: str) -> str:
+    """``protobuf>=6.31.1`` -> ``protobuf``."""
+    import re
+
+    return re.split(r"[<>=!~ ;\[]", requirement, maxsplit=1)[0].lower().replace("_", "-")
 
 
 def deps_dir() -> str:
@@ -284,7 +354,8 @@ def pip_install_command(python: str, target: str, packages: list[str]) -> list[s
 def plan_install(missing: list[str] | None = None, gpu: bool | None = None,
                  python: str | None = None, target: str | None = None,
                  rasterio_platform: str | None | bool = False,
-                 check_pip: bool = True) -> InstallPlan:
+                 check_pip: bool = True, train: bool = False,
+                 pip_options: tuple[str, ...] = ()) -> InstallPlan:
     """Decide what to install.
 
     Args:
@@ -295,6 +366,10 @@ def plan_install(missing: list[str] | None = None, gpu: bool | None = None,
         rasterio_platform: platform package instruction, None when there is none
             (default: :func:`platform_rasterio_package`).
         check_pip: add a note when ``python -m pip`` does not run.
+        train: also install the optional packages for training your own classes
+            (:func:`train_packages`); onnxruntime is then installed only when missing.
+        pip_options: extra pip options put before the packages (tests: ``--no-index``,
+            ``--find-links``).
     """
     if missing is None:
         missing = [m for m, _ in missing_dependencies()]
@@ -307,7 +382,7 @@ def plan_install(missing: list[str] | None = None, gpu: bool | None = None,
         notes.append("numpy is missing: QGIS's Python normally ships it; install your "
                      "platform's python3-numpy (pip would install numpy<2 into the folder).")
         packages.append("numpy<2")
-    if "onnxruntime" in missing or not missing:
+    if "onnxruntime" in missing or (not missing and not train):
         if gpu:
             packages.append(ONNXRUNTIME_GPU)
             notes.append("An NVIDIA GPU was found: installing onnxruntime-gpu (CUDA 12 and "
@@ -328,6 +403,12 @@ def plan_install(missing: list[str] | None = None, gpu: bool | None = None,
                          "on QGIS's GDAL: installing the pip wheel, which brings its own GDAL "
                          "library (a second GDAL in QGIS's process). MAESTRO's tests check that "
                          "the engine reads and writes correctly this way.")
+    if train:
+        for requirement in train_packages():  # the stricter bound replaces onnxruntime's
+            name = _requirement_name(requirement)
+            packages = [p for p in packages if _requirement_name(p) != name] + [requirement]
+        notes.append("Also installing the packages for training your own classes: "
+                     + ", ".join(TRAIN_PACKAGES) + " (about 60 MB).")
     try:
         python = python or find_qgis_python()
     except RuntimeError as exc:
@@ -336,7 +417,8 @@ def plan_install(missing: list[str] | None = None, gpu: bool | None = None,
     if packages and check_pip and not has_pip(python):
         notes.append(f"pip is not installed for QGIS's Python ({python}): install it first "
                      "(Debian/Ubuntu: sudo apt install python3-pip), then click Install.")
-    command = tuple(pip_install_command(python, target, packages)) if packages else None
+    command = (tuple(pip_install_command(python, target, [*pip_options, *packages]))
+               if packages else None)
     return InstallPlan(python, target, tuple(packages), command, tuple(notes))
 
 

@@ -120,9 +120,12 @@ def plain(html_text: str) -> str:
 class MaestroDock(QgsDockWidget):
     """The panel. Test hooks: ``set_model``, ``modality_inputs``, ``output_widget``,
     ``run_button``, ``preview_button``, ``cancel_button``, ``task``, ``progress_bar``,
-    ``model_info`` (summary label), ``card_info``, ``areas_table``, ``deps_label``."""
+    ``model_info`` (summary label), ``card_info``, ``areas_table``, ``deps_label``,
+    ``train_panel``, ``similarity_button``, ``similarity_tool``, ``similarity``."""
 
     run_finished = pyqtSignal(bool, str)   # ok, layer id or error message
+    training_finished = pyqtSignal(bool, str)    # ok, new model path or error message
+    similarity_finished = pyqtSignal(bool, str)  # ok, layer id or error message
 
     def __init__(self, iface=None, parent=None):
         super().__init__("MAESTRO land cover", parent)
@@ -197,6 +200,19 @@ class MaestroDock(QgsDockWidget):
             0, QHeaderView.ResizeMode.Stretch)
         QVBoxLayout(self.areas_box).addWidget(self.areas_table)
         self.areas_box.setVisible(False)
+        from .similarity_tool import SimilarityRunner
+        from .train_panel import TrainPanel
+
+        self.similarity_button = QPushButton("Similarity map: click a place…", body)
+        self.similarity_button.setCheckable(True)
+        self.similarity_button.setToolTip(
+            "Then click the map: the similarity of every place of the input stack to the "
+            "clicked one (cosine of the model's encoder features), as a new layer")
+        self.similarity_tool = None
+        self.similarity_marker = None   # a cross on the canvas at the last clicked place
+        self.similarity = SimilarityRunner(self, self._similarity_done)
+        self.train_panel = TrainPanel(self, body)
+        self.train_panel.setCollapsed(True)
         self.progress_bar = QProgressBar(self)
         self.progress_bar.setRange(0, 100)
         self.progress_bar.setValue(0)
@@ -227,6 +243,8 @@ class MaestroDock(QgsDockWidget):
         layout.addWidget(self.confidence_check)
         layout.addWidget(advanced)
         layout.addWidget(self.areas_box)
+        layout.addWidget(self.similarity_button)
+        layout.addWidget(self.train_panel)
         layout.addStretch(1)
         self.scroll = QScrollArea(self)
         self.scroll.setWidgetResizable(True)
@@ -251,6 +269,7 @@ class MaestroDock(QgsDockWidget):
         self.cancel_button.clicked.connect(lambda: self.cancel())
         self.install_button.clicked.connect(lambda: self.open_installer())
         self.diagnostics_button.clicked.connect(lambda: self.open_diagnostics())
+        self.similarity_button.toggled.connect(lambda on: self.set_similarity_tool(on))
         self.refresh_dependencies()
         self.set_model("")
 
@@ -293,11 +312,14 @@ class MaestroDock(QgsDockWidget):
             self.deps_label.setText(text)
         self.deps_label.setVisible(bool(missing))
         self.install_button.setVisible(bool(missing))
-        idle = not missing and self.task is None
+        idle = not missing and not self.busy()
         self.run_button.setEnabled(idle)
         self.preview_button.setEnabled(idle)
         tip = "" if not missing else "Install the dependencies first"
         self.run_button.setToolTip(tip)
+        self.similarity_button.setEnabled(not missing)
+        if getattr(self, "train_panel", None) is not None:
+            self.train_panel.refresh_dependencies()
         return missing
 
     # ------------------------------------------------------------- model
@@ -405,7 +427,7 @@ class MaestroDock(QgsDockWidget):
         return self._start(preview=False)
 
     def _start(self, preview: bool) -> bool:
-        if self.task is not None:
+        if self.busy():
             return False
         if self.refresh_dependencies():
             self.show_warning(deps.missing_message(deps.missing_dependencies()))
@@ -456,6 +478,8 @@ class MaestroDock(QgsDockWidget):
     def cancel(self) -> None:
         if self.task is not None:
             self.task.cancel()
+        if self.similarity.run is not None:
+            self.similarity.cancel()
 
     def _end(self):
         self.task = None
@@ -524,12 +548,195 @@ class MaestroDock(QgsDockWidget):
                                 else "Class areas of the last run")
         self.areas_box.setVisible(True)
 
+    # ------------------------------------------------------------- Processing runs
+    def processing_parameters(self) -> dict:
+        """The panel's model, input rows (sources; edited dates as DATES) and advanced
+        settings as Processing parameters (maestro:train_classes, maestro:embed...).
+
+        Raises:
+            PluginInputError: no model, or the rows do not fit it.
+            ValueError: a row's layer was removed or its date is not YYYY-MM-DD.
+        """
+        if self.meta is None:
+            raise PluginInputError("choose a MAESTRO model (.onnx) first")
+        given = {name: w.layer_inputs() for name, w in self.modality_inputs.items()}
+        matched = match_modalities(self.meta, given)
+        params, dates = {"MODEL": self.model_path}, []
+        for modality, items in matched.items():
+            name = parameter_name(modality)
+            params[name] = [item.source for item in items]
+            dates += [f"{name}:{item.source}={item.date.isoformat()}" for item in items
+                      if item.date is not None]
+        params.update({"DATES": "; ".join(dates), "TILE_OVERLAP": self.overlap_spin.value(),
+                       "BATCH_SIZE": self.batch_spin.value(),
+                       "DEVICE": self.device_combo.currentText()})
+        return params
+
+    def busy(self) -> bool:
+        """A run, a training or a similarity map is in progress."""
+        panel = getattr(self, "train_panel", None)
+        similarity = getattr(self, "similarity", None)
+        return (self.task is not None or (panel is not None and panel.run is not None)
+                or (similarity is not None and similarity.run is not None))
+
+    @guarded
+    def train(self) -> bool:
+        """Start maestro:train_classes with the Train part's labels and this panel's model
+        and inputs; False (with a message) when something is missing."""
+        if self.busy():
+            return False
+        if self.refresh_dependencies():
+            self.show_warning(deps.missing_message(deps.missing_dependencies()))
+            return False
+        missing = deps.missing_train_dependencies()
+        if missing:
+            self.show_warning(deps.missing_train_message(missing))
+            return False
+        params = self.train_panel.parameters()
+        self.train_panel.start(params)
+        self.run_button.setEnabled(False)
+        self.preview_button.setEnabled(False)
+        return True
+
+    @guarded
+    def training_done(self, ok: bool, results: dict, message: str,
+                      cancelled: bool = False) -> None:
+        """The new model becomes the panel's model (rows kept) and the headline is shown;
+        or the error / cancel in words."""
+        self.refresh_dependencies()
+        if not ok:
+            self.train_panel.progress_bar.setValue(0)
+            if cancelled or message == "cancelled":
+                self.train_panel.status_label.setText("Training cancelled: no model written.")
+                self.show_info("Training cancelled: no model was written.",
+                               Qgis.MessageLevel.Info)
+                self.training_finished.emit(False, "cancelled")
+            else:
+                self.train_panel.status_label.setText(
+                    f"<span style='color:#b00020'>{html.escape(message)}</span>")
+                self.show_error(f"Training failed: {message}")
+                self.training_finished.emit(False, message)
+            return
+        model = results.get("OUTPUT_MODEL", "")
+        self.set_model(model)
+        self.train_panel.show_result(results)
+        self.show_info(f"New model '{self.meta.name if self.meta else model}' trained and "
+                       "chosen: Run maps your classes.")
+        self.training_finished.emit(True, model)
+
+    # ------------------------------------------------------------- similarity
+    def set_similarity_tool(self, on: bool) -> None:
+        """Make the similarity tool the canvas's map tool (or give the previous one back)."""
+        if self.iface is None:
+            return
+        canvas = self.iface.mapCanvas()
+        if on:
+            from .similarity_tool import SimilarityMapTool
+
+            if self.similarity_tool is None:
+                self.similarity_tool = SimilarityMapTool(canvas)
+                self.similarity_tool.clicked.connect(
+                    lambda point: self.similarity_at(point, canvas.mapSettings()
+                                                     .destinationCrs()))
+                self.similarity_tool.deactivated.connect(
+                    lambda: self.similarity_button.setChecked(False))
+            self._previous_tool = canvas.mapTool()
+            canvas.setMapTool(self.similarity_tool)
+        else:
+            if self.similarity_marker is not None:
+                self.similarity_marker.hide()
+            if self.similarity_tool is not None and canvas.mapTool() is self.similarity_tool:
+                canvas.unsetMapTool(self.similarity_tool)
+                previous = getattr(self, "_previous_tool", None)
+                if previous is not None:
+                    canvas.setMapTool(previous)
+
+    def hideEvent(self, event):  # noqa: N802 (Qt API name)
+        """A closed panel gives the map its previous tool back (and hides the cross)."""
+        try:
+            if self.similarity_button.isChecked():
+                self.similarity_button.setChecked(False)
+        except Exception:  # noqa: BLE001 (never into Qt's event loop)
+            QgsMessageLog.logMessage(traceback.format_exc(), LOG_TAG, Qgis.MessageLevel.Warning)
+        super().hideEvent(event)
+
+    def shutdown(self) -> None:
+        """The plugin unloads: cancel the run, the training and the similarity map, give
+        the map tool back and remove the cross."""
+        if self.task is not None:
+            self.task.cancel()
+        if self.train_panel.run is not None:
+            self.train_panel.cancel()
+        if self.similarity.run is not None:
+            self.similarity.cancel()
+        self.set_similarity_tool(False)
+        if self.similarity_marker is not None and self.iface is not None:
+            self.iface.mapCanvas().scene().removeItem(self.similarity_marker)
+            self.similarity_marker = None
+
+    def _mark(self, point, crs) -> None:
+        """Show a cross at the clicked place (the canvas's CRS)."""
+        if self.iface is None:
+            return
+        from qgis.gui import QgsVertexMarker
+
+        canvas = self.iface.mapCanvas()
+        if crs.isValid() and crs != canvas.mapSettings().destinationCrs():
+            point = QgsCoordinateTransform(crs, canvas.mapSettings().destinationCrs(),
+                                           QgsProject.instance()).transform(point)
+        if self.similarity_marker is None:
+            marker = QgsVertexMarker(canvas)
+            marker.setIconType(QgsVertexMarker.IconType.ICON_CROSS)
+            marker.setColor(QColor("#ff1744"))
+            marker.setIconSize(18)
+            marker.setPenWidth(3)
+            self.similarity_marker = marker
+        self.similarity_marker.setCenter(point)
+        self.similarity_marker.show()
+
+    @guarded
+    def similarity_at(self, point, crs) -> bool:
+        """The similarity map of the current stack to the place ``point`` (QgsPointXY in
+        ``crs``); False (with a message) when the panel is busy or not ready."""
+        if self.busy():
+            self.show_warning("MAESTRO is busy: wait for the current run to end")
+            return False
+        if self.refresh_dependencies():
+            self.show_warning(deps.missing_message(deps.missing_dependencies()))
+            return False
+        params = self.processing_parameters()
+        self.progress_bar.setValue(0)
+        self.run_button.setEnabled(False)
+        self.preview_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self._mark(point, crs)
+        self.similarity.start(point, crs, params)
+        return True
+
+    @guarded
+    def _similarity_done(self, ok: bool, payload: str) -> None:
+        self.cancel_button.setEnabled(False)
+        self.refresh_dependencies()
+        if ok:
+            self.progress_bar.setValue(100)
+            layer = QgsProject.instance().mapLayer(payload)
+            self.show_info(f"Similarity map '{layer.name() if layer else ''}' added (1 = the "
+                           "same features as the clicked place).")
+        elif payload == "cancelled":
+            self.progress_bar.setValue(0)
+            self.show_info("Similarity map cancelled.", Qgis.MessageLevel.Info)
+        else:
+            self.progress_bar.setValue(0)
+            self.show_error(f"Similarity map: {payload}")
+        self.similarity_finished.emit(ok, payload)
+
     # ------------------------------------------------------------- dialogs
     @guarded
-    def open_installer(self):
+    def open_installer(self, train: bool = False):
+        """The installer; ``train`` ticks the optional training packages."""
         from .installer_dialog import InstallDependenciesDialog
 
-        dialog = InstallDependenciesDialog(parent=self)
+        dialog = InstallDependenciesDialog(parent=self, train=train)
         dialog.finished_install.connect(lambda ok: self.dependencies_installed(ok))
         self._dialogs.append(dialog)
         dialog.show()
@@ -544,6 +751,7 @@ class MaestroDock(QgsDockWidget):
             self.set_model(self.model_widget.filePath())
         if ok and not missing:
             self.show_info("Dependencies installed: MAESTRO can run now.")
+        self.train_panel.refresh_dependencies()
 
     @guarded
     def open_diagnostics(self):

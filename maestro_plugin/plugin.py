@@ -99,8 +99,7 @@ class MaestroPlugin:
                 self.toolbar.deleteLater()
                 self.toolbar = None
             if self.dock is not None:
-                if self.dock.task is not None:
-                    self.dock.task.cancel()
+                self.dock.shutdown()
                 self.iface.mainWindow().removeDockWidget(self.dock)
                 self.dock.deleteLater()
                 self.dock = None

@@ -3,8 +3,10 @@ the plugin as a new user would and save one PNG per step into $MAESTRO_SHOT_OUT.
 
 Steps (each a QTimer hop so that QGIS paints in between): the dock at first start with
 onnxruntime hidden (as on a machine without it) and the installer's plan; onnxruntime
-back (what the installer achieves) and the dock filled; the run and its result; the
-Diagnostics view; the Processing Toolbox; the segment dialog; the graphical model.
+back (what the installer achieves) and the dock filled; the run and its result; the Train
+part (labels drawn from the reference map by scripts/own_classes_labels.py, trained, the
+new model run); a similarity map from a click; the Diagnostics view; the Processing
+Toolbox; the segment dialog; the graphical model.
 """
 import json
 import os
@@ -111,6 +113,8 @@ def steps():
     dock.scroll.verticalScrollBar().setValue(dock.scroll.verticalScrollBar().maximum())
     yield 3000
     save(main, "dock-after-run")
+    # 3b. the Train part: labels as an analyst draws them (west part), trained, then mapped
+    yield from train_steps(dock, inputs)
     # 4. Diagnostics
     diag = dock.open_diagnostics()
     yield 1000
@@ -148,6 +152,97 @@ def steps():
     yield 2500
     save(designer, "graphical-model")
     designer.close()
+
+
+def train_steps(dock, inputs):
+    """Train on labels from the reference map, map with the new model, then a similarity
+    map from a click; saves dock-train.png and dock-similarity.png."""
+    import importlib.util
+
+    from qgis.core import QgsPointXY, QgsVectorLayer
+
+    spec = importlib.util.spec_from_file_location(
+        "own_classes_labels", os.path.join(ROOT, "scripts", "own_classes_labels.py"))
+    labels = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(labels)
+    gpkg = os.path.join(os.path.dirname(INPUTS), "my-labels.gpkg")
+    labels.write(gpkg, seed=0, per_class=150)
+    project = QgsProject.instance()
+    layers = []
+    for name in ("polygons", "points"):
+        layer = QgsVectorLayer(f"{gpkg}|layername={name}", f"my {name}", "ogr")
+        outline(layer)
+        project.addMapLayer(layer)
+        layers.append(layer)
+    panel = dock.train_panel
+    panel.setCollapsed(False)
+    panel.set_label_layers(layers)
+    panel.name_edit.setText("slovenia-west-classes")
+    panel.model_output.setFilePath(os.path.join(os.path.dirname(INPUTS),
+                                                "slovenia-west-classes.onnx"))
+    panel.folds_spin.setValue(3)
+    done = []
+    dock.training_finished.connect(lambda ok, payload: done.append((ok, payload)))
+    dock.train()
+    yield 1500
+    dock.scroll.ensureWidgetVisible(panel.train_button)
+    yield 500
+    save(main_window(), "dock-training")
+    while not done:
+        yield 500
+    if not done[0][0]:
+        print("MAESTRO screenshot: training failed:", done[0][1])
+        return
+    ran = []
+    dock.run_finished.connect(lambda ok, payload: ran.append((ok, payload)))
+    dock.output_widget.setFilePath(os.path.join(os.path.dirname(INPUTS), "my-classes.tif"))
+    dock.confidence_check.setChecked(False)
+    dock.run()
+    while not ran:
+        yield 500
+    if ran[0][0]:
+        layer = project.mapLayer(ran[0][1])
+        iface.setActiveLayer(layer)
+        for other in layers:  # the labels stay drawn on top of the new map
+            node = project.layerTreeRoot().findLayer(other.id())
+            project.layerTreeRoot().insertChildNode(0, node.clone())
+            node.parent().removeChildNode(node)
+    dock.scroll.verticalScrollBar().setValue(dock.scroll.verticalScrollBar().maximum())
+    yield 3000
+    save(main_window(), "dock-train")
+    # a similarity map from a click in the middle of the scene
+    ended = []
+    dock.similarity_finished.connect(lambda ok, payload: ended.append((ok, payload)))
+    dock.similarity_button.setChecked(True)
+    ext = project.mapLayer(dock.modality_inputs["S2"].layer_ids()[0]).extent()
+    dock.similarity_at(QgsPointXY(ext.xMinimum() + 0.35 * ext.width(),
+                                  ext.yMinimum() + 0.55 * ext.height()),
+                       iface.mapCanvas().mapSettings().destinationCrs())
+    while not ended:
+        yield 500
+    if not ended[0][0]:
+        print("MAESTRO screenshot: similarity failed:", ended[0][1])
+    dock.scroll.verticalScrollBar().setValue(0)
+    yield 3000
+    save(main_window(), "dock-similarity")
+    dock.similarity_button.setChecked(False)
+
+
+def outline(layer):
+    """Labels drawn as an analyst sees them on the map: black outlines, white points."""
+    from qgis.core import Qgis, QgsFillSymbol, QgsMarkerSymbol
+
+    if layer.geometryType() == Qgis.GeometryType.Polygon:
+        symbol = QgsFillSymbol.createSimple({"color": "0,0,0,0", "outline_color": "black",
+                                             "outline_width": "0.5"})
+    else:
+        symbol = QgsMarkerSymbol.createSimple({"name": "circle", "color": "white",
+                                               "outline_color": "black", "size": "1.6"})
+    layer.renderer().setSymbol(symbol)
+
+
+def main_window():
+    return iface.mainWindow()
 
 
 def tick(gen):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Screenshots of the plugin in the real QGIS desktop (3.40) under Xvfb, in a throw-away
 # profile: the Toolbox, the segment dialog, the dock at first start (no onnxruntime yet),
-# before and after a run, the installer, Diagnostics and the graphical model.
+# before and after a run, the Train part and a similarity map, the installer, Diagnostics and
+# the graphical model.
 # -> docs/img/*.png (or the folder given). A docs artefact, not a test. Needs xvfb.
 # Usage: bash scripts/screenshots.sh [OUT_DIR]
 set -euo pipefail
@@ -23,6 +24,6 @@ export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp/runtime-$(id -u)}
 mkdir -p "$XDG_RUNTIME_DIR" "$OUT"
 unset QT_QPA_PLATFORM
 rm -f "$WORK/done"
-timeout 300 xvfb-run -a -s "-screen 0 1600x1000x24" \
+timeout 600 xvfb-run -a -s "-screen 0 1600x1000x24" \
   qgis --nologo --noversioncheck --code "$ROOT/scripts/screenshot_in_qgis.py" || true
 cat "$WORK/saved.txt"

@@ -23,8 +23,6 @@ from qgis.core import (Qgis, QgsProcessingException, QgsProcessingOutputFile,
                        QgsProcessingParameterFolderDestination, QgsProcessingParameterNumber,
                        QgsProcessingParameterString)
 
-from .. import inputs as plugin_inputs
-from ..inputs import PluginInputError
 from ..styling import style_on_load
 from .base import PLUGIN_DIR
 from .inference import InferenceAlgorithm, _advanced, _with_help, extent_and_crs
@@ -116,13 +114,8 @@ class BatchSegmentAlgorithm(InferenceAlgorithm):
     # ------------------------------------------------------------------ running
     def batch_command(self, parameters, context, model_path, meta) -> list[str]:
         """The ``python -m engine batch`` arguments for these parameters."""
-        try:
-            matched = plugin_inputs.match_modalities(meta, self.layer_inputs(parameters, context))
-            matched = plugin_inputs.apply_date_overrides(
-                matched, plugin_inputs.parse_date_overrides(
-                    self.parameterAsString(parameters, self.DATES, context)))
-        except PluginInputError as exc:
-            raise QgsProcessingException(str(exc)) from exc
+        matched = self.matched_inputs(meta, self.layer_inputs(parameters, context), parameters,
+                                      context)
         folder = self.parameterAsFileOutput(parameters, self.OUTPUT_FOLDER, context)
         args = ["batch", "--model", model_path, "--output", folder, "--progress", "json",
                 "--block-px", str(self.parameterAsInt(parameters, self.BLOCK_SIZE, context)),

@@ -252,6 +252,22 @@ class InferenceAlgorithm(MaestroAlgorithm):
         if missing:
             raise QgsProcessingException(missing_message(missing))
 
+    def matched_inputs(self, meta, given, parameters, context):
+        """The layers ``given`` per modality matched to the model's modalities, with the DATES
+        overrides applied.
+
+        Raises:
+            QgsProcessingException: a modality missing or a layer that does not fit, or a
+                malformed DATES value (the plugin's input error, one line).
+        """
+        try:
+            matched = plugin_inputs.match_modalities(meta, given)
+            return plugin_inputs.apply_date_overrides(
+                matched, plugin_inputs.parse_date_overrides(
+                    self.parameterAsString(parameters, self.DATES, context)))
+        except PluginInputError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+
     def run_engine(self, parameters, context, feedback, output_key=OUTPUT, **option_extra):
         """Check dependencies, model and inputs, then run the engine.
 
@@ -260,13 +276,8 @@ class InferenceAlgorithm(MaestroAlgorithm):
         """
         self.check_dependencies()
         model_path, meta = self.model_metadata(parameters, context)
-        try:
-            matched = plugin_inputs.match_modalities(meta, self.layer_inputs(parameters, context))
-            overrides = plugin_inputs.parse_date_overrides(
-                self.parameterAsString(parameters, self.DATES, context))
-            matched = plugin_inputs.apply_date_overrides(matched, overrides)
-        except PluginInputError as exc:
-            raise QgsProcessingException(str(exc)) from exc
+        matched = self.matched_inputs(meta, self.layer_inputs(parameters, context), parameters,
+                                      context)
         output = self.output_path(parameters, output_key, context)
         bounds = self.area_bounds(parameters, context, meta, matched)
         if bounds is not None:

@@ -18,7 +18,6 @@ from qgis.core import (QgsColorRampShader, Qgis, QgsProcessingException,
                        QgsSingleBandPseudoColorRenderer, QgsStyle)
 
 from .. import inputs as plugin_inputs
-from ..inputs import PluginInputError
 from .base import DEFAULT_MODEL
 from .inference import InferenceAlgorithm, _with_help
 
@@ -73,15 +72,6 @@ class EmbeddingsRunMixin:
         meta = self.engine_call(read_model_metadata, path)
         self._meta_for_area = meta
         return path, meta
-
-    def matched_inputs(self, meta, given, parameters, context):
-        try:
-            matched = plugin_inputs.match_modalities(meta, given)
-            return plugin_inputs.apply_date_overrides(
-                matched, plugin_inputs.parse_date_overrides(
-                    self.parameterAsString(parameters, self.DATES, context)))
-        except PluginInputError as exc:
-            raise QgsProcessingException(str(exc)) from exc
 
     def embeddings_to_temp(self, model_path, matched, parameters, context, feedback,
                            progress=(0.0, 1.0), label=""):

@@ -12,7 +12,6 @@ from qgis.core import (Qgis, QgsProcessingException, QgsProcessingOutputNumber,
                        QgsProcessingParameterString)
 
 from .. import inputs as plugin_inputs
-from ..inputs import PluginInputError
 from .base import DEFAULT_MODEL
 from .inference import COMMON_HELP, InferenceAlgorithm, _advanced, _with_help
 
@@ -177,13 +176,8 @@ class TrainClassesAlgorithm(InferenceAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):
         self.check_dependencies()
         model_path, meta = self.model_metadata(parameters, context)
-        try:
-            matched = plugin_inputs.match_modalities(meta, self.layer_inputs(parameters, context))
-            matched = plugin_inputs.apply_date_overrides(
-                matched, plugin_inputs.parse_date_overrides(
-                    self.parameterAsString(parameters, self.DATES, context)))
-        except PluginInputError as exc:
-            raise QgsProcessingException(str(exc)) from exc
+        matched = self.matched_inputs(meta, self.layer_inputs(parameters, context), parameters,
+                                      context)
         shapes, crs, classes = self.labels(parameters, context)
         out = self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)
         if not out.lower().endswith(".onnx"):

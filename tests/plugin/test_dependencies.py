@@ -311,3 +311,97 @@ def test_gpu_line_names_the_gpus_nvidia_smi_lists(monkeypatch, tmp_path, maestro
     info = diagnostics.collect()
     assert info["gpu"] == "NVIDIA H200; NVIDIA L4"
     assert "install onnxruntime-gpu" in info["providers MAESTRO can use"]  # CPU build here
+
+
+def test_training_packages_are_pinned_as_in_requirements_and_optional(tmp_path):
+    """scikit-learn and onnx: the installer's pins are requirements/runtime.txt's; they come
+    only when asked for (the box), and then onnxruntime only when it is missing."""
+    from tests.conftest import ROOT
+
+    with open(os.path.join(ROOT, "requirements", "runtime.txt"), encoding="utf-8") as fh:
+        pins = {line.strip() for line in fh if line.strip() and not line.startswith("#")}
+    assert set(deps.TRAIN_PACKAGES) == {"scikit-learn==1.9.1", "onnx==1.23.2"} <= pins
+    assert deps.ONNXRUNTIME_CPU in pins
+    kw = dict(gpu=False, python="/usr/bin/python3", target=str(tmp_path), rasterio_platform=None,
+              check_pip=False)
+    plain = deps.plan_install(["onnxruntime"], **kw)
+    assert not any(p.startswith(("scikit-learn", "onnx==")) for p in plain.packages)
+    both = deps.plan_install(["onnxruntime"], train=True, **kw)
+    assert {deps.ONNXRUNTIME_CPU, *deps.TRAIN_PACKAGES} <= set(both.packages)
+    assert any("training your own classes" in n for n in both.notes)
+    only = deps.plan_install([], train=True, **kw)       # onnxruntime is there: not again
+    assert not any(p.startswith("onnxruntime") for p in only.packages)
+    assert set(deps.TRAIN_PACKAGES) <= set(only.packages)
+    assert not any(p.startswith("numpy") for p in only.packages)
+
+
+def test_train_packages_add_only_the_dependencies_that_do_not_import(monkeypatch):
+    """--no-deps: scikit-learn's and onnx's own dependencies are listed, but only those whose
+    module is missing (QGIS's own scipy stays)."""
+    monkeypatch.setitem(sys.modules, "joblib", None)
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("joblib", "ml_dtypes") else real(name, *a))
+    packages = deps.train_packages()
+    assert packages[:2] == list(deps.TRAIN_PACKAGES)
+    assert "joblib>=1.4.0" in packages and "ml_dtypes>=0.5.4" in packages
+    assert not any(p.startswith(("scipy", "threadpoolctl", "numpy")) for p in packages)
+
+
+def test_installer_installs_the_training_packages_offline(qgis_app, monkeypatch, tmp_path):
+    """The installer's optional box, then real pip (offline: --no-index --find-links on
+    stand-in wheels built here under the pinned names and versions) puts exactly those
+    distributions into the target folder; the dialog ends ok once sklearn and onnx import."""
+    from maestro_plugin.installer_dialog import InstallDependenciesDialog
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    target = str(tmp_path / "deps")
+    python = deps.find_qgis_python()
+    factory_calls = []
+
+    def factory(train):
+        factory_calls.append(train)
+        return deps.plan_install([], gpu=False, python=python, target=target,
+                                 rasterio_platform=None, check_pip=False, train=train,
+                                 pip_options=("--no-index", "--find-links", str(wheels)))
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    dialog = InstallDependenciesDialog(parent=None, plan_factory=factory)
+    outcome = []
+    dialog.finished_install.connect(outcome.append)
+    try:
+        assert not dialog.train_check.isChecked() and factory_calls == [False]
+        assert "scikit-learn" not in dialog.command_edit.text()
+        dialog.train_check.setChecked(True)
+        assert factory_calls == [False, True]
+        command = dialog.command_edit.text()
+        assert "scikit-learn==1.9.1" in command and "onnx==1.23.2" in command
+        assert "onnxruntime" not in command               # installed here already
+        assert dialog.status_label.text() == "Missing: scikit-learn, onnx."
+        requested = [p for p in dialog.plan.packages]
+        for requirement in requested:                     # a stand-in wheel for each
+            name = deps._requirement_name(requirement).replace("-", "_")
+            version = requirement.split("==")[1] if "==" in requirement else "99.0"
+            make_wheel(str(wheels), name=name, version=version)
+        dialog.start()
+        monkeypatch.delitem(sys.modules, "sklearn")       # what the real wheels achieve
+        monkeypatch.delitem(sys.modules, "onnx")
+        assert dialog.wait(120000)
+        log = dialog.log_view.toPlainText()
+        assert dialog.exit_code == 0, log
+        assert "Successfully installed" in log and "scikit-learn-1.9.1" in log.replace(
+            "scikit_learn", "scikit-learn") and "onnx-1.23.2" in log
+        installed = sorted(d for d in os.listdir(target) if d.endswith(".dist-info"))
+        assert "scikit_learn-1.9.1.dist-info" in installed and "onnx-1.23.2.dist-info" in installed
+        assert outcome == [True] and "can run now" in dialog.status_label.text()
+    finally:
+        for name in list(sys.modules):
+            if name.startswith(("scikit_learn", "onnx_probe")):
+                sys.modules.pop(name, None)
+        if target in sys.path:
+            sys.path.remove(target)
+        dialog.deleteLater()
