@@ -89,13 +89,13 @@ def tiny_model() -> str:
 
 def run(model: str, inputs: dict, workers: int, area: tuple, block_px: int) -> dict:
     """One batch job with ``workers`` local worker processes into a fresh folder."""
-    from engine.batch import BatchOptions, run_batch
+    from engine.batch import BatchArea, BatchOptions, run_batch
 
     out = os.path.join(CACHE, f"out-{workers}w")
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
     report = run_batch(model, inputs, out, BatchOptions(block_px=block_px, workers=workers),
-                       area_bounds=area)
+                       area=BatchArea(bounds=area))
     total = time.perf_counter() - t0
     return {"workers": workers, "blocks": report.blocks_run, "total_s": total,
             "compute_s": report.compute_seconds, "blocks_s": report.throughput_blocks_s,

@@ -48,6 +48,7 @@ from .stack import Slice, collect_stack, display_name, reference_date
 from .tiling import TileGrid, offset_quantum
 from .tasks import EMBEDDINGS_OUTPUT, TaskSpec, written_task
 from .tasks.spec import confidence
+from .types import RunReport
 from .writer import RasterWriter, check_writable
 
 
@@ -229,7 +230,6 @@ class Runner:
 
     # ------------------------------------------------------------------ run
     def run(self):
-        from .api import RunReport
         from .session import cached_session
 
         start = time.perf_counter()

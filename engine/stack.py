@@ -24,6 +24,7 @@ import numpy as np
 
 from .contract import ModalitySpec, ModelMetadata
 from .errors import InputError
+from .types import SliceInput
 from .preprocessing.dates import (DateFound, check_stack_dates, find_slice_date,
                                   single_date_drops_tiff)
 
@@ -185,8 +186,6 @@ def collect_stack(spec: ModalitySpec, items: Sequence, log: Callable[[str], None
             or a check of :func:`engine.preprocessing.dates.check_stack_dates` (same file or
             content twice, every date from TIFFTAG_DATETIME).
     """
-    from .api import SliceInput
-
     slices = []
     for item in items:
         item = SliceInput(os.fspath(item)) if isinstance(item, (str, os.PathLike)) else item
