@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
 from .errors import ContractError
+from .modalities import Modality, describe
 from .tasks import EMBEDDINGS_OUTPUT, TaskSpec
 from .tasks import TASKS as TASK_REGISTRY
 
@@ -135,6 +136,12 @@ class ModalitySpec:
     def tokens(self) -> int:
         """Tokens per date (grid ** 2): the last axis of a version-2 ``<m>_mask``."""
         return self.grid ** 2
+
+    @property
+    def description(self) -> Modality | None:
+        """What this modality is (engine.modalities: title, native resolution, MAESTRO's
+        scaling, default radiometry); None for a modality MAESTRO's datasets lack."""
+        return describe(self.name)
 
 
 @dataclass(frozen=True)
