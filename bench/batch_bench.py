@@ -9,7 +9,7 @@ country-scale job reads its mosaics. The scene has no date and is one date: the 
 three times with explicit dates (three VRTs read per tile, as a real 3-date stack).
 DEM: the scene has none; a constant 500 m raster at 20 m stands in (the model needs one; its
 values do not change the speed).
-Model: the tiny segmentation model of the tests (``training.tiny.export_tiny``: a real Maestro
+Model: the tiny segmentation model of the tests (``tests.tiny_model.export_tiny``: a real Maestro
 with tiny dimensions, S2 + DEM, tiles of 16 px), exported by our training code.
 
 For 1 then 2 workers (LocalCluster of worker processes, 1 task each, onnxruntime threads =
@@ -81,7 +81,7 @@ def build_inputs() -> dict[str, list]:
 def tiny_model() -> str:
     path = os.path.join(CACHE, "tiny-segmentation.onnx")
     if not os.path.exists(path):
-        from training.tiny import export_tiny
+        from tests.tiny_model import export_tiny
 
         export_tiny(path, task="segmentation")
     return path

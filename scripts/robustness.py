@@ -362,7 +362,7 @@ class Models:
             f.write("not a model\n")
         # a real classification model (our training code's tiny model, seeded weights)
         self.classification = os.path.join(folder, "tiny-classification.onnx")
-        subprocess.run([sys.executable, "-c", "import sys; from training.tiny import export_tiny;"
+        subprocess.run([sys.executable, "-c", "import sys; from tests.tiny_model import export_tiny;"
                         " export_tiny(sys.argv[1], task='classification')", self.classification],
                        cwd=ROOT, env=_env(), check=True, capture_output=True)
 

@@ -36,7 +36,7 @@ def main(out):
     os.makedirs(out, exist_ok=True)
     model = DEFAULT_MODEL
     if not os.path.isfile(model):
-        from training.tiny import export_tiny
+        from tests.tiny_model import export_tiny
 
         model = os.path.join(out, "tiny-segmentation.onnx")
         export_tiny(model, task="segmentation")

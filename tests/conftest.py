@@ -15,7 +15,7 @@ SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """Path of a tiny exported model per task: {'segmentation': ..., ...}."""
-    from training.tiny import export_tiny
+    from tests.tiny_model import export_tiny
 
     out = tmp_path_factory.mktemp("tiny_models")
     return {task: _export(export_tiny, str(out / f"tiny-{task}.onnx"), task)

@@ -163,11 +163,14 @@ def _import_official_main(argv: list[str]) -> int:
     p.add_argument("--task", required=True, choices=("classification", "segmentation",
                                                      "embedding"))
     p.add_argument("--output", required=True, help="ONNX file to write")
+    p.add_argument("--weights", choices=("ema", "model"), default="ema",
+                   help="ema: the EMA copy, which the official fine-tuning evaluates; model: "
+                        "the trained weights (default: %(default)s)")
     a = p.parse_args(argv)
     from .official import OfficialCheckpointError, import_official
 
     try:
-        report = import_official(a.ckpt, a.config, a.task, a.output)
+        report = import_official(a.ckpt, a.config, a.task, a.output, a.weights)
     except (OfficialCheckpointError, OSError) as exc:  # one line, not a traceback
         message = "; ".join(x.strip() for x in str(exc).splitlines() if x.strip())
         print(f"error: {type(exc).__name__}: {message}", file=sys.stderr)

@@ -144,29 +144,57 @@ def load_checkpoint(path: str, extra_stub_classes: tuple[str, ...] | list[str] =
     return ckpt
 
 
-def model_state(ckpt: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], int]:
-    """The ``model.`` weights of a checkpoint, prefix removed (EMA weights left aside).
+#: Which weights of a checkpoint to import: the EMA copy (official fine-tuning evaluates it,
+#: maestro/train/base.py ``probe_or_finetune_step``: validation and test of the finetune
+#: phase run ``self.ema_model``) or the trained model itself.
+WEIGHT_SETS = ("ema", "model")
+
+
+def model_state(ckpt: Mapping[str, Any], weights: str = "ema"
+                ) -> tuple[dict[str, torch.Tensor], int]:
+    """The network weights of a checkpoint, prefix removed: the ``ema_model.*`` copy
+    (``weights="ema"``, the default, as the official evaluation) or the ``model.*`` ones
+    (``"model"``). A bare state dict (no Lightning prefixes) is its only set of weights,
+    whatever ``weights`` says.
 
     Returns:
-        (state dict, number of ``ema_model.`` keys ignored).
+        (state dict, number of tensors of the other set left aside).
+
+    Raises:
+        OfficialCheckpointError: no state dict, no weights, ``weights`` not in
+            :data:`WEIGHT_SETS`, or EMA weights asked for from a checkpoint without them
+            (trained with ``use_ema=False``: import it with ``--weights model``).
     """
+    if weights not in WEIGHT_SETS:
+        raise OfficialCheckpointError(f"weights must be one of {WEIGHT_SETS}, got {weights!r}")
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, Mapping) else None
     if state is ckpt and isinstance(state, Mapping):
         state = {k: v for k, v in state.items() if k != "__stubbed__"}
     if not isinstance(state, Mapping):
         raise OfficialCheckpointError("checkpoint holds no state_dict")
-    out, ema = {}, 0
+    sets: dict[str, dict[str, torch.Tensor]] = {"ema": {}, "model": {}}
     for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            continue
         if key.startswith(EMA_PREFIX):
-            ema += 1
-        elif key.startswith(MODEL_PREFIX) and isinstance(value, torch.Tensor):
-            out[key[len(MODEL_PREFIX):]] = value
-    if not out and not ema:
+            sets["ema"][key[len(EMA_PREFIX):]] = value
+        elif key.startswith(MODEL_PREFIX):
+            sets["model"][key[len(MODEL_PREFIX):]] = value
+    if not sets["ema"] and not sets["model"]:
         # A bare state dict of the network (no Lightning prefixes).
-        out = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
-    if not out:
-        raise OfficialCheckpointError(f"checkpoint holds no '{MODEL_PREFIX}*' weights")
-    return out, ema
+        bare = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+        if not bare:
+            raise OfficialCheckpointError(f"checkpoint holds no '{MODEL_PREFIX}*' weights")
+        return bare, 0
+    if not sets[weights]:
+        prefix = EMA_PREFIX if weights == "ema" else MODEL_PREFIX
+        other = "model" if weights == "ema" else "ema"
+        raise OfficialCheckpointError(
+            f"checkpoint holds no '{prefix}*' weights (only {len(sets[other])} "
+            f"'{EMA_PREFIX if other == 'ema' else MODEL_PREFIX}*'); import it with "
+            f"--weights {other}")
+    other = "model" if weights == "ema" else "ema"
+    return sets[weights], len(sets[other])
 
 
 def map_state(state: Mapping[str, torch.Tensor], model: Maestro,
@@ -261,7 +289,8 @@ def _preset_dim(size: str) -> int:
     return SIZES[size]["embed_dim"]
 
 
-def import_official(ckpt_path: str, config_path: str, task: str, output: str) -> dict[str, Any]:
+def import_official(ckpt_path: str, config_path: str, task: str, output: str,
+                    weights: str = "ema") -> dict[str, Any]:
     """Load an official checkpoint into our :class:`Maestro` and export ONNX.
 
     Args:
@@ -269,10 +298,13 @@ def import_official(ckpt_path: str, config_path: str, task: str, output: str) ->
         config_path: YAML import config (module docstring).
         task: ``segmentation``, ``classification`` or ``embedding``.
         output: ONNX path to write.
+        weights: ``"ema"`` (default: the EMA copy, the weights the official fine-tuning
+            evaluates) or ``"model"`` (:func:`model_state`).
 
     Returns:
         report dict: ``loaded``, ``missing``, ``unexpected``, ``mismatched``,
-        ``ema_ignored``, ``head_from_checkpoint`` (False = the task head is freshly
+        ``weights`` (``ema``, ``model``, or ``bare`` for a bare state dict),
+        ``ignored`` (tensors of the other set left aside), ``head_from_checkpoint`` (False = the task head is freshly
         initialised and must be trained before use), ``output``, ``metadata``.
 
     Raises:
@@ -282,9 +314,11 @@ def import_official(ckpt_path: str, config_path: str, task: str, output: str) ->
     doc = read_import_config(config_path)
     meta, model = build_from_config(doc, task)
     ckpt = load_checkpoint(ckpt_path, tuple(doc.get("extra_stub_classes", ())))
-    state, ema = model_state(ckpt)
+    state, ignored = model_state(ckpt, weights)
     report = map_state(state, model, doc.get("rename"))
-    report["ema_ignored"] = ema
+    report["weights"] = weights if any(k.startswith((MODEL_PREFIX, EMA_PREFIX))
+                                       for k in ckpt.get("state_dict", ckpt)) else "bare"
+    report["ignored"] = ignored
     report["stubbed_classes"] = list(ckpt.get("__stubbed__", []))
     # A head of another shape (other classes, other task) is left freshly initialised and
     # reported; any other mismatch means the config does not describe this checkpoint.
@@ -317,18 +351,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True,
                         choices=tuple(TASKS))
     parser.add_argument("--output", required=True, help="ONNX file to write")
+    parser.add_argument("--weights", choices=WEIGHT_SETS, default="ema",
+                        help="ema: the EMA copy, which the official fine-tuning evaluates; "
+                             "model: the trained weights (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the import; prints the key report. Returns the exit status."""
-    report = import_official(args.checkpoint, args.config, args.task, args.output)
+    report = import_official(args.checkpoint, args.config, args.task, args.output,
+                             args.weights)
     print(format_report(report))
     return 0
 
 
 def format_report(report: Mapping[str, Any]) -> str:
     lines = [f"loaded {report['loaded']} tensors into {report['output']}",
-             f"ignored {report['ema_ignored']} ema_model.* tensors",
+             f"weights: {report['weights']} (ignored {report['ignored']} tensors of the "
+             "other set)",
              f"pickled config classes read as inert stubs: "
              f"{', '.join(report.get('stubbed_classes', [])) or 'none'}"]
     for what in ("missing", "unexpected"):
@@ -344,4 +383,4 @@ def format_report(report: Mapping[str, Any]) -> str:
 
 __all__ = ["import_official", "load_checkpoint", "model_state", "map_state",
            "read_import_config", "build_from_config", "ConfigStub", "STUB_CLASSES",
-           "OfficialCheckpointError", "add_arguments", "run", "format_report"]
+           "OfficialCheckpointError", "WEIGHT_SETS", "add_arguments", "run", "format_report"]

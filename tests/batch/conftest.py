@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import SHARED
 
 SLOVENIA = os.path.join(SHARED, "data", "eolearn-slovenia-lulc")
-#: Band order of the .npy (ATTRIBUTION.md) and the tiny model's bands (training/tiny.py).
+#: Band order of the .npy (ATTRIBUTION.md) and the tiny model's bands (tests/tiny_model.py).
 NPY_BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
 MODEL_BANDS = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
 #: Scene i of s2_l1c_reference_scenes.npy is timestamps[k] with k = SCENE_DATES[i] (ATTRIBUTION.md).

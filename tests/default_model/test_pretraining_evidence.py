@@ -51,9 +51,11 @@ def test_probe_then_finetune_starts_from_the_probed_head(monkeypatch):
     seen = {}
     real_finetune = recipe.finetune
 
-    def spy(rc_, crops_, init_state, log=print):
-        seen["state"] = init_state
-        return real_finetune(rc_, crops_, init_state, log=log)
+    def spy(rc_, crops_, pretrained, log=print, heads=False):
+        seen["heads"] = heads
+        seen["state"] = {k[len("model."):]: v for k, v in
+                         torch.load(pretrained, weights_only=True)["state_dict"].items()}
+        return real_finetune(rc_, crops_, pretrained, log=log, heads=heads)
 
     monkeypatch.setattr(recipe, "finetune", spy)
     probed = evidence.probe(rc, crops, None, steps=2, log=lambda *_: None).state_dict()
@@ -64,6 +66,9 @@ def test_probe_then_finetune_starts_from_the_probed_head(monkeypatch):
                if not k.startswith("heads."))              # the encoder trained too
     heads = [k for k in probed if k.startswith("heads.")]
     assert heads and all(torch.equal(seen["state"][k], probed[k]) for k in heads)
+    assert seen["heads"] is True                 # the probed head is loaded, not redrawn
+    assert all(torch.equal(tuned.state_dict()[k], probed[k]) for k in probed
+               if k.startswith("heads.")) is False     # and then trained
 
 
 def test_probe_trains_the_head_only():
@@ -116,7 +121,9 @@ def test_pretrained_state_is_cached_and_reused(tmp_path):
     again, history2, seconds2 = evidence.pretrained_state(rc, sample, datetimes, str(tmp_path),
                                                           log=lambda *_: None)
     assert seconds2 == 0.0 and history2 == history
-    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert again == first
+    weights = torch.load(first, weights_only=True)["state_dict"]
+    assert weights and all(k.startswith("model.") for k in weights)
     # a fine-tuning setting does not change the key, a pretraining one does
     other = dataclasses.replace(rc, finetune_steps=7)
     evidence.pretrained_state(other, sample, datetimes, str(tmp_path), log=lambda *_: None)

@@ -9,7 +9,7 @@ from engine.contract import Scaling
 from engine.scaling import scale_slice
 from engine.stack import open_slice
 from tests.engine.conftest import CRS, downsample2, grid, write_reprojected
-from training.tiny import tiny_metadata
+from tests.tiny_model import tiny_metadata
 
 
 def test_scaling_and_nodata_fill():
@@ -81,7 +81,7 @@ def test_single_label_classification(tmp_path, scene):
     from engine.api import RunOptions, run_model
     from engine.contract import parse_metadata
     from training.export import export_onnx
-    from training.tiny import _TinyNet
+    from tests.tiny_model import _TinyNet
 
     doc = tiny_metadata("classification").to_dict()
     doc["multilabel"] = False

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from engine.contract import (METADATA_KEY, SCHEMA_VERSION, build_metadata, expected_inputs,
                              parse_metadata, read_model_metadata)
 from engine.errors import ContractError, ModelFileError
-from training.tiny import tiny_metadata
+from tests.tiny_model import tiny_metadata
 
 
 def valid_doc():

@@ -11,7 +11,7 @@ from engine.errors import InputError
 from engine.stack import collect_stack
 from engine.tiling import TileGrid, offset_quantum
 from tests.engine.conftest import grid, write_tif
-from training.tiny import tiny_metadata
+from tests.tiny_model import tiny_metadata
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from engine.errors import InputError, MaestroError
 from engine.preprocessing import dates as D
 from engine.stack import collect_stack
 from tests.engine.conftest import grid, write_tif
-from training.tiny import tiny_metadata
+from tests.tiny_model import tiny_metadata
 
 
 @pytest.mark.parametrize("name,expected", [

@@ -121,7 +121,7 @@ def v1_model(tmp_path_factory):
     import torch
 
     from training.export import export_onnx
-    from training.tiny import _TinyNet, tiny_metadata
+    from tests.tiny_model import _TinyNet, tiny_metadata
 
     doc = tiny_metadata().to_dict()
     doc["schema_version"], doc["embedding_dim"] = 1, None

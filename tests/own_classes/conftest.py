@@ -109,7 +109,7 @@ def v1_segmentation_model(tmp_path_factory):
     import dataclasses
 
     from training.export import export_onnx
-    from training.tiny import build_tiny
+    from tests.tiny_model import build_tiny
 
     net = build_tiny("segmentation")
     path = str(tmp_path_factory.mktemp("v1") / "tiny-seg-v1.onnx")

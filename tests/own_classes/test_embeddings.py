@@ -45,7 +45,7 @@ def test_classification_and_v1_embedding_models_give_features(tiny_models, raste
 
     from engine.api import RunOptions, run_model
     from training.export import export_onnx
-    from training.tiny import build_tiny
+    from tests.tiny_model import build_tiny
 
     net = build_tiny("embedding")
     v1 = str(tmp_path / "tiny-emb-v1.onnx")

@@ -6,7 +6,7 @@ import pytest
 
 from maestro_plugin.inputs import (LayerInput, PluginInputError, apply_date_overrides,
                                    match_modalities, parse_date_overrides)
-from training.tiny import tiny_metadata
+from tests.tiny_model import tiny_metadata
 
 META = tiny_metadata("segmentation")
 S2 = [LayerInput("/data/s2/a_20200501.tif", "a"), LayerInput("/data/s2/b.tif", "scene b")]

@@ -131,5 +131,10 @@ def test_command_line_entry_and_errors(tmp_path):
                         cfg, "--task", "classification", "--output", str(out)], cwd=ROOT, env=env,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert json.loads(r.stdout.strip().splitlines()[-1])["loaded"] > 0
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    assert report["loaded"] > 0 and report["weights"] == "ema"      # the official default
     assert read_model_metadata(str(out)).task == "classification"
+    r = subprocess.run([sys.executable, "-m", "training", "import-official", ckpt, "--config",
+                        cfg, "--task", "classification", "--output", str(out), "--weights",
+                        "model"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and json.loads(r.stdout.strip().splitlines()[-1])["weights"] == "model"

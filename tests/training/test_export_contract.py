@@ -9,7 +9,7 @@ import torch
 
 from engine.contract import METADATA_KEY, expected_inputs, parse_metadata
 from training.export import example_batch, input_order
-from training.tiny import _TinyNet, tiny_metadata
+from tests.tiny_model import _TinyNet, tiny_metadata
 
 
 @pytest.mark.parametrize("task", ["segmentation", "classification", "embedding"])

@@ -159,26 +159,61 @@ def test_import_maps_every_official_key_and_exports_a_working_model(tmp_path):
     report = import_official(ckpt, cfg, "classification", out)
     assert report["loaded"] == len(weights)
     assert report["missing"] == [] and report["unexpected"] == []
-    assert report["ema_ignored"] == len(weights) and report["head_from_checkpoint"]
+    assert report["weights"] == "ema" and report["ignored"] == len(weights)
+    assert report["head_from_checkpoint"]
     assert report["stubbed_classes"] == ["maestro.conf.mask.MaskConfig"]
     meta = read_model_metadata(out)
     assert meta.task == "classification" and meta.multilabel and len(meta.classes) == 15
 
-    # The exported graph computes what our torch model computes with the model.* weights
-    # (not the ema_model.* ones, which are offset by +1).
+    # The exported graph computes what our torch model computes with the ema_model.*
+    # weights (the default, as the official evaluation; offset by +1 from model.*).
+    ema = {k: v + 1.0 for k, v in weights.items()}
     _, model = build_from_config(read_import_config(cfg), "classification")
-    loaded = map_state(weights, model, {"s1_des": "s1_desc"})
+    loaded = map_state(ema, model, {"s1_des": "s1_desc"})
     assert loaded["loaded"] == len(weights)
     sd = model.state_dict()
     assert torch.equal(sd["patch_embed.s1_desc.patchify_bands.0.conv.weight"],
-                       weights["patch_embed.s1_des.patchify_bands.0.conv.weight"])
-    assert torch.equal(sd["mask_token.s1_desc"], weights["mask_token.s1_des"])
+                       ema["patch_embed.s1_des.patchify_bands.0.conv.weight"])
+    assert torch.equal(sd["mask_token.s1_desc"], ema["mask_token.s1_des"])
     feed = example_batch(meta, batch=2, dates={"s2": 4, "s1_asc": 2, "s1_desc": 1, "dem": 1})
     sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
     got = sess.run(None, {k: feed[k].numpy() for k in input_order(meta)})[0]
     with torch.no_grad():
         want = model.eval()(feed).numpy()
     assert np.abs(got - want).max() <= 1e-4
+
+
+def test_weights_option_chooses_the_ema_or_the_model_weights(tmp_path):
+    ckpt, cfg = str(tmp_path / "m.ckpt"), write_config(str(tmp_path / "c.yaml"))
+    weights = write_checkpoint(ckpt)
+    key = "mask_token.s1_des"
+    state, ignored = model_state(load_checkpoint(ckpt))                  # default: EMA
+    assert torch.equal(state[key], weights[key] + 1.0) and ignored == len(weights)
+    state, ignored = model_state(load_checkpoint(ckpt), "model")
+    assert torch.equal(state[key], weights[key]) and ignored == len(weights)
+    with pytest.raises(OfficialCheckpointError, match="weights must be one of"):
+        model_state(load_checkpoint(ckpt), "last")
+    # The two imports differ exactly by the weights taken.
+    outs = {}
+    for which in ("ema", "model"):
+        out = str(tmp_path / f"{which}.onnx")
+        report = import_official(ckpt, cfg, "embedding", out, weights=which)
+        assert report["weights"] == which and report["missing"] == []
+        meta = read_model_metadata(out)
+        feed = example_batch(meta, batch=1, dates={"s2": 2, "s1_asc": 1, "s1_desc": 1})
+        sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+        outs[which] = sess.run(None, {k: feed[k].numpy() for k in input_order(meta)})[0]
+    assert np.abs(outs["ema"] - outs["model"]).max() > 1e-3
+    # A Lightning checkpoint without an EMA copy: a clear error naming the option.
+    only_model = {"state_dict": {f"model.{k}": v for k, v in weights.items()}}
+    torch.save(only_model, str(tmp_path / "noema.ckpt"))
+    with pytest.raises(OfficialCheckpointError, match="--weights model"):
+        import_official(str(tmp_path / "noema.ckpt"), cfg, "embedding",
+                        str(tmp_path / "x.onnx"))
+    assert not (tmp_path / "x.onnx").exists()
+    report = import_official(str(tmp_path / "noema.ckpt"), cfg, "embedding",
+                             str(tmp_path / "x.onnx"), weights="model")
+    assert report["weights"] == "model" and report["ignored"] == 0
 
 
 def test_embedding_and_segmentation_imports(tmp_path):

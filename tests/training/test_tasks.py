@@ -87,3 +87,18 @@ def test_ema_momentum_rule():
 
     assert ema_momentum(50) == pytest.approx(0.9) and ema_momentum(100) == pytest.approx(0.95)
     assert ema_momentum(2) == 0.0
+
+
+def test_training_imports_no_test_helper():
+    """The test-model builder lives in tests/ (tests/tiny_model.py); training/ never imports
+    the tests."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[2] / "training"
+    assert not (root / "tiny.py").exists()
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n == "tests" or n.startswith("tests.") for n in names), path

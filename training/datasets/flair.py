@@ -31,7 +31,7 @@ from .base import (IGNORE_INDEX, ModalityInfo, class_list, flip_item, item_rng, 
 from engine.preprocessing.dates import date_triplets as triplets
 from engine.preprocessing.dates import parse_yyyymmdd
 from .scaling import Scaling
-from .selection import cloudy_dates, select_dates
+from .selection import cloudy_pixels, select_dates
 
 CLASSES = ("building", "greenhouse", "swimming pool", "impervious surface", "pervious surface",
            "bare soil", "water", "snow", "herbaceous vegetation", "agricultural land",
@@ -166,8 +166,8 @@ class FlairHub(Dataset):
             cloudy = None
             if m == "s2" and os.path.exists(self._path("s2_clouds", pid)):
                 mk = self._read("s2_clouds", pid)
-                cloudy = cloudy_dates(mk.reshape(x.shape[0], -1, *mk.shape[1:]),
-                                      self.mask_threshold)
+                cloudy = cloudy_pixels(mk.reshape(x.shape[0], -1, *mk.shape[1:]),
+                                       self.mask_threshold)
             keep = select_dates(x, self.num_dates[m], rng, cloudy)
             item.update(series_item(m, info.scaling.apply(x[keep]), dates[keep],
                                     self.num_dates[m], self.patch_px.get(m)))

@@ -43,7 +43,7 @@ from engine.preprocessing.tokens import model_input
 
 from .base import IGNORE_INDEX, ModalityInfo, flip_item, item_rng
 from .scaling import Scaling
-from .selection import cloudy_dates, select_dates
+from .selection import cloudy_pixels, select_dates
 
 
 @dataclass
@@ -264,11 +264,11 @@ class GeoTiffStack(Dataset):
                              f"{len(m.bands)} band names given")
         cloudy = None
         if any(files.masks):
-            cloudy = np.zeros(len(files.paths), bool)
+            cloudy = np.zeros((len(files.paths), *stack.shape[-2:]), bool)
             for i, p in enumerate(files.masks):
                 if p is not None:
                     mk = self._read(p, bounds, size, None, "nearest", nodata_nan=False)
-                    cloudy[i] = cloudy_dates(mk[None], m.mask_threshold)[0]
+                    cloudy[i] = cloudy_pixels(mk[None], m.mask_threshold)[0]
         keep = select_dates(stack, m.num_dates, rng, cloudy)
         dates = files.dates[keep] if files.dates is not None else \
             np.repeat(self.ref_date[None], len(keep), axis=0)

@@ -30,7 +30,7 @@ from engine.preprocessing.dates import date_triplet as triplet
 from engine.preprocessing.dates import date_triplets as triplets
 from engine.preprocessing.dates import parse_yyyymmdd, product_date
 from .scaling import Scaling
-from .selection import cloudy_dates, select_dates
+from .selection import cloudy_pixels, select_dates
 
 CLASSES = ("Betula", "Cleared", "Quercus", "Larix", "Fraxinus", "Alnus", "Pseudotsuga", "Prunus",
            "Fagus", "Acer", "Abies", "Pinus", "Tilia", "Picea", "Populus")
@@ -152,7 +152,7 @@ class TreeSatAITS(Dataset):
         dates = triplets([product_date(p) for p in h5[prod_key][()]])
         cloudy = None
         if mask_key is not None and mask_key in h5:
-            cloudy = cloudy_dates(h5[mask_key][()], self.mask_threshold)
+            cloudy = cloudy_pixels(h5[mask_key][()], self.mask_threshold)
         keep = select_dates(data, self.num_dates[m], rng, cloudy)
         x = MODALITIES[m].scaling.apply(data[keep])
         return series_item(m, x, dates[keep], self.num_dates[m], self.patch_px.get(m))

@@ -21,6 +21,8 @@ matter (NaN included). A query without any present key gets a finite, meaningles
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -283,30 +285,28 @@ class Maestro(nn.Module):
         return mean.transpose(1, 2).reshape(b, d, ref.grid, ref.grid)
 
     # ------------------------------------------------------------------ pretraining
-    def pretrain_loss(self, batch: dict[str, Tensor], mask: MaskConfig | None = None,
-                      generator: torch.Generator | None = None,
-                      return_details: bool = False) -> dict[str, Tensor]:
-        """Masked-autoencoder loss on one batch.
+    # Three steps, as the reference MAE implementation (He et al. 2022; official MAESTRO:
+    # maestro/ssl/mae.py): forward_encoder (mask, keep the visible tokens, encode),
+    # forward_decoder (mask tokens back in, decode, pixels per token), forward_loss
+    # (normalised-patch L1 on the masked present tokens); pretrain_loss runs all three.
+    def forward_encoder(self, batch: dict[str, Tensor], mask: MaskConfig | None = None,
+                        generator: torch.Generator | None = None) -> "MaskedEncoding":
+        """Draw the pretraining masks and encode the visible tokens.
 
-        Modalities absent from ``batch`` are skipped. ``generator`` (CPU) seeds the masks.
+        Modalities absent from ``batch`` are skipped. ``generator`` (CPU) seeds the masks
+        (``training.masking.draw_masks``: exactly ``n_masked(N, ratio)`` tokens per group,
+        missing tokens first).
 
         Returns:
-            ``loss`` (scalar), ``loss_<m>`` per present modality, ``mask_ratio`` (masked
-            share of all tokens). With ``return_details``: also ``details`` = dict with
-            ``tokens`` (patch embeddings [B, T, L, D], grads retained), ``masked`` and
-            ``structural`` (bool [B, T, L]), ``pred`` and ``target`` ([B, T, L, p, p, C]).
+            :class:`MaskedEncoding`: per group the encoder output of the kept tokens
+            [B, n_keep, D] and their indices, per modality the token masks [B, T, L].
         """
-        cfg = self.config
         mask = mask or MaskConfig()
         names = self._present(batch)
         groups = self._group_members(names)
         padding = {m: self.missing(batch, m) for m in names}
         embeds = {m: self.patch_embed[m](self.pixels(batch, m), self._norm_mask(padding[m]))
                   for m in names}
-        if return_details:
-            for t in embeds.values():
-                if t.requires_grad:
-                    t.retain_grad()
         tokens = {m: embeds[m] + self._encodings(batch, m, decoder=False) for m in names}
         shapes = {m: tuple(tokens[m].shape[:3]) for m in names}
         masked, struct = draw_masks(shapes, groups, mask, generator, padding)
@@ -323,43 +323,119 @@ class Maestro(nn.Module):
             keep_ids[g] = ids
             seqs[g] = torch.gather(seq, 1, ids[..., None].expand(-1, -1, seq.shape[-1]))
             pads[g] = torch.gather(pad, 1, ids)
-        encoded = self._run_encoders(seqs, pads)
+        return MaskedEncoding(groups=groups, shapes=shapes, missing=padding, masked=masked,
+                              structural=struct, keep_ids=keep_ids,
+                              encoded=self._run_encoders(seqs, pads), embeds=embeds)
 
-        losses, counts, weights, out = {}, {}, {}, {}
-        preds, targets = {}, {}
-        for g, mods in groups.items():
-            y = self.enc_to_dec[g](encoded[g])                            # [B, n_keep, dec]
+    def forward_decoder(self, batch: dict[str, Tensor], enc: "MaskedEncoding"
+                        ) -> dict[str, Tensor]:
+        """Decode: per group, the encoded tokens projected to the decoder width and put
+        back in place among mask tokens, decoder encodings added, the decoder run with the
+        missing tokens as padding; then each modality's pixels per token.
+
+        Returns:
+            modality -> reconstruction [B, T, L, p, p, C].
+        """
+        preds = {}
+        for g, mods in enc.groups.items():
+            y = self.enc_to_dec[g](enc.encoded[g])                        # [B, n_keep, dec]
             b, dec = y.shape[0], y.shape[-1]
             full = torch.cat([self.mask_token[m].reshape(1, 1, dec).expand(
-                b, shapes[m][1] * shapes[m][2], dec) for m in mods], dim=1)
-            full = full.scatter(1, keep_ids[g][..., None].expand(-1, -1, dec), y)
+                b, enc.shapes[m][1] * enc.shapes[m][2], dec) for m in mods], dim=1)
+            full = full.scatter(1, enc.keep_ids[g][..., None].expand(-1, -1, dec), y)
             full = full + torch.cat([self._encodings(batch, m, decoder=True).flatten(1, 2)
                                      for m in mods], dim=1)
-            pad = torch.cat([padding[m].flatten(1) for m in mods], dim=1)
+            pad = torch.cat([enc.missing[m].flatten(1) for m in mods], dim=1)
             decoded = self.decoder[g](full, pad)
             start = 0
             for m in mods:
-                _, t, l = shapes[m]
-                mc = cfg.modality(m)
+                _, t, l = enc.shapes[m]
+                mc = self.config.modality(m)
                 part = decoded[:, start:start + t * l]
                 start += t * l
                 pred = self.embed_to_rec[m].token_pixels(part)         # [B, T*L, p*p*C]
-                pred = pred.reshape(b, t, l, mc.patch_px, mc.patch_px, mc.bands)
+                preds[m] = pred.reshape(b, t, l, mc.patch_px, mc.patch_px, mc.bands)
+        return preds
+
+    def forward_loss(self, batch: dict[str, Tensor], enc: "MaskedEncoding",
+                     preds: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """The loss: per modality the L1 between ``preds`` and the patch-normalised input
+        (per patch and band group, unbiased variance + 1e-6; ``training.targets``) over its
+        masked present tokens, then the modalities combined weighted by dates x tokens.
+
+        Returns:
+            (``{"loss", "loss_<m>", "mask_ratio"}``, modality -> target [B, T, L, p, p, C]).
+        """
+        losses, counts, weights, out, targets = {}, {}, {}, {}, {}
+        for mods in enc.groups.values():
+            for m in mods:
+                _, t, l = enc.shapes[m]
+                mc = self.config.modality(m)
                 target = normalise_patches(
                     patchify_pixels(self.pixels(batch, m).detach(), mc.patch_px),
                     mc.band_groups)
-                sel = masked[m] & ~padding[m]
-                losses[m], counts[m] = masked_l1(pred, target, sel)
+                sel = enc.masked[m] & ~enc.missing[m]
+                losses[m], counts[m] = masked_l1(preds[m], target, sel)
                 weights[m] = float(t * l)
                 out[f"loss_{m}"] = losses[m]
-                preds[m], targets[m] = pred, target
+                targets[m] = target
         out["loss"] = combine_losses(losses, weights, counts)
-        total = sum(v.numel() for v in masked.values())
-        out["mask_ratio"] = sum(v.sum() for v in masked.values()).float() / total
+        total = sum(v.numel() for v in enc.masked.values())
+        out["mask_ratio"] = sum(v.sum() for v in enc.masked.values()).float() / total
+        return out, targets
+
+    def pretrain_loss(self, batch: dict[str, Tensor], mask: MaskConfig | None = None,
+                      generator: torch.Generator | None = None,
+                      return_details: bool = False) -> dict[str, Tensor]:
+        """Masked-autoencoder loss on one batch: :meth:`forward_encoder`,
+        :meth:`forward_decoder`, :meth:`forward_loss`.
+
+        Modalities absent from ``batch`` are skipped. ``generator`` (CPU) seeds the masks.
+
+        Returns:
+            ``loss`` (scalar), ``loss_<m>`` per present modality, ``mask_ratio`` (masked
+            share of all tokens). With ``return_details``: also ``details`` = dict with
+            ``tokens`` (patch embeddings [B, T, L, D], grads retained), ``masked`` and
+            ``structural`` (bool [B, T, L]), ``pred`` and ``target`` ([B, T, L, p, p, C]).
+        """
+        enc = self.forward_encoder(batch, mask, generator)
         if return_details:
-            out["details"] = {"tokens": embeds, "masked": masked,
-                              "structural": struct, "pred": preds, "target": targets}
+            for t in enc.embeds.values():
+                if t.requires_grad:
+                    t.retain_grad()
+        preds = self.forward_decoder(batch, enc)
+        out, targets = self.forward_loss(batch, enc, preds)
+        if return_details:
+            out["details"] = {"tokens": enc.embeds, "masked": enc.masked,
+                              "structural": enc.structural, "pred": preds, "target": targets}
         return out
+
+
+@dataclass
+class MaskedEncoding:
+    """What :meth:`Maestro.forward_encoder` hands to the decoder and the loss.
+
+    Attributes:
+        groups: group -> its present modalities, in order.
+        shapes: modality -> (B, T, L).
+        missing: modality -> bool [B, T, L], True = token missing in the input.
+        masked: modality -> bool [B, T, L], True = hidden from the encoder (missing tokens
+            included).
+        structural: modality -> bool [B, T, L] structural priorities (CPU).
+        keep_ids: group -> int [B, n_keep] positions of the visible tokens in the group's
+            flattened sequence (modalities, dates, locations).
+        encoded: group -> encoder output of the visible tokens [B, n_keep, D].
+        embeds: modality -> patch embeddings before the encodings [B, T, L, D].
+    """
+
+    groups: dict[str, list[str]]
+    shapes: dict[str, tuple[int, int, int]]
+    missing: dict[str, Tensor]
+    masked: dict[str, Tensor]
+    structural: dict[str, Tensor]
+    keep_ids: dict[str, Tensor]
+    encoded: dict[str, Tensor]
+    embeds: dict[str, Tensor]
 
 
 def resize_tokens(tok: Tensor, missing: Tensor, grid: int, out_grid: int

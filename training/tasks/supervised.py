@@ -24,11 +24,15 @@ class _SupervisedTask(MaestroTask):
             without data are ignored by the loss. 0 disables it. Validation and test batches
             are never changed.
         token_dropout_seed: seed of those draws (rank r of a DDP run uses seed + r).
+        class_weights: per-class weights of the single-label cross-entropy (K floats; e.g.
+            ``(n_k / mean n) ** -power`` to lift rare classes); None = unweighted. Not used
+            by multilabel classification.
     """
 
     def __init__(self, model: dict, freeze_encoder: bool = False, base_lr: float = 1e-5,
                  final_factor: float | None = None, token_dropout: float = 0.5,
-                 token_dropout_seed: int = 0, **kwargs):
+                 token_dropout_seed: int = 0, class_weights: list[float] | None = None,
+                 **kwargs):
         from ..masking import TokenDropout
 
         if final_factor is None:
@@ -38,6 +42,13 @@ class _SupervisedTask(MaestroTask):
         self.token_dropout = TokenDropout(token_dropout)
         self._dropout_gen: torch.Generator | None = None
         self.set_trainable()
+        weights = None
+        if class_weights is not None:
+            k = self.model.config.num_classes
+            if len(class_weights) != k:
+                raise ValueError(f"class_weights has {len(class_weights)} values for {k} classes")
+            weights = torch.tensor([float(w) for w in class_weights], dtype=torch.float32)
+        self.register_buffer("class_weights", weights)
         self.metrics = torch.nn.ModuleDict({s: self.make_metric() for s in ("val", "test")})
 
     def trainable_parameters(self):
@@ -110,7 +121,8 @@ class SegmentationTask(_SupervisedTask):
         return MonoLabelMetric(self.model.config.num_classes, IGNORE_INDEX)
 
     def loss(self, logits, target):
-        return F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
+        return F.cross_entropy(logits, target, weight=self.class_weights,
+                               ignore_index=IGNORE_INDEX)
 
 
 class ClassificationTask(_SupervisedTask):
@@ -130,4 +142,5 @@ class ClassificationTask(_SupervisedTask):
     def loss(self, logits, target):
         if self.multilabel:
             return F.binary_cross_entropy_with_logits(logits, target.float())
-        return F.cross_entropy(logits, target.long(), ignore_index=IGNORE_INDEX)
+        return F.cross_entropy(logits, target.long(), weight=self.class_weights,
+                               ignore_index=IGNORE_INDEX)

@@ -1,5 +1,6 @@
 """Tiny models exported through the real export path, for the engine's and the plugin's
-tests (seconds to build on CPU).
+tests (seconds to build on CPU). A test helper (moved here from ``training/``): ``training``
+never imports it; the benchmark and screenshot scripts do.
 
 ``tiny_metadata`` describes a two-modality model (Sentinel-2 time series as reference,
 plus a DEM on a coarser grid) so that alignment, dates and masks are exercised.
@@ -12,8 +13,8 @@ import torch
 
 from engine.contract import ModelMetadata, build_metadata
 
-from .export import config_from_metadata, export_onnx
-from .models import Maestro, MaestroConfig
+from training.export import config_from_metadata, export_onnx
+from training.models import Maestro, MaestroConfig
 
 S2_BANDS = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
 #: Width of the tiny network (the smallest that holds the 8 date channels plus a 2D
