@@ -160,8 +160,7 @@ def _import_official_main(argv: list[str]) -> int:
                                 description="Convert an official MAESTRO checkpoint to ONNX.")
     p.add_argument("ckpt", help="official Lightning .ckpt (e.g. IGNF/MAESTRO_FLAIR-HUB_base)")
     p.add_argument("--config", required=True, help="YAML config describing the model and data")
-    p.add_argument("--task", required=True, choices=("classification", "segmentation",
-                                                     "embedding"))
+    p.add_argument("--task", required=True, choices=tuple(TASKS))
     p.add_argument("--output", required=True, help="ONNX file to write")
     p.add_argument("--weights", choices=("ema", "model"), default="ema",
                    help="ema: the EMA copy, which the official fine-tuning evaluates; model: "
