@@ -5,7 +5,8 @@ pixel ``T / t`` times the reference pixel (``T``, ``t``: reference and ``m`` til
 tile of the reference grid is exactly ``t x t`` pixels of ``m``'s grid on the same ground.
 A slice already on that grid (same CRS and transform) is read directly; any other slice
 (another CRS, pixel size or extent) is warped by GDAL through a rasterio ``WarpedVRT``
-(bilinear; GDAL widens the kernel when downsampling and leaves nodata sources out).
+(bilinear; GDAL widens the kernel when downsampling and leaves nodata sources out, including
+Sentinel-2 pixels 0 in every band when the raster declares no nodata).
 
 Every read returns float32 ``[bands, rows, cols]``, the model's bands in the model's order
 (matched by name, engine.preprocessing.bands), in the model's units (GDAL scale/offset and unit
@@ -93,14 +94,23 @@ class SliceReader:
             self._mask_band = any(MaskFlags.per_dataset in f or MaskFlags.alpha in f
                                   for f in flags)
         elif sl.gcps is None:
-            from rasterio.enums import Resampling
+            from rasterio.enums import MaskFlags, Resampling
             from rasterio.vrt import WarpedVRT
 
+            extra = {}
+            cal = sl.calibration
+            if getattr(cal, "zero_nodata", False) and all(
+                    self._src.nodatavals[i - 1] is None for i in self.indexes) and all(
+                    f == [MaskFlags.all_valid] for f in self._src.mask_flag_enums):
+                # Sentinel-2 NO_DATA 0 undeclared (engine.preprocessing.radiometry): the warper
+                # leaves pixels 0 in every band out instead of blending them into their
+                # neighbours (UNIFIED_SRC_NODATA: a pixel is nodata only when all bands are)
+                extra = {"src_nodata": 0, "UNIFIED_SRC_NODATA": "YES"}
             try:
                 self._vrt = WarpedVRT(self._src, crs=grid.crs, transform=grid.transform,
                                       width=grid.width, height=grid.height,
                                       resampling=Resampling.bilinear, nodata=np.nan,
-                                      dtype="float32")
+                                      dtype="float32", **extra)
             except _read_errors() as exc:
                 self._src.close()
                 raise InputError(f"input raster '{sl.path}' cannot be warped to the model grid: "

@@ -42,7 +42,7 @@ from .blend import RowAccumulator
 from .contract import REF_DATE_INPUT, ModelMetadata, read_model_metadata
 from .errors import CancelledError, InputError
 from .preprocessing.dates import date_triplet
-from .preprocessing.geometry import pixel_size_warning
+from .preprocessing.geometry import grid_raster, pixel_size_warning
 from .preprocessing.tokens import model_input
 from .stack import Slice, collect_stack, display_name, reference_date
 from .tiling import TileGrid, offset_quantum
@@ -192,10 +192,16 @@ class Runner:
         return {m.name: collect_stack(m, list(given[m.name]), self.log) for m in meta.modalities}
 
     def _check_overlap(self, stacks: dict[str, list[Slice]], grid_slice: Slice) -> None:
+        """Refuse a raster that misses the reference raster; warn when a modality covers only
+        part of it (its footprint, the union of its rasters' bounds, sampled on a 64 x 64
+        lattice): the output is nodata wherever a modality has no data."""
         from rasterio.warp import transform_bounds
 
         gx0, gy0, gx1, gy1 = grid_slice.bounds
+        lattice = (np.arange(64) + 0.5) / 64
+        xs, ys = np.meshgrid(gx0 + lattice * (gx1 - gx0), gy0 + lattice * (gy1 - gy0))
         for name, stack in stacks.items():
+            covered = np.zeros(xs.shape, dtype=bool)
             for sl in stack:
                 try:
                     x0, y0, x1, y1 = transform_bounds(sl.crs, grid_slice.crs, *sl.bounds)
@@ -207,6 +213,12 @@ class Runner:
                         f"input raster '{sl.path}' ({name}) does not overlap the reference raster "
                         f"'{grid_slice.path}' (bounds {tuple(round(v, 3) for v in (x0, y0, x1, y1))}"
                         f" vs {tuple(round(v, 3) for v in grid_slice.bounds)} in the reference CRS)")
+                covered |= (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
+            share = float(covered.mean())
+            if share < 0.99:
+                self.log(f"warning: {name} covers about {100 * share:.0f} % of the reference "
+                         f"raster '{display_name(grid_slice.path)}': the map is nodata where a "
+                         "modality has no data")
 
     def _output_window(self, grid_slice: Slice, factor: int) -> tuple[tuple[int, int], tuple[int, int]]:
         """Half-open (rows, cols) of the output grid to compute, in output pixels."""
@@ -245,7 +257,9 @@ class Runner:
         stacks = self._collect(meta)
         ref_date = reference_date(meta, stacks)
         ref = meta.reference
-        grid_slice = stacks[ref.name][0]  # the earliest reference slice defines the output grid
+        grid_slice = grid_raster(stacks[ref.name], ref.gsd_m)
+        self.log(f"output grid: {display_name(grid_slice.path)} (the {ref.name} raster whose "
+                 f"pixel is closest to the model's {ref.gsd_m:g} m; the earliest among equals)")
         self._check_overlap(stacks, grid_slice)
         self._report_grids(meta, stacks, grid_slice)
 

@@ -309,7 +309,7 @@ def scenes_from_band_files(files: Sequence[str], date: _dt.date | None = None) -
         when = date_from_name(path)
         if when is None and date is None:
             raise InputError(f"no acquisition date in the name of '{path}': give the date "
-                             "(YYYY-MM-DD) or use file names with YYYYMMDD")
+                             "(DATE=YYYY-MM-DD) or use file names with YYYYMMDD")
         day = when.date() if when else date
         scene = groups.setdefault(day, S2Scene(
             source=os.path.dirname(os.path.abspath(path)), when=_dt.datetime.combine(
@@ -355,7 +355,8 @@ def find_scenes(paths: Sequence[str], date: _dt.date | None = None,
     for scene in scenes:
         if scene.when is None:
             if date is None:
-                raise InputError(f"'{scene.source}' has no acquisition time: give the date")
+                raise InputError(f"'{scene.source}' has no acquisition time: give the date "
+                                 "(DATE=YYYY-MM-DD)")
             scene.when = _dt.datetime.combine(date, _dt.time())
         day = scene.when.date()
         if day in days:
@@ -616,10 +617,21 @@ def build_stack(paths: Sequence[str], bands: Sequence[str], gsd_m: float, output
     Raises:
         InputError, OutputError: see :func:`find_scenes` and :func:`write_date_vrt`.
     """
+    from .preprocessing.radiometry import PB04_DATE
+
+    log = log or (lambda message: None)
     scenes = find_scenes(paths, date, log)
     out = []
     for scene in scenes:
         name = f"{prefix}_{scene.when.strftime('%Y%m%d')}.vrt"
+        if (scene.opened_with == "files" and scene.when.date() >= PB04_DATE
+                and not any(scene.offsets.values())):
+            log(f"warning: {name}: band files of {scene.when.date().isoformat()} (on or after "
+                f"{PB04_DATE.isoformat()}: Sentinel-2 processing baseline 04.00 or later, DN + "
+                "1000) given without their product metadata, so no offset is declared and the "
+                "values are read as they are. If the product's BOA_ADD_OFFSET / RADIO_ADD_OFFSET "
+                f"is -1000, declare it: 'gdal_edit.py -offset -1000 {name}' (every band), or give "
+                "the product itself (SAFE folder, MTD_MSIL*.xml or zip)")
         out.append(write_date_vrt(scene, bands, gsd_m, os.path.join(output_dir, name),
                                   mask=mask, masked_classes=masked_classes, bounds=bounds,
                                   bounds_crs=bounds_crs, resampling=resampling, log=log))

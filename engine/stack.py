@@ -167,8 +167,8 @@ def open_slice(path: str, spec: ModalitySpec, given_date=None) -> Slice:
         bounds = rasterio.transform.array_bounds(height, width, transform)
         bounds = (bounds[0], bounds[1], bounds[2], bounds[3])
         count = src.count
-        plan = plan_read(src, spec, path)
-    found = find_slice_date(path, given_date)
+        found = find_slice_date(path, given_date)
+        plan = plan_read(src, spec, path, when=found.when if found else None)
     when, source = (found.when, found.source) if found else (None, "")
     return Slice(path, when, source, crs, transform, width, height, bounds, count,
                  indexes=plan.indexes, calibration=plan.calibration, flipped=flipped,
@@ -204,7 +204,8 @@ def collect_stack(spec: ModalitySpec, items: Sequence, log: Callable[[str], None
     if undated and (spec.max_dates > 1 or len(slices) > 1):
         raise InputError(
             f"no acquisition date found for {', '.join(repr(p) for p in undated)} "
-            f"(modality '{spec.name}' is a time stack): give it explicitly, or set the "
+            f"(modality '{spec.name}' is a time stack): give it explicitly (DATES= in the "
+            f"plugin, --date {spec.name}=PATH=YYYY-MM-DD on the command line), or set the "
             "ACQUISITIONDATETIME tag, or put YYYYMMDD / YYYY-MM-DD in the file name")
     check_stack_dates(spec.name, [(s.path, s.when, s.date_source) for s in slices], log)
     if len(slices) < spec.min_dates:
@@ -245,7 +246,8 @@ def reference_date(meta: ModelMetadata, stacks: dict[str, list[Slice]]) -> _dt.d
     if not ref:
         files = [s.path for st in stacks.values() for s in st]
         raise InputError("no acquisition date found for any input "
-                         f"({', '.join(files)}): give at least one date explicitly")
+                         f"({', '.join(files)}): give at least one date explicitly (DATES= in "
+                         "the plugin, --date MODALITY=PATH=YYYY-MM-DD on the command line)")
     ref_date = min(ref)
     for stack in stacks.values():
         for s in stack:

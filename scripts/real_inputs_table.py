@@ -494,9 +494,115 @@ def hour_in_name(c: Case, base) -> list[dict]:
                  value=f"{train} vs {eng}", unit="", goal="identical", met=train == eng)]
 
 
+STAC_ORDER = ["blue", "green", "red", "nir", "rededge1", "rededge2", "rededge3", "nir08",
+              "swir16", "swir22"]
+STAC_OF = {"B02": "blue", "B03": "green", "B04": "red", "B05": "rededge1", "B06": "rededge2",
+           "B07": "rededge3", "B08": "nir", "B8A": "nir08", "B11": "swir16", "B12": "swir22"}
+
+
+def stac_names(c: Case, base) -> list[dict]:
+    """The ten bands named with STAC eo common names, stored in another order (nir before the
+    red edge), as STAC-fed downloaders write them."""
+    paths = []
+    for p in s2_paths():
+        with rasterio.open(p) as src:
+            names = list(src.descriptions)
+        order = [names.index(next(b for b, n in STAC_OF.items() if n == s)) for s in STAC_ORDER]
+        dst = write_like(p, os.path.join(c.work, f"stac_{os.path.basename(p)}"), read(p)[order])
+        with rasterio.open(dst, "r+") as ds:
+            ds.descriptions = tuple(STAC_ORDER)
+            ds.update_tags(BANDS=",".join(STAC_ORDER))
+        paths.append(dst)
+    return [_equal_or_refused(c, base, paths, "the ten S2 bands named with STAC common names "
+                              "(blue, green, red, nir, rededge1..3, nir08, swir16, swir22)")]
+
+
+def zero_fill_undeclared(c: Case, base) -> list[dict]:
+    """The west 60 columns 0 in every band of every date, no nodata declared; compared with
+    the same files declaring nodata 0."""
+    undeclared, declared = [], []
+    for p in s2_paths():
+        a = read(p)
+        a[:, :, :60] = 0
+        undeclared.append(write_like(p, os.path.join(c.work, f"zero_{os.path.basename(p)}"), a,
+                                     nodata=None))
+        declared.append(write_like(p, os.path.join(c.work, f"zerond_{os.path.basename(p)}"), a,
+                                   nodata=0))
+    want = c.run(declared)
+    pred = c.run(undeclared)
+    fill = np.zeros(base.shape, bool)
+    fill[:, :60] = True
+    valid = ~fill & (want != 255)
+    eq = pct(pred[valid] == want[valid])
+    nodata = pct(pred[fill] == 255)
+    return [dict(situation="the west 60 columns of every S2 date 0 in every band, no nodata "
+                 "declared", measure=f"valid pixels equal to the nodata=0 run; fill pixels "
+                 f"nodata: {nodata} %", value=eq, unit="%", goal=">= 97, fill 100 % nodata",
+                 met=eq >= 97 and nodata == 100.0)]
+
+
+def offset_metadata(c: Case, base) -> list[dict]:
+    """DN + 1000 declared only by a BOA_ADD_OFFSET band item (no GDAL offset): same map; and
+    the same data dated 2023 without any declaration: a warning."""
+    rows, items, bare = [], [], []
+    for i, p in enumerate(s2_paths()):
+        a = read(p)
+        a = np.where(a == 0, 0, a + 1000).astype(np.uint16)
+        dst = write_like(p, os.path.join(c.work, f"boa_{os.path.basename(p)}"), a, nodata=0)
+        with rasterio.open(dst, "r+") as ds:
+            for b in range(1, ds.count + 1):
+                ds.update_tags(b, BOA_ADD_OFFSET="-1000")
+        items.append(dst)
+        day = f"2023-07-{11 + 5 * i:02d}"
+        dst = write_like(p, os.path.join(c.work, f"pb04_{os.path.basename(p)}"), a, nodata=0)
+        with rasterio.open(dst, "r+") as ds:
+            ds.update_tags(ACQUISITIONDATETIME=day + "T10:00:00Z", TIFFTAG_DATETIME="")
+        bare.append(dst)
+    rows.append(_equal_or_refused(c, base, items, "S2 stored as DN + 1000 declared only by "
+                                  "BOA_ADD_OFFSET=-1000 band metadata items"))
+    try:
+        c.run(bare)
+        warned = [m for m in c.messages if "look like DN + 1000" in m]
+        rows.append(dict(situation="S2 as DN + 1000 dated 2023 (baseline 04.00), no offset "
+                         "declared anywhere", measure="outcome",
+                         value=("warned: " + warned[0][:140]) if warned else "no warning",
+                         unit="", goal="warned, with how to declare it",
+                         met=bool(warned) and "gdal_edit.py -offset -1000" in warned[0]))
+    except MaestroError as exc:
+        rows.append(dict(situation="S2 as DN + 1000 dated 2023 (baseline 04.00), no offset "
+                         "declared anywhere", measure="refused", value=str(exc)[:160], unit="",
+                         goal="warned, with how to declare it", met=False))
+    return rows
+
+
+def dem_void(c: Case, base) -> list[dict]:
+    """30 columns of the DEM set to -32768 with no nodata declared; compared with the same DEM
+    declaring nodata -32768."""
+    a = read(dem_path())
+    with rasterio.open(dem_path()) as src:
+        valid_dem = src.read(1, masked=True).mask
+    a[:, :, 35:65] = -32768
+    undeclared = write_like(dem_path(), os.path.join(c.work, "dem_void.tif"), a, nodata=None)
+    declared = write_like(dem_path(), os.path.join(c.work, "dem_voidnd.tif"), a, nodata=-32768)
+    want = c.run(s2_paths(), declared)
+    pred = c.run(s2_paths(), undeclared)
+    void = np.zeros(base.shape, bool)
+    void[:, 35:65] = True
+    ok = ~void & (want != 255) & ~valid_dem
+    eq = pct(pred[ok] == want[ok])
+    nodata = pct(pred[void] == 255)
+    logged = any("taken as nodata" in m and "dem" in m for m in c.messages)
+    return [dict(situation="a DEM with 30 columns of -32768, no nodata declared",
+                 measure=f"valid pixels equal to the nodata=-32768 run; void pixels nodata: "
+                 f"{nodata} %; logged: {'yes' if logged else 'no'}", value=eq, unit="%",
+                 goal=">= 99, void 100 % nodata, logged",
+                 met=eq >= 99 and nodata == 100.0 and logged)]
+
+
 CASES = [nodata_frames, first_columns, nan_block, rotated_crs, band_order, l2a_offset,
          reflectance, dates_without_time, export_time_tag, duplicates_and_outliers, dtypes,
-         south_up, geographic, gcp_only, hour_in_name]
+         south_up, geographic, gcp_only, hour_in_name, stac_names, zero_fill_undeclared,
+         offset_metadata, dem_void]
 
 
 def measure(model: str) -> list[dict]:
@@ -536,7 +642,8 @@ def table(rows: list[dict], before: list[dict] | None) -> str:
     for key, r in zip(_keys(rows), rows):
         b = prior.get(key)
         fmt = lambda x: f"{x['value']} {x['unit']}".strip() if x else "(not measured)"  # noqa: E731
-        lines.append(f"| {r['situation']} | {r['measure']} | {fmt(b)} | {fmt(r)} | {r['goal']} | "
+        before_text = fmt(b) + (" (not met)" if b and not b["met"] else "")
+        lines.append(f"| {r['situation']} | {r['measure']} | {before_text} | {fmt(r)} | {r['goal']} | "
                      f"{'yes' if r['met'] else '**no**'} |")
     return head + "\n".join(lines) + "\n"
 

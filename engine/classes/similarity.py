@@ -134,8 +134,20 @@ def similarity_map(emb_path: str, query: np.ndarray, out_path: str, cog: bool = 
             raise
 
 
+#: Below this separability the distances form no two clear groups. Otsu's measure
+#: eta = between-class / total variance at the threshold is 2/pi = 0.64 for a single normal
+#: distribution and tends to 1 for two well separated groups (Otsu 1979, section III).
+MIN_SEPARABILITY = 0.75
+
+
 def otsu_threshold(hist: np.ndarray, edges: np.ndarray) -> float:
     """The threshold maximising the between-class variance of a histogram (Otsu 1979)."""
+    return otsu(hist, edges)[0]
+
+
+def otsu(hist: np.ndarray, edges: np.ndarray) -> tuple[float, float]:
+    """Otsu's threshold of a histogram and its separability eta (between-class variance over
+    total variance at that threshold, 0..1; Otsu 1979)."""
     p = hist.astype(np.float64) / max(hist.sum(), 1)
     centres = (edges[:-1] + edges[1:]) / 2
     w0 = np.cumsum(p)
@@ -144,7 +156,10 @@ def otsu_threshold(hist: np.ndarray, edges: np.ndarray) -> float:
     with np.errstate(invalid="ignore", divide="ignore"):
         between = (mu_t * w0 - mu) ** 2 / (w0 * (1 - w0))
     between[~np.isfinite(between)] = -1
-    return float(edges[int(np.argmax(between)) + 1])
+    best = int(np.argmax(between))
+    total = float((p * (centres - mu_t) ** 2).sum())
+    eta = float(between[best] / total) if total > 0 and between[best] > 0 else 0.0
+    return float(edges[best + 1]), eta
 
 
 def change_map(emb_a: str, emb_b: str, out_path: str, mask_path: str | None = None,
@@ -157,7 +172,9 @@ def change_map(emb_a: str, emb_b: str, out_path: str, mask_path: str | None = No
 
     Returns:
         {"distance": path, "mask": path or None, "threshold": float or None,
-         "changed_fraction": float or None}
+         "changed_fraction": float or None, "separability": Otsu's eta or None (the
+         threshold was given); below :data:`MIN_SEPARABILITY` the automatic threshold splits
+         one group of distances and the mask is not a change map}
 
     Raises:
         InputError: the rasters are not on the same grid or have different band counts.
@@ -194,7 +211,11 @@ def change_map(emb_a: str, emb_b: str, out_path: str, mask_path: str | None = No
             return result
         if hist.sum() == 0:
             raise InputError("the two periods share no valid pixel: no change mask")
-        t = float(threshold) if threshold and threshold > 0 else otsu_threshold(hist, edges)
+        separability = None
+        if threshold and threshold > 0:
+            t = float(threshold)
+        else:
+            t, separability = otsu(hist, edges)
         mask = RasterWriter(mask_path, width=a.width, height=a.height, count=1, dtype="uint8",
                             crs=a.crs, transform=a.transform, cog=cog, band_names=["change"])
         changed = 0
@@ -212,5 +233,6 @@ def change_map(emb_a: str, emb_b: str, out_path: str, mask_path: str | None = No
             raise
         if progress:
             progress(1.0)
-        result.update(threshold=t, changed_fraction=changed / max(int(hist.sum()), 1))
+        result.update(threshold=t, changed_fraction=changed / max(int(hist.sum()), 1),
+                      separability=separability)
         return result

@@ -20,13 +20,25 @@ tokens at anything not a letter or digit, Sentinel-2 band tokens written one way
 (``RED`` -> ``R``, ``NEAR INFRARED`` -> ``NIR``). A raster band *is* model band ``X`` when its
 whole name is ``X`` or one of its tokens is ``X`` (``"B02 (490 nm)"``, ``"Sigma0_VV_db"``).
 
+STAC common names: a band whose whole name is a common name of the STAC ``eo`` extension
+(``eo:common_name``, github.com/stac-extensions/eo, "Common Band Names" table) also *is* the
+Sentinel-2 band that name stands for (:data:`STAC_S2_COMMON_NAMES`, the Sentinel-2 mapping of
+that table as STAC catalogues use it for their asset keys, e.g. Element 84's Earth Search
+``sentinel-2-l2a``: coastal=B01, blue=B02, green=B03, red=B04, rededge1=B05, rededge2=B06,
+rededge3=B07, nir=B08, nir08=B8A, nir09=B09, cirrus=B10, swir16=B11, swir22=B12). Only the
+whole name counts: ``"B8A narrow NIR"`` is B8A, not B08.
+
+Names that say nothing (``Band 1``, ``band_2``, ``Layer 3``, ``1``: what some writers put in
+every description) count as no name.
+
 Matching (:func:`match_bands`):
-- when at least one raster band carries one of the model's band names, the model's bands are
-  taken by name: reordered, picked from a raster that has more, or refused naming the bands
-  that are missing; a single unnamed raster band fills a single missing model band only when
-  counts agree exactly (logged);
-- when the raster names no band the model knows, bands are taken by position (the count must
-  agree) and the run log says so.
+- a raster that names its bands (any band) is matched by name: the model's bands are
+  reordered, picked from a raster that has more, or the raster is refused naming what it
+  holds and what the model needs (bands the model needs that no name gives);
+- only a raster that names no band at all is taken by position (the count must agree) and
+  the run log says so;
+- one exception: a one-band raster for a one-band modality (a DEM whose band is called
+  ``height``) is taken whatever its name, logged (there is no order to get wrong).
 
 An alpha band (colour interpretation alpha) is left out only when that makes the count agree
 (an RGBA file for a 3-band model); otherwise it is counted like any band.
@@ -51,6 +63,13 @@ _ALIASES = {"RED": "R", "GREEN": "G", "BLUE": "B", "NEARINFRARED": "NIR", "INFRA
 BAND_NAME_ITEMS = ("BANDNAME", "BAND_NAME", "NAME")
 #: Dataset metadata item listing the band names, comma separated.
 BANDS_ITEM = "BANDS"
+#: STAC eo common name (upper case) -> Sentinel-2 band (module docstring).
+STAC_S2_COMMON_NAMES = {"COASTAL": "B01", "BLUE": "B02", "GREEN": "B03", "RED": "B04",
+                        "REDEDGE1": "B05", "REDEDGE2": "B06", "REDEDGE3": "B07", "NIR": "B08",
+                        "NIR08": "B8A", "NIR09": "B09", "CIRRUS": "B10", "SWIR16": "B11",
+                        "SWIR22": "B12"}
+#: Names that name nothing: "Band 1", "band_2", "Layer 3", "channel 4", "1".
+_GENERIC = re.compile(r"^(BAND|LAYER|CHANNEL)?[\s_-]*\d+$")
 
 
 def _token(tok: str) -> str:
@@ -72,15 +91,39 @@ def canonical_name(name: str) -> str:
     return " ".join(_token(t) for t in tokens)
 
 
-def canonical_tokens(name: str) -> set[str]:
-    """Normalised tokens of a raster band's name plus its whole canonical name.
+def stac_band(name: str) -> str | None:
+    """The Sentinel-2 band a STAC eo common name stands for (``"nir08"`` -> ``"B8A"``), None
+    when the whole name is not one (module docstring)."""
+    return STAC_S2_COMMON_NAMES.get(_SPLIT.sub("", str(name).strip().upper()))
 
-    ``"B02 (490 nm)"`` -> ``{"B02", "490", "NM", "B02 490 NM"}``.
+
+def is_generic(name: str | None) -> bool:
+    """True for names that name nothing (``Band 1``, ``1``, empty)."""
+    return not name or not str(name).strip() or bool(_GENERIC.match(str(name).strip().upper()))
+
+
+def canonical_tokens(name: str) -> set[str]:
+    """Normalised tokens of a raster band's name plus its whole canonical name (and, for a
+    STAC common name, the Sentinel-2 band it stands for).
+
+    ``"B02 (490 nm)"`` -> ``{"B02", "490", "NM", "B02 490 NM"}``; ``"red"`` -> ``{"R", "B04"}``.
     """
     upper = str(name).strip().upper()
     tokens = {_token(t) for t in _SPLIT.split(upper) if t}
     tokens.add(canonical_name(name))
+    stac = stac_band(name)
+    if stac:
+        tokens.add(stac)
     return tokens
+
+
+def _whole(name: str) -> set[str]:
+    """The names a band's whole name is: canonical, and the STAC common name's band."""
+    out = {canonical_name(name)}
+    stac = stac_band(name)
+    if stac:
+        out.add(stac)
+    return out
 
 
 def raster_band_names(src) -> list[str | None]:
@@ -151,25 +194,21 @@ def match_bands(raster_names: Sequence[str | None], model_bands: Sequence[str], 
     if alpha and len(data) != n and len(data) - len(set(alpha) & set(data)) == n:
         data = [i for i in data if i not in alpha]
     wanted = [canonical_name(b) for b in model_bands]
-    names = {i: name for i in data if (name := raster_names[i - 1])}
-    tokens = {i: canonical_tokens(name) for i, name in names.items()}
-    recognised = any(w in t for t in tokens.values() for w in wanted)
-    note: str | None
-    if not recognised:
+    named = {i: nm for i in data if (nm := raster_names[i - 1]) is not None and not is_generic(nm)}
+    tokens = {i: canonical_tokens(nm) for i, nm in named.items()}
+    listing = _listing([raster_names[i - 1] if i in named else None for i in data])
+    if not named:
         if len(data) != n:
-            named = f" (named {_listing([raster_names[i - 1] for i in data])})" if tokens else ""
-            raise InputError(f"input raster '{path}' has {len(data)} bands{named} but the model's "
+            raise InputError(f"input raster '{path}' has {len(data)} bands but the model's "
                              f"modality '{modality}' expects {n} ({', '.join(model_bands)})")
-        if tokens:
-            note = (f"band names ({_listing([raster_names[i - 1] for i in data])}) are none of "
-                    f"the model's: bands taken by position as {', '.join(model_bands)}")
-        else:
-            note = f"the raster names no bands: bands taken by position as {', '.join(model_bands)}"
-        return BandMatch(tuple(data), "position", note)
-
+        return BandMatch(tuple(data), "position", "the raster names no bands: bands taken by "
+                         f"position as {', '.join(model_bands)}")
+    if n == 1 and len(data) == 1 and not any(wanted[0] in t for t in tokens.values()):
+        return BandMatch(tuple(data), "name", f"its one band, named {listing}, taken as "
+                         f"{model_bands[0]} (the model's one band)")
     chosen: list[int | None] = []
     for band, w in zip(model_bands, wanted):
-        exact = [i for i in tokens if canonical_name(names[i]) == w]
+        exact = [i for i in tokens if w in _whole(named[i])]
         hits = exact or [i for i, t in tokens.items() if w in t]
         if len(hits) > 1:
             raise InputError(f"input raster '{path}' ({modality}) names band {band} more than once "
@@ -177,21 +216,19 @@ def match_bands(raster_names: Sequence[str | None], model_bands: Sequence[str], 
                              f"{_listing([raster_names[i - 1] for i in hits])})")
         chosen.append(hits[0] if hits else None)
     missing = [b for b, c in zip(model_bands, chosen) if c is None]
-    unnamed = [i for i in data if i not in tokens]
-    note = None
-    if missing and len(missing) == 1 and len(unnamed) == 1 and len(data) == n:
-        k = chosen.index(None)
-        chosen[k] = unnamed[0]
-        note = (f"band {unnamed[0]} has no name: taken as {missing[0]}, the one model band the "
-                "other names do not give")
-        missing = []
     if missing:
+        what = ("none of them is one the model takes" if len(missing) == n else
+                f"it lacks {', '.join(missing)}")
         raise InputError(
-            f"input raster '{path}' ({modality}) lacks band(s) {', '.join(missing)} that model "
-            f"needs (it names its bands {_listing([raster_names[i - 1] for i in data])}; the "
-            f"model takes {', '.join(model_bands)})")
-    indexes = tuple(int(c) for c in chosen if c is not None)
-    if note is None and indexes != tuple(data):
+            f"input raster '{path}' ({modality}) names its bands {listing}: {what} (the model "
+            f"needs {', '.join(model_bands)}; names may be Sentinel-2 band ids such as B02 or "
+            f"B8A, or STAC common names such as blue or nir08). Rename the bands (band "
+            f"descriptions, e.g. gdal_edit.py or QGIS layer properties), or remove the names to "
+            f"have them taken by position.")
+    indexes = tuple(int(c) for c in chosen if c is not None)    # none is None: no band missing
+    note = None
+    if indexes != tuple(data) or any(stac_band(named[i]) for i in indexes):
         note = (f"bands matched by name: reading raster bands {', '.join(map(str, indexes))} "
-                f"of {len(raster_names)} as {', '.join(model_bands)}")
+                f"of {len(raster_names)} ({_listing([raster_names[i - 1] for i in indexes])}) "
+                f"as {', '.join(model_bands)}")
     return BandMatch(indexes, "name", note)

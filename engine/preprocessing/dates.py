@@ -420,7 +420,8 @@ def check_stack_dates(name: str, items: Sequence[tuple[str, _dt.datetime | None,
                    if when.date() < FIRST_EO_DAY else f"after today ({today.isoformat()})")
             raise InputError(f"modality '{name}': '{path}' is dated {_day(when)} (from "
                              f"{source or 'its date'}), {why}: that cannot be an acquisition "
-                             "date; give the right date explicitly")
+                             "date; give the right date explicitly (DATES= in the plugin, --date "
+                             f"{name}=PATH=YYYY-MM-DD on the command line)")
     for i in range(len(paths)):
         for j in range(i + 1, len(paths)):
             if same_file(paths[i], paths[j]):

@@ -86,6 +86,24 @@ def pixel_size_warning(crs, transform, width: int, height: int, gsd_m: float,
             f"trained at {gsd_m:g} m")
 
 
+def grid_raster(slices, gsd_m: float):
+    """The raster whose grid becomes the output grid: of one modality's ``slices`` (sorted by
+    date), the one whose ground pixel is closest to the model's ``gsd_m`` (log scale: 20 m
+    and 5 m are equally far from 10 m), the earliest among equals. A stack mixing 10 m and
+    20 m dates is then mapped at 10 m whichever date comes first.
+
+    Args:
+        slices: objects with ``crs``, ``transform``, ``width``, ``height`` (engine Slice).
+    """
+    def distance(sl) -> float:
+        size = ground_pixel_size_m(sl.crs, sl.transform, sl.width, sl.height)
+        if size is None:
+            return math.inf
+        return abs(math.log(math.sqrt(size[0] * size[1]) / gsd_m))
+
+    return min(slices, key=lambda sl: round(distance(sl), 6))
+
+
 def gcp_grid(gcps, gcp_crs, width: int, height: int):
     """The north-up grid GDAL's warper would choose for a GCP-georeferenced raster (as
     ``gdalwarp`` without ``-tr``/``-te``: first-order polynomial fit of the GCPs, pixel size

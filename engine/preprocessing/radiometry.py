@@ -12,8 +12,33 @@ Conventions handled:
   offset`` with ``RADIO_ADD_OFFSET``/``BOA_ADD_OFFSET = -1000`` (ESA, "Sentinel-2 products
   specification document", PB 04.00 notes); a GDAL band offset of -1000 declares it and is
   applied like any offset.
+  A band with no GDAL scale/offset declared but a metadata item ``BOA_ADD_OFFSET`` (L2A) or
+  ``RADIO_ADD_OFFSET`` (L1C) gets that offset (:func:`declared_add_offsets`: band items, as the
+  ESA metadata names them and engine.sentinel2 writes them, or dataset items, one value for
+  every band or ``<ITEM>_<band>`` per band): a certain convention, logged.
+  Without any declaration, a Sentinel-2 raster acquired on or after :data:`PB04_DATE` whose
+  sampled values are at least 1000 in every band (no dark pixel at all: water, shadow and dark
+  vegetation are below 1000 in reflectance x 10000) gets a warning in the run log saying how
+  to declare the offset (:func:`offset_warning`); nothing is changed.
 - A declared scale of 1e-4 turns Sentinel-2 DN into reflectance 0-1; a model trained on
   reflectance x 10000 gets those values multiplied back (``k = 10000``, logged).
+
+Nodata that the raster does not declare (:func:`implied_nodata`), applied by
+:meth:`Calibration.apply` (engine and training alike):
+
+- Sentinel-2 reflectance (``radiometry`` product Sentinel-2 and quantity reflectance, or, without
+  ``radiometry``, a modality whose bands are mostly Sentinel-2 band names): a pixel whose stored
+  value is 0 in every band is nodata. 0 is the NO_DATA value of Sentinel-2 L1C/L2A products
+  (ESA, Sentinel-2 Products Specification Document S2-PDGS-TAS-DI-PSD, ``Special_Values``:
+  ``NODATA`` = 0, ``SATURATED`` = 65535; also with the offset of baseline 04.00: "DN = 0
+  remains the NO_DATA value", sentiwiki.copernicus.eu/web/s2-products). The run log says so
+  once per raster when the raster declares no nodata and the sample holds such pixels.
+- Elevation in metres (``radiometry`` quantity elevation in m, or, without it, a modality or
+  band named dem/elevation/height/altitude/dtm/dsm): values below -1000 m or above 9000 m
+  (:data:`ELEVATION_M_RANGE`; the lowest land, the Dead Sea shore, is about -430 m, and the
+  highest, Everest, 8848.86 m: Nepal-China survey, 2020) are nodata: the void values of DEMs
+  (-32768, -9999, 32767...) when no nodata value is declared. Logged once per raster when the
+  sample holds such values.
 
 Value checks at open time, on a cheap sample (:func:`sample_values`, at most 64 windows of
 32 x 32 px spread over the raster), after gain/bias, per band (:func:`check_values`):
@@ -44,6 +69,7 @@ Data types that cannot carry the data are refused (:func:`check_dtypes`): signed
 """
 from __future__ import annotations
 
+import datetime as _dt
 import re
 from dataclasses import dataclass
 from typing import Sequence
@@ -61,6 +87,13 @@ _REFUSED_DTYPES = {"int8": "signed 8-bit integers (-128..127)",
                    "complex_int16": "complex numbers", "complex64": "complex numbers",
                    "complex128": "complex numbers", "complex": "complex numbers"}
 _S2_NAME = re.compile(r"^B(0?[1-9]|1[0-2]|8A)$", re.IGNORECASE)
+#: Sentinel-2 processing baseline 04.00 (DN + 1000, ``*_ADD_OFFSET = -1000``) was deployed on
+#: 2022-01-25 (ESA, "Copernicus Sentinel-2: major products upgrade", processing baseline 04.00).
+PB04_DATE = _dt.date(2022, 1, 25)
+#: Metadata items of the additive offset: L2A, L1C (ESA product metadata names).
+ADD_OFFSET_ITEMS = ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET")
+#: Words naming an elevation modality or band (models without ``radiometry``).
+_ELEVATION_WORDS = {"DEM", "ELEVATION", "HEIGHT", "ALTITUDE", "DTM", "DSM"}
 
 
 @dataclass(frozen=True)
@@ -70,24 +103,40 @@ class Calibration:
     Attributes:
         gain, bias: ``value = raw * gain + bias`` (float64 tuples, one per model band).
         note: a line for the run log when something other than the identity is applied.
+        zero_nodata: a pixel whose stored value is 0 in every band is nodata (Sentinel-2
+            NO_DATA, module docstring).
+        valid_range: (lo, hi) in model units; values outside are nodata (DEM voids), or None.
     """
 
     gain: tuple[float, ...]
     bias: tuple[float, ...]
     note: str | None = None
+    zero_nodata: bool = False
+    valid_range: tuple[float, float] | None = None
 
     @property
     def identity(self) -> bool:
         return all(g == 1.0 for g in self.gain) and all(b == 0.0 for b in self.bias)
 
     def apply(self, data: np.ndarray) -> np.ndarray:
-        """``data * gain + bias`` in place on float32 [bands, ...] (NaN stays NaN)."""
-        if self.identity:
-            return data
-        shape = (-1,) + (1,) * (data.ndim - 1)
-        data *= np.asarray(self.gain, np.float32).reshape(shape)
-        data += np.asarray(self.bias, np.float32).reshape(shape)
+        """In place on float32 [bands, ...] of stored values (NaN = nodata): pixels 0 in every
+        band to NaN (``zero_nodata``), then ``data * gain + bias`` (NaN stays NaN), then values
+        outside ``valid_range`` to NaN."""
+        if self.zero_nodata and data.shape[0]:
+            data[:, np.all(data == 0, axis=0)] = np.nan
+        if not self.identity:
+            shape = (-1,) + (1,) * (data.ndim - 1)
+            data *= np.asarray(self.gain, np.float32).reshape(shape)
+            data += np.asarray(self.bias, np.float32).reshape(shape)
+        if self.valid_range is not None:
+            lo, hi = self.valid_range
+            with np.errstate(invalid="ignore"):
+                data[(data < lo) | (data > hi)] = np.nan
         return data
+
+    def with_nodata(self, zero_nodata: bool, valid_range) -> Calibration:
+        """The same calibration with the implied-nodata rules set."""
+        return Calibration(self.gain, self.bias, self.note, zero_nodata, valid_range)
 
 
 def check_dtypes(dtypes: Sequence[str], band_names: Sequence[str], *, path: str,
@@ -125,8 +174,7 @@ def model_reflectance_factor(spec) -> float | None:
         if rad.quantity != "reflectance":
             return None
         return 10000.0 if "10000" in rad.units.replace(" ", "").replace(",", "") else 1.0
-    s2 = sum(1 for b in spec.bands if _S2_NAME.match(b)) >= max(1, len(spec.bands) // 2)
-    if not s2 or spec.scaling.transform != "none" or any(abs(m) > 0 for m in spec.scaling.mean):
+    if not _s2_bands(spec.bands) or spec.scaling.transform != "none" or any(abs(m) > 0 for m in spec.scaling.mean):
         return None
     std = min(spec.scaling.std)
     if std >= 1000:
@@ -136,9 +184,79 @@ def model_reflectance_factor(spec) -> float | None:
     return None
 
 
+def _s2_bands(bands) -> bool:
+    return sum(1 for b in bands if _S2_NAME.match(str(b).strip())) >= max(1, len(bands) // 2)
+
+
+def is_s2_reflectance(spec) -> bool:
+    """Sentinel-2 reflectance: from ``radiometry`` (product naming Sentinel-2, quantity
+    reflectance), or, without it, a modality whose bands are mostly Sentinel-2 band names."""
+    rad = getattr(spec, "radiometry", None)
+    if rad is not None:
+        product = rad.product.lower().replace(" ", "").replace("-", "").replace("_", "")
+        return rad.quantity == "reflectance" and ("sentinel2" in product or "s2" in product)
+    return _s2_bands(spec.bands)
+
+
+def is_elevation_m(spec) -> bool:
+    """Elevation in metres: ``radiometry`` quantity elevation in m, or, without it, a modality
+    or band named as one (dem, elevation, height, altitude, dtm, dsm)."""
+    rad = getattr(spec, "radiometry", None)
+    if rad is not None:
+        return rad.quantity == "elevation" and rad.units.strip().lower() in (
+            "m", "metre", "metres", "meter", "meters")
+    words = set(re.split(r"[^A-Z0-9]+", str(spec.name).upper()))
+    for b in spec.bands:
+        words |= set(re.split(r"[^A-Z0-9]+", str(b).upper()))
+    return bool(words & _ELEVATION_WORDS)
+
+
+def declared_add_offsets(dataset_tags: dict, band_tags: Sequence[dict],
+                         band_names: Sequence[str]) -> list[float | None]:
+    """The Sentinel-2 additive offset each band's metadata declares (``BOA_ADD_OFFSET`` /
+    ``RADIO_ADD_OFFSET``), or None per band.
+
+    Looked up, first found wins: the band's own item; a dataset item ``<ITEM>_<band>``
+    (``BOA_ADD_OFFSET_B04``, band spelt as the model names it or unpadded, ``B4``); a dataset
+    item ``<ITEM>`` (one value for every band).
+
+    Args:
+        dataset_tags: dataset metadata (rasterio ``tags()``).
+        band_tags: per band read, its metadata (``tags(i)``), in model band order.
+        band_names: the model's band names, same order.
+    """
+    def number(text):
+        try:
+            return float(str(text).strip())
+        except (TypeError, ValueError):
+            return None
+
+    upper = {str(k).upper(): v for k, v in (dataset_tags or {}).items()}
+    out: list[float | None] = []
+    for tags, band in zip(band_tags, band_names):
+        tags = {str(k).upper(): v for k, v in (tags or {}).items()}
+        found = None
+        for item in ADD_OFFSET_ITEMS:
+            b = str(band).upper()
+            unpadded = re.sub(r"^B0(\d)", r"B\1", b)
+            for value in (tags.get(item), upper.get(f"{item}_{b}"), upper.get(f"{item}_{unpadded}"),
+                          upper.get(item)):
+                if value is not None and number(value) is not None:
+                    found = number(value)
+                    break
+            if found is not None:
+                break
+        out.append(found)
+    return out
+
+
 def plan_calibration(scales: Sequence[float | None], offsets: Sequence[float | None], spec, *,
-                     path: str) -> Calibration:
+                     path: str, add_offsets: Sequence[float | None] = ()) -> Calibration:
     """Gain and bias per model band from the declared GDAL scale/offset of the bands read.
+
+    Args:
+        add_offsets: per band, the additive offset its metadata declares
+            (:func:`declared_add_offsets`), used where no GDAL scale/offset is declared.
 
     A declared scale of 1e-4 on every band (reflectance 0-1 from DN) into a model whose
     reflectance factor is 10000 is multiplied back (see the module docstring).
@@ -150,6 +268,15 @@ def plan_calibration(scales: Sequence[float | None], offsets: Sequence[float | N
                 if s != 1.0 or o != 0.0]
     if declared:
         note = "GDAL band scale/offset applied (" + ", ".join(declared) + ")"
+    from_items = []
+    for i, add in enumerate(list(add_offsets)[:len(biases)]):
+        if add and gains[i] == 1.0 and biases[i] == 0.0:
+            biases[i] = float(add)
+            from_items.append(f"{spec.bands[i]} {add:+g}")
+    if from_items:
+        note = ((note + "; " if note else "") + "Sentinel-2 additive offset from the metadata "
+                "(BOA_ADD_OFFSET / RADIO_ADD_OFFSET, no GDAL band offset declared) applied: "
+                + ", ".join(from_items))
     factor = model_reflectance_factor(spec)
     if factor == 10000.0 and all(abs(s * 1e4 - 1.0) < 1e-6 for s in gains):
         k = 1e4
@@ -159,9 +286,15 @@ def plan_calibration(scales: Sequence[float | None], offsets: Sequence[float | N
 
 
 def sample_values(src, indexes: Sequence[int], *, path: str = "",
-                  band_names: Sequence[str] = (), errors: tuple = ()) -> list[np.ndarray]:
+                  band_names: Sequence[str] = (), errors: tuple = (), zero_nodata: bool = False,
+                  stats: dict | None = None) -> list[np.ndarray]:
     """Valid raw values of the bands ``indexes`` in up to SAMPLE_GRID^2 windows of
     SAMPLE_PX^2 pixels spread evenly over the raster (a few blocks, whatever its size).
+
+    Args:
+        zero_nodata: also leave out pixels whose value is 0 in every band (Sentinel-2 NO_DATA).
+        stats: when given, filled with ``pixels`` (pixels sampled) and ``all_zero`` (of them,
+            pixels 0 in every band and not masked otherwise).
 
     Returns:
         one float64 1-D array per band (masked pixels left out: nodata value, mask or alpha
@@ -178,6 +311,7 @@ def sample_values(src, indexes: Sequence[int], *, path: str = "",
     rows = np.unique(np.linspace(0, h - size_r, min(SAMPLE_GRID, max(1, h // size_r))).astype(int))
     cols = np.unique(np.linspace(0, w - size_c, min(SAMPLE_GRID, max(1, w // size_c))).astype(int))
     out: list[list[np.ndarray]] = [[] for _ in indexes]
+    pixels = all_zero = 0
     for r in rows:
         for c in cols:
             try:
@@ -189,11 +323,79 @@ def sample_values(src, indexes: Sequence[int], *, path: str = "",
                     f"{', '.join(band_names) or ', '.join(map(str, indexes))} (raster band(s) "
                     f"{', '.join(map(str, indexes))}), window rows {r}-{r + size_r - 1}, cols "
                     f"{c}-{c + size_c - 1} of the raster: {exc}") from exc
+            masked = np.ma.getmaskarray(arr)
+            zero = np.all((arr.data == 0) & ~masked, axis=0)
+            pixels += int(zero.size)
+            all_zero += int(zero.sum())
+            if zero_nodata:
+                masked = masked | zero[None]
             for k in range(len(indexes)):
-                band = arr[k]
-                vals = np.asarray(band.compressed(), dtype=np.float64)
+                vals = np.asarray(arr.data[k][~masked[k]], dtype=np.float64)
                 out[k].append(vals[np.isfinite(vals)])
+    if stats is not None:
+        stats.update(pixels=pixels, all_zero=all_zero)
     return [np.concatenate(v) if v else np.zeros(0) for v in out]
+
+
+def implied_nodata(spec, values: Sequence[np.ndarray], *, declared: bool,
+                   all_zero: int = 0, pixels: int = 0) -> tuple[bool, tuple | None, list[str]]:
+    """The nodata rules a raster gets without declaring them (module docstring).
+
+    Args:
+        spec: the modality.
+        values: per model band, sampled valid values in model units (for the log lines).
+        declared: the raster declares a nodata value (or a mask band) for the bands read.
+        all_zero, pixels: sampled pixels 0 in every band, and pixels sampled.
+
+    Returns:
+        (zero_nodata, valid_range, notes for the run log).
+    """
+    notes: list[str] = []
+    zero = is_s2_reflectance(spec)
+    if zero and all_zero and not declared:
+        notes.append(f"{100.0 * all_zero / max(pixels, 1):.0f} % of the sampled pixels are 0 in "
+                     "every band and the raster declares no nodata value: pixels 0 in every band "
+                     "are taken as nodata (0 is the NO_DATA value of Sentinel-2 products)")
+    valid = ELEVATION_M_RANGE if is_elevation_m(spec) else None
+    if valid is not None and values:
+        lo, hi = valid
+        v = np.concatenate([np.asarray(x, np.float64) for x in values])
+        out = (v < lo) | (v > hi)
+        if out.any():
+            found = ", ".join(_fmt(x) for x in np.unique(v[out])[:3])
+            notes.append(f"{100.0 * out.mean():.1f} % of the sampled values lie outside "
+                         f"{lo:g} to {hi:g} m (found {found}): no land is that low or high (Dead "
+                         "Sea shore about -430 m, Everest 8849 m), so they are taken as nodata "
+                         "(an undeclared DEM void value)" + ("" if not declared else
+                                                             " besides the declared nodata"))
+    return zero, valid, notes
+
+
+def offset_warning(spec, values: Sequence[np.ndarray], calibration: Calibration,
+                   when) -> str | None:
+    """The run-log warning for Sentinel-2 data that look like processing baseline >= 04.00
+    (DN + 1000) with the offset undeclared (module docstring), or None.
+
+    Args:
+        values: per model band, sampled valid values after calibration.
+        when: acquisition date/datetime or None.
+    """
+    if when is None or not is_s2_reflectance(spec) or model_reflectance_factor(spec) != 10000.0:
+        return None
+    day = when.date() if isinstance(when, _dt.datetime) else when
+    if day < PB04_DATE or any(b != 0.0 for b in calibration.bias):
+        return None
+    if any(np.asarray(v).size < MIN_VALUES for v in values) or not values:
+        return None
+    low = min(float(np.min(v)) for v in values)
+    if low < 1000:
+        return None
+    return (f"warning: acquired on or after {PB04_DATE.isoformat()} (Sentinel-2 processing "
+            "baseline 04.00 or later) and no sampled value of any band is below 1000: the data "
+            "look like DN + 1000 with the offset undeclared, "
+            "and the map will be wrong if so. If the product's BOA_ADD_OFFSET / "
+            "RADIO_ADD_OFFSET is -1000, declare it: 'gdal_edit.py -offset -1000 FILE' (every "
+            "band), or build the stack from the product with maestro:build_stack")
 
 
 def _fmt(x: float) -> str:
@@ -239,11 +441,24 @@ def _advice(spec, found_small: bool) -> str:
 ELEVATION_M_RANGE = (-1000.0, 9000.0)
 
 
+def _without_void_constant(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``v`` without its out-of-range values when nearly all of them (>= 90 %) are one constant:
+    a void fill (-32768, -9999...), nodata rather than other units."""
+    out = v[(v < lo) | (v > hi)]
+    if out.size == 0:
+        return v
+    u, c = np.unique(out, return_counts=True)
+    return v[v != u[np.argmax(c)]] if c.max() >= 0.9 * out.size else v
+
+
 def _check_against_range(values, spec, rad, path) -> None:
     n = len(values)
     if rad.quantity == "elevation":
         if rad.units.strip().lower() in ("m", "metre", "metres", "meter", "meters"):
             lo, hi = ELEVATION_M_RANGE
+            values = [_without_void_constant(v, lo, hi) for v in values]
+            if any(v.size < MIN_VALUES for v in values):
+                return
             out = [float(np.mean((v < lo) | (v > hi))) for v in values]
             if all(f > 0.5 for f in out):
                 found = np.percentile(values[0], [0.5, 99.5])

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .bands import alpha_bands, match_bands, raster_band_names
-from .radiometry import (Calibration, check_dtypes, check_values, plan_calibration,
-                         sample_values)
+from .radiometry import (Calibration, check_dtypes, check_values, declared_add_offsets,
+                         implied_nodata, offset_warning, plan_calibration, sample_values)
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def gdal_read_errors() -> tuple[type[BaseException], ...]:
     return tuple(types)
 
 
-def plan_read(src, spec, path: str, check: bool = True) -> ReadPlan:
+def plan_read(src, spec, path: str, check: bool = True, when=None) -> ReadPlan:
     """The read plan of an open rasterio dataset for a modality.
 
     Args:
@@ -53,7 +53,10 @@ def plan_read(src, spec, path: str, check: bool = True) -> ReadPlan:
         spec: the modality (engine.contract.ModalitySpec, or any object with ``name``,
             ``bands``, ``scaling`` and ``radiometry``).
         path: the raster source, for messages.
-        check: run the value checks on a sample (reads up to 64 small windows).
+        check: run the value checks on a sample (reads up to 64 small windows). The nodata
+            rules the raster does not declare (:func:`.radiometry.implied_nodata`) are part of
+            the plan either way; their log lines and the baseline-04.00 warning need the sample.
+        when: acquisition date (or datetime), for the Sentinel-2 baseline-04.00 warning.
 
     Raises:
         InputError: bands missing or miscounted, a data type that cannot carry the data,
@@ -64,15 +67,34 @@ def plan_read(src, spec, path: str, check: bool = True) -> ReadPlan:
                         alpha=alpha_bands(src))
     idx = list(match.indexes)
     check_dtypes([src.dtypes[i - 1] for i in idx], spec.bands, path=path, modality=spec.name)
+    adds = declared_add_offsets(src.tags(), [src.tags(i) for i in idx], spec.bands)
     calibration = plan_calibration([src.scales[i - 1] for i in idx],
-                                   [src.offsets[i - 1] for i in idx], spec, path=path)
+                                   [src.offsets[i - 1] for i in idx], spec, path=path,
+                                   add_offsets=adds)
+    notes = [n for n in (match.note, calibration.note) if n]
+    zero, valid, _ = implied_nodata(spec, [], declared=True)
     if check:
+        stats: dict = {}
         values = sample_values(src, idx, path=path, band_names=spec.bands,
-                               errors=gdal_read_errors())
+                               errors=gdal_read_errors(), zero_nodata=zero, stats=stats)
         values = [v * g + b for v, g, b in zip(values, calibration.gain, calibration.bias)]
         check_values(values, spec, path=path)
-    notes = tuple(n for n in (match.note, calibration.note) if n)
-    return ReadPlan(tuple(idx), calibration, notes)
+        _, _, implied = implied_nodata(spec, values, declared=_declares_nodata(src, idx),
+                                       all_zero=stats["all_zero"], pixels=stats["pixels"])
+        notes += implied
+        if valid is not None:
+            values = [v[(v >= valid[0]) & (v <= valid[1])] for v in values]
+        warning = offset_warning(spec, values, calibration, when)
+        if warning:
+            notes.append(warning)
+    return ReadPlan(tuple(idx), calibration.with_nodata(zero, valid), tuple(notes))
+
+
+def _declares_nodata(src, indexes) -> bool:
+    """A nodata value, mask band or alpha band is declared for one of the bands read."""
+    from rasterio.enums import MaskFlags
+
+    return any(MaskFlags.all_valid not in src.mask_flag_enums[i - 1] for i in indexes)
 
 
 def open_raster(path: str):

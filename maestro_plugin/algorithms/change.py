@@ -72,7 +72,7 @@ class ChangeAlgorithm(EmbeddingsRunMixin, InferenceAlgorithm):
         return given
 
     def processAlgorithm(self, parameters, context, feedback):
-        from engine.classes.similarity import change_map
+        from engine.classes.similarity import MIN_SEPARABILITY, change_map
 
         self.check_dependencies()
         model_path, meta = self.any_model(parameters, context)
@@ -94,6 +94,14 @@ class ChangeAlgorithm(EmbeddingsRunMixin, InferenceAlgorithm):
             feedback.pushInfo(f"threshold {result['threshold']:.4f}"
                               f"{' (Otsu)' if not threshold else ''}: "
                               f"{100 * result['changed_fraction']:.1f} % of valid places changed")
+        eta = result.get("separability")
+        if eta is not None and eta < MIN_SEPARABILITY:
+            feedback.reportError(
+                f"Warning: the distances form no two clear groups (Otsu separability {eta:.2f}; "
+                f"a single normal distribution gives 0.64, clear change/no-change above "
+                f"{MIN_SEPARABILITY}): the automatic threshold splits one group, so the change "
+                "mask is not a change map. Look at the distance raster and set THRESHOLD.",
+                fatalError=False)
         style_ramp_on_load(context, output, "Magma", 0.0, 1.0)
         results = {self.OUTPUT: result["distance"], self.THRESHOLD_USED: result["threshold"],
                    self.CHANGED_FRACTION: result["changed_fraction"]}

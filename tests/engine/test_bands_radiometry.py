@@ -150,9 +150,63 @@ def test_missing_named_band_is_refused(tmp_path):
         return rewrite(p, dst, np.concatenate([data[:7], data[8:], data[:1]]),
                        BANDS[:7] + BANDS[8:] + ["B01"])
 
-    with pytest.raises(InputError, match=r"lacks band\(s\) B8A .*B01"):
+    with pytest.raises(InputError, match=r"names its bands B02, .*B12, B01: it lacks B8A "
+                                         r"\(the model needs B02"):
         run_map({"s2": each_date(tmp_path, "nob8a", make), "dem": [DEM]}, tmp_path / "o.tif")
     assert not os.path.exists(tmp_path / "o.tif")
+
+
+STAC = {"B02": "blue", "B03": "green", "B04": "red", "B05": "rededge1", "B06": "rededge2",
+        "B07": "rededge3", "B08": "nir", "B8A": "nir08", "B11": "swir16", "B12": "swir22"}
+
+
+def test_stac_common_names_are_matched_by_name(tmp_path, baseline):
+    """Bands named with STAC eo common names in another order (blue, green, red, nir,
+    rededge1..3, nir08, swir16, swir22): the same map (first wave: 56 % of pixels equal,
+    taken by position); a 13-band L1C file named coastal..swir22 gives the ten."""
+    stac_order = ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"]
+
+    def make(p, dst):
+        data = rasterio.open(p).read()
+        return rewrite(p, dst, data[[BANDS.index(b) for b in stac_order]],
+                       [STAC[b] for b in stac_order])
+
+    classes, report = run_map({"s2": each_date(tmp_path, "stac", make), "dem": [DEM]},
+                              tmp_path / "o.tif")
+    assert equal_pct(classes, baseline) == 100.0
+    assert any("reading raster bands 1, 2, 3, 5, 6, 7, 4, 8, 9, 10 of 10 (blue, green, red, "
+               "rededge1" in m for m in report.messages)
+    l1c = ["coastal", "blue", "green", "red", "rededge1", "rededge2", "rededge3", "nir", "nir08",
+           "nir09", "cirrus", "swir16", "swir22"]
+    m = match_bands(l1c, BANDS, path="x.tif", modality="s2")
+    assert m.indexes == (2, 3, 4, 5, 6, 7, 8, 9, 12, 13)
+    # whole names only: "B8A narrow NIR" is B8A, not B08 (nir)
+    m = match_bands(["B08 NIR", "B8A narrow NIR"], ["B08", "B8A"], path="x", modality="s2")
+    assert m.indexes == (1, 2)
+
+
+def test_named_bands_that_are_not_the_models_are_refused(tmp_path):
+    """A raster naming its bands with names the model does not know (none, or only some):
+    refused naming what it holds and what the model needs (first wave: taken by position);
+    names that say nothing ("Band 1") count as none; a one-band DEM named "height" is taken."""
+    other = ["b", "g", "r", "re1", "re2", "re3", "n", "n8", "sw1", "sw2"]
+    path = rewrite(S2[0], tmp_path / "S2_20150711_other.tif", None, other)
+    spec = parse_metadata(_doc())
+    with pytest.raises(InputError, match=r"S2_20150711_other.tif' \(s2\) names its bands b, g, r, "
+                                         r"re1.*sw2: none of them is one the model takes \(the "
+                                         r"model needs B02, B03.*B12; .*STAC common names"):
+        open_slice(path, spec.modality("s2"))
+    some = BANDS[:8] + ["swir 1", "swir 2"]
+    path = rewrite(S2[0], tmp_path / "S2_20150711_some.tif", None, some)
+    with pytest.raises(InputError, match=r"it lacks B11, B12 \(the model needs"):
+        open_slice(path, spec.modality("s2"))
+    generic = rewrite(S2[0], tmp_path / "S2_20150711_generic.tif", None,
+                      [f"Band {i}" for i in range(1, 11)])
+    sl = open_slice(generic, spec.modality("s2"))
+    assert sl.indexes == tuple(range(1, 11)) and "names no bands" in sl.notes[0]
+    height = rewrite(DEM, tmp_path / "dem_height.tif", None, ["height"])
+    sl = open_slice(height, spec.modality("dem"))
+    assert sl.indexes == (1,) and "named height, taken as elevation" in sl.notes[0]
 
 
 def test_unnamed_bands_go_by_position_and_the_log_says_so(tmp_path, baseline):
@@ -183,6 +237,161 @@ def test_declared_offset_dn_plus_1000_gives_the_same_map(tmp_path, baseline):
                               tmp_path / "o.tif")
     assert equal_pct(classes, baseline) >= 99.5
     assert any("scale/offset applied (B02 x1-1000" in m for m in report.messages)
+
+
+def test_additive_offset_metadata_item_is_applied(tmp_path, baseline):
+    """DN + 1000 declared only by BOA_ADD_OFFSET band items (as ESA names it and
+    engine.sentinel2 writes it) or a RADIO_ADD_OFFSET dataset item, no GDAL band offset: the
+    same map, logged."""
+
+    def shifted(p):
+        data = rasterio.open(p).read()
+        return np.where(data == 0, 0, data + 1000).astype("uint16")
+
+    def band_items(p, dst):
+        path = rewrite(p, dst, shifted(p), BANDS)
+        with rasterio.open(path, "r+") as ds:
+            for b in range(1, 11):
+                ds.update_tags(b, BOA_ADD_OFFSET="-1000")
+        return path
+
+    def dataset_item(p, dst):
+        return rewrite(p, dst, shifted(p), BANDS, tags={"RADIO_ADD_OFFSET": "-1000"})
+
+    for make in (band_items, dataset_item):
+        classes, report = run_map({"s2": each_date(tmp_path, make.__name__, make),
+                                   "dem": [DEM]}, tmp_path / f"{make.__name__}.tif")
+        assert equal_pct(classes, baseline) == 100.0, make.__name__
+        assert any("additive offset from the metadata" in m and "B02 -1000" in m
+                   for m in report.messages)
+
+
+def test_undeclared_baseline_04_offset_is_warned(tmp_path, baseline):
+    """DN + 1000 dated after 2022-01-25 with no declaration at all: one warning naming the
+    files and saying how to declare the offset; the same data dated 2015, or declared, or
+    plain DN dated 2023 with dark pixels below 1000: no warning."""
+    def dn1000(p, dst, day, offset=None, plus=1000):
+        data = rasterio.open(p).read()
+        path = rewrite(p, dst, np.where(data == 0, 0, data + plus).astype("uint16"), BANDS,
+                       tags={"ACQUISITIONDATETIME": day})
+        if offset is not None:
+            with rasterio.open(path, "r+") as ds:
+                ds.offsets = [offset] * 10
+        return path
+
+    days = ["2023-06-01", "2023-06-11", "2023-06-21", "2023-07-01", "2023-07-11"]
+    cases = {"pb04": {}, "declared": {"offset": -1000.0}, "plain": {"plus": 0}}
+    for name, kw in cases.items():
+        paths = [dn1000(p, tmp_path / f"{name}_{i}.tif", d, **kw)
+                 for i, (p, d) in enumerate(zip(S2, days))]
+        _, report = run_map({"s2": paths, "dem": [DEM]}, tmp_path / f"o_{name}.tif")
+        warned = [m for m in report.messages if "look like DN + 1000" in m]
+        if name == "pb04":
+            assert len(warned) == 1 and "gdal_edit.py -offset -1000" in warned[0]
+            assert "pb04_0.tif" in warned[0] and "pb04_4.tif" in warned[0]
+        elif name == "plain":
+            # the hazy 2015-08-20 L1C scene has no top-of-atmosphere value below 1000 in any
+            # band (darkest 1150): it is warned too, a known limit of the rule; the others not
+            assert len(warned) == 1 and warned[0].endswith("(plain_2.tif)")
+        else:
+            assert not warned, name
+    old = [dn1000(p, tmp_path / f"old_{i}.tif", f"2015-07-{11 + i:02d}") for i, p in
+           enumerate(S2)]
+    _, report = run_map({"s2": old, "dem": [DEM]}, tmp_path / "o_old.tif")
+    assert not any("look like DN + 1000" in m for m in report.messages)
+
+
+def test_zero_in_every_band_is_nodata_without_declaration(tmp_path):
+    """The west 60 columns 0 in every band of every date, no nodata declared: those pixels are
+    nodata in the map and the valid ones equal a run declaring nodata 0 (first wave: all
+    classified forest, valid pixels near the fill 77-88 % equal); logged once naming the files.
+    A pixel 0 in only some bands stays valid."""
+    def make(nodata):
+        def fn(p, dst):
+            data = rasterio.open(p).read()
+            data[:, :, :60] = 0
+            data[3, 50:60, 70:80] = 0           # one band 0: a real value, not nodata
+            return rewrite(p, dst, data, BANDS, nodata=nodata)
+        return fn
+
+    declared, _ = run_map({"s2": each_date(tmp_path, "nd0", make(0)), "dem": [DEM]},
+                          tmp_path / "declared.tif")
+    classes, report = run_map({"s2": each_date(tmp_path, "zero", make(None)), "dem": [DEM]},
+                              tmp_path / "o.tif")
+    with rasterio.open(report.output_path) as src:
+        nodata = src.nodata
+    assert (classes[:, :60] == nodata).all()
+    valid = declared != nodata                 # declared nodata 0 also drops the block
+    assert valid[:, 60:].sum() == valid[:, 60:].size - 100 and (classes[50:60, 70:80] != nodata).all()
+    assert equal_pct(classes[valid], declared[valid]) >= 97.0
+    lines = [m for m in report.messages if "0 in every band" in m]
+    assert len(lines) == 1 and "S2_L1C_20150711_zero.tif" in lines[0]
+    assert "NO_DATA value of Sentinel-2" in lines[0]
+
+
+def test_undeclared_dem_void_value_is_nodata(tmp_path):
+    """30 columns of -32768 in the DEM, no nodata declared: those pixels are nodata in the map,
+    the valid ones equal a run declaring nodata -32768 (first wave: 86.5 % agreement there);
+    logged. Elevation -500 m (below sea level, real) stays valid."""
+    dem = rasterio.open(DEM).read()
+    dem[:, :, 35:65] = -32768
+    dem[:, 0:5, 0:5] = -500.0
+    undeclared = rewrite(DEM, tmp_path / "dem_void.tif", dem, nodata=None)
+    declared = rewrite(DEM, tmp_path / "dem_void_nd.tif", dem, nodata=-32768)
+    want, _ = run_map({"s2": S2, "dem": [declared]}, tmp_path / "want.tif")
+    classes, report = run_map({"s2": S2, "dem": [undeclared]}, tmp_path / "o.tif")
+    with rasterio.open(report.output_path) as src:
+        nodata = src.nodata
+    assert (classes[:, 35:65] == nodata).all() and (classes[0:5, 0:5] != nodata).all()
+    valid = want != nodata
+    assert equal_pct(classes[valid], want[valid]) >= 99.0
+    line = next(m for m in report.messages if "outside -1000 to 9000 m" in m)
+    assert "dem_void.tif" in line and "taken as nodata" in line
+
+
+def test_implied_nodata_is_in_the_read_plan_training_uses(tmp_path):
+    """plan_read's calibration carries the rules; Calibration.apply (engine and training)
+    masks pixels 0 in every band and DEM values outside -1000..9000 m."""
+    from engine.preprocessing.reading import plan_read
+
+    spec = parse_metadata(_doc())
+    with rasterio.open(S2[0]) as src:
+        cal = plan_read(src, spec.modality("s2"), S2[0]).calibration
+    assert cal.zero_nodata and cal.valid_range is None
+    data = np.array([[[0, 0, 5]], [[0, 7, 5]]], np.float32)
+    out = cal.apply(data.copy())
+    assert np.isnan(out[:, 0, 0]).all() and np.isfinite(out[:, 0, 1:]).all()
+    with rasterio.open(DEM) as src:
+        cal = plan_read(src, spec.modality("dem"), DEM).calibration
+    assert not cal.zero_nodata and cal.valid_range == (-1000.0, 9000.0)
+    out = cal.apply(np.array([[[-32768, -9999, -430, 0, 8849, 32767]]], np.float32))
+    assert np.isnan(out[0, 0, [0, 1, 5]]).all() and np.isfinite(out[0, 0, 2:5]).all()
+
+
+def test_undeclared_zero_fill_is_left_out_of_warped_reads(tmp_path):
+    """Read onto a grid shifted half a pixel (a warped read, bilinear): the zero fill is
+    nodata and is not blended into its valid neighbours (first wave: the first valid column
+    read about half its value)."""
+    from affine import Affine
+
+    from engine.align import ModelGrid, SliceReader
+
+    data = rasterio.open(S2[0]).read()
+    data[:, :, :60] = 0
+    path = rewrite(S2[0], tmp_path / "S2_20150711_zerowarp.tif", data, BANDS, nodata=None)
+    sl = open_slice(path, parse_metadata(_doc()).modality("s2"))
+    grid = ModelGrid(sl.crs, sl.transform * Affine.translation(0.5, 0.5), 99, 100, 1.0)
+    reader = SliceReader(sl, grid)
+    try:
+        assert not reader.direct
+        out = reader.read(0, 0, 100, 99)
+    finally:
+        reader.close()
+    assert np.isnan(out[:, :, :59]).all()
+    # column 59 of the shifted grid straddles stored columns 59 (fill) and 60 (valid): it
+    # takes the valid one only, close to stored column 60
+    ratio = out[:, 5:95, 59] / data[:, 5:95, 60]
+    assert np.nanmin(ratio) > 0.7
 
 
 def test_declared_scale_1e4_is_converted_back_to_dn(tmp_path, baseline):

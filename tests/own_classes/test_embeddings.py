@@ -233,3 +233,19 @@ def test_embed_similarity_and_change_through_qgis_process(qgis_env, tiny_models,
                            f"MODEL={tiny_models['segmentation']}", f"S2={rasters.s2[0]}",
                            f"DEM={rasters.dem}", f"OUTPUT={tmp_path / 'x.tif'}")
     assert run.returncode == 1 and "Period 2 has no input" in run.stdout + run.stderr
+
+
+def test_otsu_separability_tells_one_group_from_two():
+    """A single normal distribution of distances gives eta = 2/pi (Otsu 1979): the change tool
+    warns below MIN_SEPARABILITY instead of presenting an arbitrary split as change."""
+    from engine.classes.similarity import MIN_SEPARABILITY, otsu
+
+    rng = np.random.default_rng(0)
+    edges = np.linspace(0.0, 2.0, 257)
+    one = np.histogram(np.clip(rng.normal(0.3, 0.05, 100_000), 0, 2), bins=edges)[0]
+    two = np.histogram(np.clip(np.r_[rng.normal(0.2, 0.04, 80_000),
+                                     rng.normal(0.9, 0.08, 20_000)], 0, 2), bins=edges)[0]
+    t1, eta1 = otsu(one, edges)
+    t2, eta2 = otsu(two, edges)
+    assert abs(eta1 - 2 / np.pi) < 0.01 and eta1 < MIN_SEPARABILITY
+    assert eta2 > 0.9 and 0.3 < t2 < 0.8

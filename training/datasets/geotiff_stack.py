@@ -37,7 +37,8 @@ from torch.utils.data import Dataset
 from engine.contract import Scaling as ContractScaling
 from engine.preprocessing.dates import (check_stack_dates, date_triplets, find_slice_date,
                                        single_date_drops_tiff)
-from engine.preprocessing.radiometry import plan_calibration
+from engine.preprocessing.radiometry import (declared_add_offsets, implied_nodata,
+                                             plan_calibration)
 from engine.preprocessing.reading import ReadPlan, plan_read
 from engine.preprocessing.tokens import model_input
 
@@ -192,8 +193,11 @@ class GeoTiffStack(Dataset):
                 return plan_read(src, spec, path, check=False)
             idx = tuple(int(i) for i in m.band_indexes)
             cal = plan_calibration([src.scales[i - 1] for i in idx],
-                                   [src.offsets[i - 1] for i in idx], spec, path=path)
-        return ReadPlan(idx, cal)
+                                   [src.offsets[i - 1] for i in idx], spec, path=path,
+                                   add_offsets=declared_add_offsets(
+                                       src.tags(), [src.tags(i) for i in idx], spec.bands))
+        zero, valid, _ = implied_nodata(spec, [], declared=True)
+        return ReadPlan(idx, cal.with_nodata(zero, valid))
 
     def info(self) -> list[ModalityInfo]:
         out = []
