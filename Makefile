@@ -7,12 +7,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: all system venv plugin-profile test test-fast demo bench default-model package clean help
+.PHONY: all system venv plugin-profile lint test test-fast demo bench default-model package clean help
 all: help
 
 help:
 	@echo "make demo    install what is missing, then segment the bundled sample through qgis_process"
-	@echo "make test    install what is missing, then run the whole test suite"
+	@echo "make test    install what is missing, then lint (ruff, mypy) and run the whole test suite"
+	@echo "make lint    the static checks alone (ruff.toml, mypy.ini)"
 	@echo "make bench   run the benchmarks (docs/performance.md)"
 	@echo "make default-model   retrain the bundled default model (seeded recipe)"
 	@echo "make package  build dist/maestro-<version>.zip (Plugins > Install from ZIP)"
@@ -33,7 +34,11 @@ venv: system $(STAMP)
 plugin-profile: venv
 	@bash scripts/plugin-profile.sh
 
-test: plugin-profile
+# Static checks first: a finding fails the build before the (long) test suite runs.
+lint: venv
+	@bash scripts/lint.sh
+
+test: plugin-profile lint
 	@bash scripts/run-tests.sh
 
 demo: plugin-profile

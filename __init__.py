@@ -13,7 +13,7 @@ if _PLUGIN_DIR not in sys.path:
     sys.path.insert(0, _PLUGIN_DIR)
 
 
-def classFactory(iface):  # noqa: N802 (QGIS API name)
+def classFactory(iface):
     """Return the plugin object. ``iface`` is None under qgis_process."""
     from maestro_plugin.plugin import MaestroPlugin
 

@@ -94,7 +94,8 @@ def run(model: str, inputs: dict, workers: int, area: tuple, block_px: int,
         threads: int | None = None) -> dict:
     """One batch job with ``workers`` local worker processes (``threads`` onnxruntime threads
     each; None = cores / workers) into a fresh folder."""
-    from engine.batch import BatchOptions, run_batch
+    from engine.api import RunOptions
+    from engine.batch import BatchArea, BatchOptions, run_batch
 
     import resource
 
@@ -106,9 +107,10 @@ def run(model: str, inputs: dict, workers: int, area: tuple, block_px: int,
                    (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN) for f in ("ru_utime", "ru_stime"))
     cpu0 = cpu_seconds()
     t0 = time.perf_counter()
-    report = run_batch(model, inputs, out, BatchOptions(block_px=block_px, workers=workers,
-                                                        threads=threads),
-                       area_bounds=area)
+    report = run_batch(model, inputs, out,
+                       BatchOptions(block_px=block_px, workers=workers,
+                                    run=RunOptions(threads=threads)),
+                       area=BatchArea(bounds=area))
     total = time.perf_counter() - t0
     return {"workers": workers, "blocks": report.blocks_run, "total_s": total,
             "cores_used": (cpu_seconds() - cpu0) / total,

@@ -19,6 +19,7 @@ band(s) and the window.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,8 +37,8 @@ class ModelGrid:
         scale: pixels of this grid per reference pixel (``t / T``).
     """
 
-    crs: object
-    transform: object
+    crs: Any
+    transform: Any
     width: int
     height: int
     scale: float
@@ -171,6 +172,7 @@ class SliceReader:
         from rasterio.windows import Window, transform as window_transform
         import rasterio
 
+        assert self.slice.gcps is not None
         gcps, gcp_crs = self.slice.gcps
         out = np.full((len(self.indexes), size, width), np.nan, dtype=np.float32)
         try:

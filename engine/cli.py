@@ -7,63 +7,19 @@ Each subcommand is an entry of :data:`SUBCOMMANDS`: ``name -> (add_parser, main)
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import math
 import os
 import signal
 import sys
-import tempfile
 import threading
-from typing import Callable, Sequence
+from typing import Callable
 
+from .cli_common import check_bounds, one_line, parse_date, parse_input, report_unexpected
 from .errors import InputError, MaestroError, OutputError
 
 #: Extensions of the rasters ``run`` writes (GeoTIFF / COG only).
 GEOTIFF_EXTENSIONS = (".tif", ".tiff")
-#: Where the CLI writes the traceback of an unexpected error (one clear line on stderr).
-DEBUG_LOG = os.path.join(tempfile.gettempdir(), "maestro-engine-debug.log")
-
-
-def _parse_input(text: str) -> tuple[str, str]:
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"--input must be MODALITY=PATH (got '{text}')")
-    return name.lower(), path
-
-
-def _parse_date(text: str) -> tuple[str, str, _dt.date]:
-    name, sep, rest = text.partition("=")
-    path, sep2, day = rest.rpartition("=")
-    if not (sep and sep2 and name and path):
-        raise argparse.ArgumentTypeError(f"--date must be MODALITY=PATH=YYYY-MM-DD (got '{text}')")
-    try:
-        return name.lower(), path, _dt.date.fromisoformat(day)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--date: '{day}' is not YYYY-MM-DD") from exc
-
-
-def check_bounds(bounds: Sequence[float] | None, option: str = "--bounds") -> None:
-    """Refuse bounds that are not four finite numbers with xmin < xmax and ymin < ymax.
-
-    Raises:
-        InputError: naming the option and the offending values.
-    """
-    if bounds is None:
-        return
-    if len(bounds) != 4:
-        raise InputError(f"{option} needs four numbers XMIN YMIN XMAX YMAX (got {len(bounds)})")
-    bad = [v for v in bounds if not math.isfinite(v)]
-    if bad:
-        raise InputError(f"{option} {' '.join(map(str, bounds))}: {bad[0]} is not a finite "
-                         "number (XMIN YMIN XMAX YMAX in the reference raster's CRS)")
-    xmin, ymin, xmax, ymax = bounds
-    if not xmin < xmax:
-        raise InputError(f"{option}: XMIN {xmin:g} must be less than XMAX {xmax:g} "
-                         "(order: XMIN YMIN XMAX YMAX)")
-    if not ymin < ymax:
-        raise InputError(f"{option}: YMIN {ymin:g} must be less than YMAX {ymax:g} "
-                         "(order: XMIN YMIN XMAX YMAX)")
 
 
 def check_raster_output(path: str | None, option: str) -> None:
@@ -94,9 +50,9 @@ def check_run_numbers(args) -> None:
 def add_run_parser(subparsers) -> None:
     p = subparsers.add_parser("run", help="run a model over rasters and write its output raster")
     p.add_argument("--model", required=True, help="ONNX model exported by MAESTRO's training")
-    p.add_argument("--input", action="append", type=_parse_input, default=[], metavar="M=PATH",
+    p.add_argument("--input", action="append", type=parse_input, default=[], metavar="M=PATH",
                    help="an input raster of modality M (repeat: one per date and modality)")
-    p.add_argument("--date", action="append", type=_parse_date, default=[],
+    p.add_argument("--date", action="append", type=parse_date, default=[],
                    metavar="M=PATH=YYYY-MM-DD", help="explicit date of one input raster")
     p.add_argument("--output", required=True, help="output GeoTIFF (COG)")
     p.add_argument("--confidence", default=None, help="optional confidence GeoTIFF")
@@ -234,29 +190,11 @@ def _quiet_gdal() -> None:
     gdal.SetErrorHandler("CPLQuietErrorHandler")  # global: tiles are read in another thread
 
 
-def one_line(exc: BaseException) -> str:
-    """The exception's message on one line (line breaks become '; ')."""
-    return "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
-
-
-def report_unexpected(exc: BaseException) -> str:
-    """Append the traceback to :data:`DEBUG_LOG`; returns the log's path ('' if unwritable)."""
-    import traceback
-
-    try:
-        with open(DEBUG_LOG, "a", encoding="utf-8") as f:
-            f.write(f"--- {_dt.datetime.now().isoformat(timespec='seconds')} "
-                    f"pid {os.getpid()}: {' '.join(sys.argv)}\n")
-            f.write("".join(traceback.format_exception(exc)))
-        return DEBUG_LOG
-    except OSError:
-        return ""
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, run the subcommand; every error is one line ``error: Type: message``
     on stderr (exit status 2; 130 when interrupted), never a traceback (an unexpected
-    error's traceback goes to :data:`DEBUG_LOG`, or to stderr with MAESTRO_DEBUG=1)."""
+    error's traceback goes to :data:`engine.cli_common.DEBUG_LOG`, or to stderr with
+    MAESTRO_DEBUG=1)."""
     args = build_parser().parse_args(argv)
     _quiet_gdal()
     if args._main is main_run:

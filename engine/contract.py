@@ -17,6 +17,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
 from .errors import ContractError
+from .modalities import Modality, describe
+from .tasks import EMBEDDINGS_OUTPUT, TaskSpec
+from .tasks import TASKS as TASK_REGISTRY
 
 #: Key of the JSON document in the ONNX ``metadata_props``.
 METADATA_KEY = "maestro"
@@ -24,14 +27,13 @@ METADATA_KEY = "maestro"
 SCHEMA_VERSION = 2
 #: Schema versions this engine reads (version 1 models are fed date-level masks).
 SUPPORTED_SCHEMA_VERSIONS = (1, 2)
-TASKS = ("segmentation", "classification", "embedding")
+#: Task names, from the task registry (engine/tasks).
+TASKS = tuple(TASK_REGISTRY)
 #: Output tensor name per task (see docs/model-contract.md).
-OUTPUT_NAMES = {"segmentation": "logits", "classification": "logits", "embedding": "embeddings"}
+OUTPUT_NAMES = {name: spec.output_name for name, spec in TASK_REGISTRY.items()}
 #: Name of the extra input holding the date-encoding origin.
 REF_DATE_INPUT = "ref_date"
 SCALING_TRANSFORMS = ("none", "log")
-#: Name of the encoder-feature output every version-2 model has.
-EMBEDDINGS_OUTPUT = "embeddings"
 RADIOMETRY_QUANTITIES = ("reflectance", "backscatter", "elevation", "other")
 #: Bounds on the metadata document (issue 12: a 100,000-deep document must be refused, not
 #: crash the reader): characters of its JSON text, nesting depth, values in all.
@@ -135,6 +137,12 @@ class ModalitySpec:
         """Tokens per date (grid ** 2): the last axis of a version-2 ``<m>_mask``."""
         return self.grid ** 2
 
+    @property
+    def description(self) -> Modality | None:
+        """What this modality is (engine.modalities: title, native resolution, MAESTRO's
+        scaling, default radiometry); None for a modality MAESTRO's datasets lack."""
+        return describe(self.name)
+
 
 @dataclass(frozen=True)
 class ClassSpec:
@@ -179,14 +187,19 @@ class ModelMetadata:
         return tuple(m.name for m in self.modalities)
 
     @property
+    def task_spec(self) -> TaskSpec:
+        """The task's registered spec (engine/tasks)."""
+        return TASK_REGISTRY[self.task]
+
+    @property
     def output_name(self) -> str:
-        return OUTPUT_NAMES[self.task]
+        return self.task_spec.output_name
 
     @property
     def output_names(self) -> tuple[str, ...]:
         """Every graph output: the task's, plus ``embeddings`` for a version-2
         segmentation or classification model."""
-        if self.schema_version >= 2 and self.task != "embedding":
+        if self.schema_version >= 2 and self.output_name != EMBEDDINGS_OUTPUT:
             return (self.output_name, EMBEDDINGS_OUTPUT)
         return (self.output_name,)
 
@@ -378,10 +391,11 @@ def _parse_modality(doc: Any, index: int) -> ModalitySpec:
 
 
 def _parse_classes(doc: Any, task: str) -> tuple[ClassSpec, ...]:
-    if task == "embedding" and (doc is None or doc == []):
+    has_classes = TASK_REGISTRY[task].has_classes
+    if not has_classes and (doc is None or doc == []):
         return ()
     seq = _typed(doc, list, "classes")
-    if task != "embedding" and len(seq) < 1:
+    if has_classes and len(seq) < 1:
         raise _fail("field 'classes' must list at least one class")
     classes = []
     for i, item in enumerate(seq):
@@ -432,8 +446,8 @@ def parse_metadata(doc: Mapping[str, Any] | str) -> ModelMetadata:
                     f"versions {list(SUPPORTED_SCHEMA_VERSIONS)}")
     name = _typed(_require(doc, "name", ""), str, "name")
     task = _typed(_require(doc, "task", ""), str, "task")
-    if task not in TASKS:
-        raise _fail(f"field 'task' must be one of {TASKS} (got '{task[:40]}')")
+    if task not in TASK_REGISTRY:
+        raise _fail(f"field 'task' must be one of {tuple(TASK_REGISTRY)} (got '{task[:40]}')")
     mods = _typed(_require(doc, "modalities", ""), list, "modalities")
     if not mods:
         raise _fail("field 'modalities' is empty")
@@ -455,10 +469,12 @@ def parse_metadata(doc: Mapping[str, Any] | str) -> ModelMetadata:
     classes = _parse_classes(doc.get("classes"), task)
     multilabel = doc.get("multilabel")
     multilabel = False if multilabel is None else _typed(multilabel, bool, "multilabel")
-    if multilabel and task != "classification":
-        raise _fail("field 'multilabel' is only valid for classification")
+    spec = TASK_REGISTRY[task]
+    if multilabel and not spec.multilabel:
+        raise _fail("field 'multilabel' is only valid for "
+                    + ", ".join(t.name for t in TASK_REGISTRY.values() if t.multilabel))
     emb = doc.get("embedding_dim")
-    if task == "embedding" or emb is not None:
+    if spec.needs_embedding_dim or emb is not None:
         emb = _positive(_require(doc, "embedding_dim", ""), "embedding_dim", True,
                         MAX_EMBEDDING_DIM)
     provenance = _require(doc, "provenance", "")
@@ -516,22 +532,23 @@ def expected_inputs(meta: ModelMetadata) -> dict[str, tuple[str, tuple[int | Non
 
 def expected_outputs(meta: ModelMetadata) -> dict[str, tuple[int | None, ...]]:
     """ONNX output name -> shape (None = dynamic or not fixed by the metadata)."""
-    ref = meta.reference
-    outputs: dict[str, tuple[int | None, ...]] = {}
-    if meta.task == "segmentation":
-        outputs["logits"] = (None, len(meta.classes), ref.tile_px, ref.tile_px)
-    elif meta.task == "classification":
-        outputs["logits"] = (None, len(meta.classes))
-    if EMBEDDINGS_OUTPUT in meta.output_names:
-        outputs[EMBEDDINGS_OUTPUT] = (None, meta.embedding_dim, ref.grid, ref.grid)
-    return outputs
+    return {name: TASK_REGISTRY[name_task].output_shape(meta)
+            for name, name_task in _output_tasks(meta).items()}
+
+
+def _output_tasks(meta: ModelMetadata) -> dict[str, str]:
+    """Graph output name -> the registered task whose spec gives its shape."""
+    return {name: meta.task if name == meta.output_name else
+            next(t.name for t in TASK_REGISTRY.values() if t.output_name == name)
+            for name in meta.output_names}
 
 
 def _dims_field(name: str, axis: int, meta: ModelMetadata) -> str:
     """The metadata field a graph dimension is checked against (for error messages)."""
-    if name in ("logits", EMBEDDINGS_OUTPUT):
+    output_tasks = _output_tasks(meta)
+    if name in output_tasks:
         if axis == 1:
-            return "embedding_dim" if name == EMBEDDINGS_OUTPUT else "classes"
+            return "classes" if TASK_REGISTRY[output_tasks[name]].has_classes else "embedding_dim"
         return f"modalities[{meta.reference_modality}].tile_px"
     for m in meta.modalities:
         pixels, dates, mask = m.input_names

@@ -33,7 +33,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -46,7 +46,10 @@ from .preprocessing.geometry import grid_raster, pixel_size_warning
 from .preprocessing.tokens import model_input
 from .stack import Slice, collect_stack, display_name, reference_date
 from .tiling import TileGrid, offset_quantum
-from .writer import CLASS_NODATA, RasterWriter, check_writable
+from .tasks import EMBEDDINGS_OUTPUT, TaskSpec, written_task
+from .tasks.spec import confidence
+from .types import RunReport
+from .writer import RasterWriter, check_writable
 
 
 #: Floor and multiplier of the GDAL block cache set for a run (see bounded_gdal_cache).
@@ -150,30 +153,31 @@ class Runner:
         if int(opts.batch_size) < 1:
             raise InputError(f"batch size must be at least 1 (got {opts.batch_size})")
 
-    def _chosen_output(self, meta: ModelMetadata) -> tuple[str, str]:
-        """(layout, graph output) the run writes: the task output, or with
-        ``options.output == "embeddings"`` the encoder features of any model that has them
-        (embedding models; schema-2 segmentation/classification models), written like an
-        embedding model's output (float32 on the token grid, one band per dimension).
+    def _chosen_output(self, meta: ModelMetadata) -> TaskSpec:
+        """The registered task whose output the run writes (engine.tasks.written_task): the
+        model's own, or with ``options.output == "embeddings"`` the embedding task, whose
+        output (the encoder features) every contract-2 model also gives.
 
         Raises:
             InputError: an unknown output name, or a model without an ``embeddings`` output.
         """
         wanted = getattr(self.options, "output", None) or meta.output_name
-        if wanted == meta.output_name:
-            return meta.task, wanted
-        if wanted != "embeddings":
+        try:
+            task = written_task(meta, wanted)
+        except KeyError:
             raise InputError(f"output '{wanted}' is not one this engine writes (the task output "
-                             f"'{meta.output_name}' or 'embeddings')")
+                             f"'{meta.output_name}' or '{EMBEDDINGS_OUTPUT}')") from None
+        if task.name == meta.task:
+            return task
         from .session import inspect_model
 
         names = [o.name for o in inspect_model(self.model_path)[2]]
-        if "embeddings" not in names or not meta.embedding_dim:
+        if wanted not in names or (task.needs_embedding_dim and not meta.embedding_dim):
             raise InputError(
-                f"model '{meta.name}' ({self.model_path}) has no 'embeddings' output (outputs: "
+                f"model '{meta.name}' ({self.model_path}) has no '{wanted}' output (outputs: "
                 f"{names}; contract version {meta.schema_version}): re-export it with contract "
                 "version 2, which gives every model its encoder features")
-        return "embedding", "embeddings"
+        return task
 
     def _collect(self, meta: ModelMetadata) -> dict[str, list[Slice]]:
         given = {str(k).lower(): v for k, v in self.inputs.items()}
@@ -238,7 +242,6 @@ class Runner:
 
     # ------------------------------------------------------------------ run
     def run(self):
-        from .api import RunReport
         from .session import cached_session
 
         start = time.perf_counter()
@@ -250,7 +253,7 @@ class Runner:
             self.log(f"model {meta.name} uses contract version {meta.schema_version}: nodata "
                      "pixels are zero-filled and whole tiles are attended; re-export it for "
                      "missing-data masks")
-        self._kind, self._output_name = self._chosen_output(meta)
+        self._task = self._chosen_output(meta)
         stacks = self._collect(meta)
         ref_date = reference_date(meta, stacks)
         ref = meta.reference
@@ -261,15 +264,11 @@ class Runner:
         self._report_grids(meta, stacks, grid_slice)
 
         T = ref.tile_px
-        if self._kind == "segmentation":
-            factor, quantum = 1, offset_quantum(meta)
-        elif self._kind == "classification":
-            factor, quantum = T, offset_quantum(meta, extra=T)
-        else:
-            factor, quantum = ref.patch_px, offset_quantum(meta, extra=ref.patch_px)
+        factor = self._task.grid_factor(ref)
+        quantum = offset_quantum(meta, extra=factor)
         tiles_grid = TileGrid.build(grid_slice.width, grid_slice.height, T,
                                     self.options.tile_overlap_pct, quantum,
-                                    no_overlap=self._kind == "classification")
+                                    no_overlap=not self._task.overlapping_tiles)
         out_rows, out_cols = self._output_window(grid_slice, factor)
         tiles = tiles_grid.tiles((out_rows[0] * factor, out_rows[1] * factor),
                                  (out_cols[0] * factor, out_cols[1] * factor))
@@ -332,8 +331,10 @@ class Runner:
         """
         self._token_masks = meta.token_masks if token_masks is None else token_masks
         keep_hour = not self._token_masks
-        self._dates = {m.name: np.array([date_triplet(s.when, keep_hour) for s in stacks[m.name]],
-                                        dtype=np.int32).reshape(-1, 3) for m in meta.modalities}
+        # every slice's ``when`` is filled by now (open_stack)
+        self._dates = {m.name: np.array([date_triplet(s.when, keep_hour)  # type: ignore[arg-type]
+                                         for s in stacks[m.name]], dtype=np.int32).reshape(-1, 3)
+                       for m in meta.modalities}
         self._ref_date = np.array(date_triplet(ref_date, keep_hour), dtype=np.int32)
 
     def _report_grids(self, meta, stacks, grid_slice) -> None:
@@ -358,18 +359,12 @@ class Runner:
         check_writable(self.output_path)
         common = dict(width=width, height=height, crs=grid_slice.crs, transform=transform,
                       cog=self.options.cog)
-        if self._kind == "embedding":
-            main = RasterWriter(self.output_path, count=meta.embedding_dim, dtype="float32",
-                                band_names=[f"embedding_{i}" for i in range(meta.embedding_dim)],
-                                **common)
-        elif self._kind == "classification" and meta.multilabel:
-            main = RasterWriter(self.output_path, count=len(meta.classes), dtype="float32",
-                                band_names=[c.name for c in meta.classes], **common)
-        else:
-            main = RasterWriter(self.output_path, count=1, dtype="uint8", classes=meta.classes,
-                                band_names=["class"], **common)
+        layout = self._task.layout(meta)
+        main = RasterWriter(self.output_path, count=layout.count, dtype=layout.dtype,
+                            classes=layout.classes, band_names=list(layout.band_names),
+                            **common)
         writers = [main]
-        self._with_confidence = bool(conf) and main.dtype == "uint8"
+        self._with_confidence = bool(conf) and layout.class_ids
         if conf and not self._with_confidence:
             self.log("no confidence raster for this task (its output already holds scores)")
         if self._with_confidence:
@@ -402,8 +397,8 @@ class Runner:
         n = len(batch_tiles)
         token_masks = getattr(self, "_token_masks", meta.token_masks)
         seen = {m.name: False for m in meta.modalities}
-        arrays = {m.name: [None] * n for m in meta.modalities}
-        masks = {m.name: [None] * n for m in meta.modalities}
+        arrays: dict[str, list[Any]] = {m.name: [None] * n for m in meta.modalities}
+        masks: dict[str, list[Any]] = {m.name: [None] * n for m in meta.modalities}
         valid = [np.ones((T, T), dtype=bool) for _ in range(n)]
         runnable = [True] * n
         strips: dict[int, list[int]] = {}
@@ -436,32 +431,33 @@ class Runner:
                      {name: arrays[name][i] for name in arrays},
                      {name: masks[name][i] for name in masks}, valid[i]) for i in range(n)]
         run = [i for i, p in enumerate(per_tile) if p[0]]
-        feeds = None
+        feeds: dict[str, np.ndarray] | None = None
         if run:
             feeds = {}
             for m in meta.modalities:
-                pixels, dates, mask = m.input_names
-                feeds[pixels] = np.stack([per_tile[i][1][m.name] for i in run])
-                feeds[mask] = np.stack([per_tile[i][2][m.name] for i in run])
-                feeds[dates] = np.repeat(self._dates[m.name][None], len(run), axis=0)
+                pixels_name, dates_name, mask_name = m.input_names
+                feeds[pixels_name] = np.stack([per_tile[i][1][m.name] for i in run])
+                feeds[mask_name] = np.stack([per_tile[i][2][m.name] for i in run])
+                feeds[dates_name] = np.repeat(self._dates[m.name][None], len(run), axis=0)
             feeds[REF_DATE_INPUT] = np.repeat(self._ref_date[None], len(run), axis=0)
         return PreparedBatch(list(batch_tiles), run, feeds, [per_tile[i][3] for i in run], seen)
 
     def _loop(self, session, meta, readers, grids, tiles, factor, out_rows, out_cols, writers,
               executor) -> tuple[int, dict]:
-        task, T = self._kind, meta.reference.tile_px
+        task, T = self._task, meta.reference.tile_px
         to = T // factor
-        channels = meta.embedding_dim if task == "embedding" else len(meta.classes)
+        channels = task.channels(meta)
         flush = self._make_flush(meta, writers)
         acc = RowAccumulator(channels, out_rows, out_cols, to, flush)
         bs = int(self.options.batch_size)
         batches = [tiles[i:i + bs] for i in range(0, len(tiles), bs)]
-        output_name = self._output_name
+        output_name = task.output_name
         ran, done = 0, 0
         seen = {m: False for m in meta.modality_names}
         pending = executor.submit(self._prepare, batches[0], meta, readers, grids) if batches else None
         for b in range(len(batches)):
             self.check_cancel()
+            assert pending is not None
             prepared = pending.result()
             pending = (executor.submit(self._prepare, batches[b + 1], meta, readers, grids)
                        if b + 1 < len(batches) else None)
@@ -469,10 +465,9 @@ class Runner:
                 seen[m] |= s
             out = None
             if prepared.feeds is not None:
-                out = session.run([output_name], prepared.feeds)[0]
-                if task == "classification":
-                    out = out[:, :, None, None]                          # [B, K, 1, 1]
+                out = task.to_grid(session.run([output_name], prepared.feeds)[0])
             for j, i in enumerate(prepared.run):
+                assert out is not None                  # prepared.run is empty without feeds
                 row, col = prepared.tiles[i]
                 valid = prepared.valid[j]
                 if factor > 1:
@@ -488,26 +483,14 @@ class Runner:
 
     def _make_flush(self, meta: ModelMetadata, writers: list[RasterWriter]):
         """The callback turning blended sums into output rows and writing them."""
-        task, multilabel = self._kind, meta.multilabel and self._kind == "classification"
+        decode = self._task.decode
         with_conf = self._with_confidence
 
         def flush(row: int, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray) -> None:
             ok = valid & (weights > 0)
             values = sums / np.where(weights > 0, weights, 1.0)[None]
-            if task == "embedding" or multilabel:
-                if multilabel:
-                    values = 1.0 / (1.0 + np.exp(-values))
-                values = values.astype(np.float32)
-                values[:, ~ok] = np.nan
-                writers[0].write_rows(row, values)
-                return
-            classes = values.argmax(axis=0).astype(np.uint8)
-            classes[~ok] = CLASS_NODATA
-            writers[0].write_rows(row, classes[None])
+            writers[0].write_rows(row, decode(values, ok, meta))
             if with_conf:
-                shifted = values - values.max(axis=0, keepdims=True)
-                conf = (1.0 / np.exp(shifted).sum(axis=0)).astype(np.float32)  # max softmax
-                conf[~ok] = np.nan
-                writers[1].write_rows(row, conf[None])
+                writers[1].write_rows(row, confidence(values, ok))
 
         return flush

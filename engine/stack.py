@@ -18,12 +18,13 @@ import datetime as _dt
 import os
 import re
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .contract import ModalitySpec, ModelMetadata
 from .errors import InputError
+from .types import SliceInput
 from .preprocessing.dates import (DateFound, check_stack_dates, find_slice_date,
                                   single_date_drops_tiff)
 
@@ -54,14 +55,14 @@ class Slice:
     path: str
     when: _dt.datetime | None
     date_source: str
-    crs: object
-    transform: object
+    crs: Any
+    transform: Any
     width: int
     height: int
     bounds: tuple[float, float, float, float]
     count: int
     indexes: tuple[int, ...] | None = None
-    calibration: object | None = None
+    calibration: Any = None
     flipped: bool = False
     gcps: tuple | None = None
     notes: tuple[str, ...] = ()
@@ -73,7 +74,7 @@ class Slice:
         return list(self.indexes) if self.indexes else list(range(1, self.count + 1))
 
 
-def read_errors() -> tuple[type, ...]:
+def read_errors() -> tuple[type[BaseException], ...]:
     """Exception types a GDAL read raises (see engine.preprocessing.reading)."""
     from .preprocessing.reading import gdal_read_errors
 
@@ -185,18 +186,18 @@ def collect_stack(spec: ModalitySpec, items: Sequence, log: Callable[[str], None
             or a check of :func:`engine.preprocessing.dates.check_stack_dates` (same file or
             content twice, every date from TIFFTAG_DATETIME).
     """
-    from .api import SliceInput
-
     slices = []
     for item in items:
-        item = SliceInput(item) if isinstance(item, (str, os.PathLike)) else item
+        item = SliceInput(os.fspath(item)) if isinstance(item, (str, os.PathLike)) else item
         slices.append(open_slice(os.fspath(item.path), spec, item.date))
     if not slices:
         raise InputError(f"modality '{spec.name}' has no input raster")
     if single_date_drops_tiff([DateFound(s.when, s.date_source) if s.when else None
                                for s in slices], spec.max_dates):
+        first_when = slices[0].when
+        assert first_when is not None                   # single_date_drops_tiff needs a date
         log(f"{spec.name}: {os.path.basename(slices[0].path)} has only TIFFTAG_DATETIME "
-            f"({slices[0].when.date().isoformat()}), the time the file was written: it takes "
+            f"({first_when.date().isoformat()}), the time the file was written: it takes "
             "the reference date instead")
         slices[0].when, slices[0].date_source = None, ""
     undated = [s.path for s in slices if s.when is None]

@@ -23,9 +23,8 @@ import numpy as np
 
 from .contract import ClassSpec
 from .errors import OutputError
+from .tasks.spec import CLASS_NODATA  # nodata of class rasters (uint8); float rasters use NaN
 
-#: Nodata of class rasters (uint8); float rasters use NaN.
-CLASS_NODATA = 255
 BLOCK = 256
 
 
@@ -79,7 +78,7 @@ def remove_stale_temporaries(folder: str) -> list[str]:
     Returns:
         The paths removed.
     """
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(folder)
     except OSError:

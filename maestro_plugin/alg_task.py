@@ -22,10 +22,10 @@ class KeepingFeedback(QgsProcessingFeedback):
         self.errors: list[str] = []
         self.lines: list[str] = []
 
-    def reportError(self, error, fatalError=False):  # noqa: N802,N803 (QGIS API names)
+    def reportError(self, error, fatalError=False):
         self.errors.append(str(error))
 
-    def pushInfo(self, info):  # noqa: N802 (QGIS API name)
+    def pushInfo(self, info):
         self.lines.append(str(info))
 
 

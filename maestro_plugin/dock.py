@@ -651,7 +651,7 @@ class MaestroDock(QgsDockWidget):
                 if previous is not None:
                     canvas.setMapTool(previous)
 
-    def hideEvent(self, event):  # noqa: N802 (Qt API name)
+    def hideEvent(self, event):
         """A closed panel gives the map its previous tool back (and hides the cross)."""
         try:
             if self.similarity_button.isChecked():

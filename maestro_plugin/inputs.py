@@ -1,8 +1,8 @@
 """From "layers the user chose per modality parameter" to the engine's ``inputs`` dict.
 
 Shared by the Processing algorithms and the dock, so both check the same things and say
-the same words. Pure Python: no qgis import; the engine is imported only in
-:func:`to_engine_inputs`.
+the same words. Pure Python: no qgis import; of the engine, only the modality descriptions
+(:mod:`engine.modalities`, pure Python) at import, the rest in :func:`to_engine_inputs`.
 
 Vocabulary: a *parameter name* is the modality name in upper case (``S2``, ``DEM``,
 ``S1_ASC``...), the key of the Processing parameter and of the dock row; the engine and the
@@ -16,20 +16,14 @@ import re
 from dataclasses import dataclass, replace
 from typing import Iterable, Mapping, Sequence
 
-#: Modalities an algorithm has a parameter for (Processing declares parameters before the
-#: model is known): MAESTRO's modalities (FLAIR-HUB, TreeSatAI-TS, PASTIS-HD, S2-NAIP):
-#: S1 is Sentinel-1 as one modality (S2-NAIP's ``sen1``), SPOT the SPOT 6-7 images.
-MODALITY_PARAMS = ("AERIAL", "DEM", "S2", "S1_ASC", "S1_DESC", "S1", "SPOT")
+from engine.modalities import MODALITIES
 
-MODALITY_TITLES = {
-    "AERIAL": "Aerial orthophoto (RGB / RGBI)",
-    "DEM": "Elevation model (DEM)",
-    "S2": "Sentinel-2 time series",
-    "S1_ASC": "Sentinel-1 ascending time series",
-    "S1_DESC": "Sentinel-1 descending time series",
-    "S1": "Sentinel-1 time series (one modality)",
-    "SPOT": "SPOT 6-7 image",
-}
+#: Modalities an algorithm has a parameter for (Processing declares parameters before the
+#: model is known): MAESTRO's modalities, one per description in :mod:`engine.modalities`.
+MODALITY_PARAMS = tuple(m.parameter for m in MODALITIES.values())
+
+#: Parameter name -> the modality's title (engine.modalities).
+MODALITY_TITLES = {m.parameter: m.title for m in MODALITIES.values()}
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 

@@ -39,7 +39,7 @@ class MaestroPlugin:
         except Exception:  # noqa: BLE001
             _log_exception("MAESTRO: dependencies folder")
 
-    def initProcessing(self):  # noqa: N802 (QGIS API name)
+    def initProcessing(self):
         if self.provider is None:
             provider = MaestroProvider()
             # False when a provider "maestro" is already registered (a second plugin
@@ -50,7 +50,7 @@ class MaestroPlugin:
                 QgsMessageLog.logMessage("MAESTRO: a 'maestro' Processing provider is already "
                                          "registered", "MAESTRO", Qgis.MessageLevel.Warning)
 
-    def initGui(self):  # noqa: N802 (QGIS API name)
+    def initGui(self):
         self.initProcessing()
         if self.iface is None:
             return

@@ -18,16 +18,16 @@ class MaestroProvider(QgsProcessingProvider):
     def name(self):
         return "MAESTRO"
 
-    def longName(self):  # noqa: N802 (QGIS API name)
+    def longName(self):
         return "MAESTRO land cover (multimodal time series, ONNX)"
 
     def icon(self):
         return QIcon(os.path.join(PLUGIN_DIR, "resources", "icons", "maestro.svg"))
 
-    def supportedOutputRasterLayerExtensions(self):  # noqa: N802 (QGIS API name)
+    def supportedOutputRasterLayerExtensions(self):
         # The engine writes GeoTIFF (COG) only.
         return ["tif"]
 
-    def loadAlgorithms(self):  # noqa: N802 (QGIS API name)
+    def loadAlgorithms(self):
         for cls in ALGORITHMS:
             self.addAlgorithm(cls())

@@ -30,7 +30,7 @@ class SimilarityMapTool(QgsMapTool):
         super().__init__(canvas)
         self.setCursor(Qt.CursorShape.CrossCursor)
 
-    def canvasReleaseEvent(self, event):  # noqa: N802 (QGIS API name)
+    def canvasReleaseEvent(self, event):
         if event.button() == Qt.MouseButton.LeftButton:
             self.clicked.emit(event.mapPoint())
 

@@ -43,7 +43,7 @@ class LayerStyler(QgsProcessingLayerPostProcessorInterface):
         self.classes = tuple(classes or ())
         self.confidence = confidence
 
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API name)
+    def postProcessLayer(self, layer, context, feedback):
         try:
             if not isinstance(layer, QgsRasterLayer) or not layer.isValid():
                 return

@@ -455,7 +455,6 @@ def result_or_refusal(inp, name, args, needles, shape=(101, 100), same_as_refere
     ``same_as_reference``: the input holds the same data as the sample's first date in
     another form, so a correct map equals the reference map pixel for pixel.
     ``warning``: a map is only fine with a log line naming the problem (the needles)."""
-    import numpy as np
     import rasterio
 
     folder = inp.case_dir(name)

@@ -19,6 +19,8 @@ import sys
 
 import torch
 
+from engine.tasks import TASKS
+
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 
@@ -143,7 +145,7 @@ def _export_main(argv: list[str]) -> int:
     p.add_argument("--config", required=True, help="the YAML config the model was trained with")
     p.add_argument("--ckpt", help="Lightning checkpoint (default: the config's initial weights)")
     p.add_argument("--output", required=True, help="ONNX file to write")
-    p.add_argument("--task", choices=("segmentation", "classification", "embedding"),
+    p.add_argument("--task", choices=tuple(TASKS),
                    help="default: the checkpoint's own task (embedding for pretraining)")
     p.add_argument("--name", help="model name in the metadata")
     a, rest = p.parse_known_args(argv)
@@ -158,8 +160,7 @@ def _import_official_main(argv: list[str]) -> int:
                                 description="Convert an official MAESTRO checkpoint to ONNX.")
     p.add_argument("ckpt", help="official Lightning .ckpt (e.g. IGNF/MAESTRO_FLAIR-HUB_base)")
     p.add_argument("--config", required=True, help="YAML config describing the model and data")
-    p.add_argument("--task", required=True, choices=("classification", "segmentation",
-                                                     "embedding"))
+    p.add_argument("--task", required=True, choices=tuple(TASKS))
     p.add_argument("--output", required=True, help="ONNX file to write")
     p.add_argument("--weights", choices=("ema", "model"), default="ema",
                    help="ema: the EMA copy, which the official fine-tuning evaluates; model: "

@@ -29,7 +29,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from engine.contract import (EMBEDDINGS_OUTPUT, METADATA_KEY, REF_DATE_INPUT, ModelMetadata,
+from engine.contract import (METADATA_KEY, REF_DATE_INPUT, ModelMetadata,
                              read_model_metadata)
 
 OPSET = 17

@@ -58,6 +58,7 @@ from typing import Any, Mapping
 import torch
 
 from engine.contract import build_metadata
+from engine.tasks import TASKS
 
 from .export import config_from_metadata, export_onnx
 from .models import Maestro
@@ -348,7 +349,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="official MAESTRO .ckpt")
     parser.add_argument("--config", required=True, help="YAML import config")
     parser.add_argument("--task", required=True,
-                        choices=("classification", "segmentation", "embedding"))
+                        choices=tuple(TASKS))
     parser.add_argument("--output", required=True, help="ONNX file to write")
     parser.add_argument("--weights", choices=WEIGHT_SETS, default="ema",
                         help="ema: the EMA copy, which the official fine-tuning evaluates; "

@@ -5,6 +5,8 @@ call per block as a Dask task (LocalCluster by default, or an existing scheduler
 finished blocks with their sha256 in ``manifest.json`` (resumable) and writes a VRT (and
 optionally one merged COG) over them. dask/distributed are imported only when a job runs.
 """
-from .runner import BatchOptions, BatchReport, BlocksFailedError, plan_blocks, run_batch
+from .runner import (BatchArea, BatchOptions, BatchReport, BlocksFailedError, plan_blocks,
+                     run_batch)
 
-__all__ = ["BatchOptions", "BatchReport", "BlocksFailedError", "plan_blocks", "run_batch"]
+__all__ = ["BatchArea", "BatchOptions", "BatchReport", "BlocksFailedError", "plan_blocks",
+           "run_batch"]

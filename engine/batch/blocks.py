@@ -194,7 +194,7 @@ def parse_bounds(text: str) -> Bounds:
         values = ()
     if len(values) != 4:
         raise InputError(f"Bounds {text!r} must be four numbers xmin,ymin,xmax,ymax.")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def total_pixels(blocks: Iterable[Block]) -> int:

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-from engine.cli import check_bounds, one_line, report_unexpected
+from engine.cli_common import check_bounds, one_line, parse_date, parse_input, report_unexpected
 from engine.errors import InputError, MaestroError, OutputError
 
 
@@ -35,13 +35,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def _fill(p: argparse.ArgumentParser) -> None:
     # Same conventions as ``python -m engine run`` (engine/cli.py): --model, --input M=PATH,
     # --date M=PATH=YYYY-MM-DD, --overlap, --batch-size, --device, --threads.
-    from engine.cli import _parse_date, _parse_input
 
     p.add_argument("--model", required=True, help="ONNX model exported by MAESTRO's training")
-    p.add_argument("--input", action="append", type=_parse_input, default=[], metavar="M=PATH",
+    p.add_argument("--input", action="append", type=parse_input, default=[], metavar="M=PATH",
                    help="an input raster (file or VRT mosaic) of modality M: repeat per date "
                         "and modality, e.g. --input s2=a.tif --input s2=b.vrt --input dem=dem.vrt")
-    p.add_argument("--date", action="append", type=_parse_date, default=[],
+    p.add_argument("--date", action="append", type=parse_date, default=[],
                    metavar="M=PATH=YYYY-MM-DD", help="explicit date of one input raster")
     p.add_argument("--output", required=True,
                    help="output folder: blocks/<id>.tif, manifest.json, mosaic.vrt")
@@ -115,7 +114,9 @@ def check_batch_args(args: argparse.Namespace) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the batch job; prints progress and a summary; returns the exit status."""
-    from .runner import BatchOptions, run_batch
+    from engine.types import RunOptions
+
+    from .runner import BatchArea, BatchOptions, run_batch
 
     as_json = args.progress == "json"
     _interrupt_on_signals()
@@ -134,12 +135,14 @@ def main(args: argparse.Namespace) -> int:
             args.model, collect_inputs(args), args.output,
             BatchOptions(block_px=args.block_px, workers=args.workers, scheduler=args.scheduler,
                          retries=args.retries, merged_cog=args.merged_cog, restart=args.restart,
-                         threads=args.threads, tile_overlap_pct=args.overlap,
-                         batch_size=args.batch_size, device=args.device),
-            area_raster=args.area_raster, area_vector=args.area_vector,
-            area_bounds=tuple(args.area_bounds) if args.area_bounds else None,
-            block_extents=[tuple(b) for b in args.block_bounds] if args.block_bounds else None,
-            area_crs=args.area_crs,
+                         run=RunOptions(threads=args.threads, tile_overlap_pct=args.overlap,
+                                        batch_size=args.batch_size, device=args.device)),
+            area=BatchArea(
+                raster=args.area_raster, vector=args.area_vector,
+                bounds=tuple(args.area_bounds) if args.area_bounds else None,
+                block_extents=([tuple(b) for b in args.block_bounds] if args.block_bounds
+                               else None),
+                crs=args.area_crs),
             progress=lambda done, total, message: emit("progress", done=done, total=total,
                                                        message=message),
             log=lambda message: emit("log", message=message))

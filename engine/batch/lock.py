@@ -30,7 +30,7 @@ class FolderLockedError(OutputError):
 
 def _try_lock(fd: int) -> bool:
     """Take the exclusive lock on ``fd`` without waiting; False when another process has it."""
-    if os.name == "nt":
+    if sys.platform == "win32":
         import msvcrt
 
         try:

@@ -61,7 +61,7 @@ def merge_cog(vrt_path: str, cog_path: str, threads: int | str = "ALL_CPUS") -> 
         ds = gdal.Translate(tmp, src, format="COG", creationOptions=[
             "COMPRESS=DEFLATE", f"NUM_THREADS={threads}", "BIGTIFF=IF_SAFER",
             f"RESAMPLING={'NEAREST' if categorical else 'AVERAGE'}"])
-        ds = None
+        del ds  # closes the COG
         src = None
         os.replace(tmp, cog_path)
     except (RuntimeError, OSError) as exc:

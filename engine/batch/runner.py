@@ -21,8 +21,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from engine.contract import ModelMetadata
 from engine.errors import CancelledError, InputError, MaestroError, OutputError
 from engine.paths import check_folder_output
+from engine.types import RunOptions
 
 from .blocks import (Block, Bounds, ReferenceGrid, area_from_raster, area_from_vector,
                      explicit_blocks, split_area)
@@ -42,7 +44,7 @@ class BlocksFailedError(MaestroError):
 
 @dataclass
 class BatchOptions:
-    """How to split and where to run.
+    """How to split and where to run, and how each block is run.
 
     block_px: block side in reference pixels (rounded up to a multiple of the model's
         ``tile_px``); a 1024 px block at 10 m is 10.24 km.
@@ -55,9 +57,11 @@ class BatchOptions:
         local cluster).
     merged_cog: also write ``mosaic.tif``, one COG of the whole area.
     restart: discard an output folder's job with other parameters instead of refusing.
-    threads: onnxruntime intra-op threads per task (None = cores / workers locally,
-        onnxruntime's default on a remote cluster).
-    tile_overlap_pct, batch_size, device, expect_task: passed to ``engine.api.RunOptions``.
+    run: the engine options of every block (``tile_overlap_pct``, ``batch_size``,
+        ``device``, ``expect_task``, ``output``); ``threads`` is per task (None = cores /
+        workers locally, onnxruntime's default on a remote cluster); ``bounds`` and ``cog``
+        are set per block (each block is a COG of its own bounds); ``confidence_path`` is
+        not written by a batch.
     """
 
     block_px: int = 1024
@@ -66,11 +70,52 @@ class BatchOptions:
     retries: int = 3
     merged_cog: bool = False
     restart: bool = False
-    threads: int | None = None
-    tile_overlap_pct: float = 25
-    batch_size: int = 8
-    device: str = "auto"
-    expect_task: str | None = None
+    run: RunOptions = field(default_factory=RunOptions)
+
+
+@dataclass(frozen=True)
+class BatchArea:
+    """What to compute: at most one of a raster's extent, a vector layer's extent, bounds,
+    or explicit block extents; none = the whole reference raster. ``bounds`` and
+    ``block_extents`` are in ``crs`` (anything rasterio's CRS accepts), default the reference
+    raster's CRS (:func:`plan_blocks`)."""
+
+    raster: str | None = None
+    vector: str | None = None
+    bounds: Bounds | None = None
+    block_extents: Sequence[Bounds] | None = None
+    crs: str | None = None
+
+
+@dataclass
+class BatchJob:
+    """One :func:`run_batch` call once its inputs are checked: what the driver's steps
+    share (``_run_locked``, ``_compute``, ``_collect``)."""
+
+    model_path: str
+    meta: ModelMetadata
+    spec: InputsSpec
+    blocks: list[Block]
+    output_dir: str
+    options: BatchOptions
+    progress: Callable[[int, int, str], None] | None
+    log: Callable[[str], None]
+    is_cancelled: Callable[[], bool] | None
+    block_fn: Callable[..., dict[str, Any]]
+    t_start: float
+
+    def engine_options(self, n_workers: int) -> dict[str, Any]:
+        """The ``RunOptions`` fields each block task gets (``run_block``'s ``options``)."""
+        run, opts = self.options.run, self.options
+        out: dict[str, Any] = {"tile_overlap_pct": run.tile_overlap_pct,
+                               "batch_size": run.batch_size, "device": run.device, "cog": True}
+        if run.output is not None:
+            out["output"] = run.output
+        if run.threads:
+            out["threads"] = run.threads
+        elif not opts.scheduler:
+            out["threads"] = max(1, (os.cpu_count() or 1) // n_workers)
+        return out
 
 
 @dataclass
@@ -161,7 +206,8 @@ def plan_blocks(meta, grid: ReferenceGrid, block_px: int, area_raster: str | Non
     elif area_vector is not None:
         area = area_from_vector(area_vector, grid)
     elif area_bounds is not None:
-        area = tuple(area_bounds)
+        xmin, ymin, xmax, ymax = area_bounds
+        area = xmin, ymin, xmax, ymax
     else:
         area = grid.window_bounds((0, 0, grid.width, grid.height))
     return split_area(grid, area, block_px, align)
@@ -189,7 +235,7 @@ def _job_fingerprint(model_path: str, meta, spec: InputsSpec, blocks: Sequence[B
         "inputs": {m: [dict(file_fingerprint(p), date=d) for p, d in items]
                    for m, items in sorted(spec.items())},
         "blocks": {b.id: list(b.window) for b in blocks},
-        "engine_options": {"tile_overlap_pct": opts.tile_overlap_pct},
+        "engine_options": {"tile_overlap_pct": opts.run.tile_overlap_pct},
     }
 
 
@@ -216,7 +262,7 @@ def _client(opts: BatchOptions, log: Callable[[str], None]):
             client.close()
         return
     n = opts.workers or os.cpu_count() or 1
-    threads = opts.threads or max(1, (os.cpu_count() or 1) // n)
+    threads = opts.run.threads or max(1, (os.cpu_count() or 1) // n)
     with dask.config.set({"distributed.scheduler.allowed-failures": opts.retries,
                           "distributed.worker.daemon": False}):
         # Each worker's numerical libraries get the same thread budget as onnxruntime.
@@ -238,9 +284,7 @@ def _client(opts: BatchOptions, log: Callable[[str], None]):
 
 
 def run_batch(model_path: str, inputs: Mapping[str, Sequence[Any]], output_dir: str,
-              options: BatchOptions | None = None, *, area_raster: str | None = None,
-              area_vector: str | None = None, area_bounds: Bounds | None = None,
-              block_extents: Sequence[Bounds] | None = None, area_crs: str | None = None,
+              options: BatchOptions | None = None, *, area: BatchArea | None = None,
               progress: Callable[[int, int, str], None] | None = None,
               log: Callable[[str], None] | None = None,
               is_cancelled: Callable[[], bool] | None = None,
@@ -252,6 +296,8 @@ def run_batch(model_path: str, inputs: Mapping[str, Sequence[Any]], output_dir: 
             (files or VRT mosaics, one per date).
         output_dir: gets ``blocks/<id>.tif`` (one COG per block), ``manifest.json``,
             ``mosaic.vrt`` and, with ``merged_cog``, ``mosaic.tif``.
+        options: see :class:`BatchOptions` (``options.run``: the engine options).
+        area: see :class:`BatchArea`; None = the whole reference raster.
         progress: ``progress(blocks_done, blocks_total, message)`` after each block.
         is_cancelled: polled while waiting; cancelling stops submitting, keeps what finished
             and raises ``CancelledError`` (a re-run resumes).
@@ -265,12 +311,14 @@ def run_batch(model_path: str, inputs: Mapping[str, Sequence[Any]], output_dir: 
     from engine.contract import read_model_metadata
 
     opts = options or BatchOptions()
+    area = area or BatchArea()
     log = log or (lambda message: None)
     t_start = time.perf_counter()
     meta = read_model_metadata(model_path)
-    if opts.expect_task and meta.task != opts.expect_task:
+    expect_task = opts.run.expect_task
+    if expect_task and meta.task != expect_task:
         raise InputError(f"The model {os.path.basename(model_path)} is a {meta.task} model; "
-                         f"this tool needs a {opts.expect_task} model.")
+                         f"this tool needs a {expect_task} model.")
     spec = _inputs_spec(inputs)
     check_folder_output(output_dir, "output folder",
                         [("model file", model_path)] + [(f"{m} input", p) for m, items in spec.items()
@@ -282,16 +330,16 @@ def run_batch(model_path: str, inputs: Mapping[str, Sequence[Any]], output_dir: 
         raise InputError(f"The model needs the modalities {', '.join(missing)}; "
                          f"inputs give {', '.join(sorted(spec))}.")
     grid = ReferenceGrid.from_raster(_reference_raster(meta, spec))
-    blocks = plan_blocks(meta, grid, opts.block_px, area_raster, area_vector, area_bounds,
-                         block_extents, area_crs)
+    blocks = plan_blocks(meta, grid, opts.block_px, area.raster, area.vector, area.bounds,
+                         area.block_extents, area.crs)
     try:
         os.makedirs(os.path.join(output_dir, BLOCKS_DIR), exist_ok=True)
     except OSError as exc:
         raise OutputError(f"Cannot create the output folder {output_dir}: {exc}") from exc
     with FolderLock(output_dir, log):
         _remove_leftovers(output_dir, log)
-        return _run_locked(model_path, meta, spec, blocks, output_dir, opts, progress, log,
-                           is_cancelled, block_fn, t_start)
+        return _run_locked(BatchJob(model_path, meta, spec, blocks, output_dir, opts, progress,
+                                    log, is_cancelled, block_fn, t_start))
 
 
 def _remove_leftovers(output_dir: str, log: Callable[[str], None]) -> None:
@@ -314,10 +362,12 @@ def _remove_leftovers(output_dir: str, log: Callable[[str], None]) -> None:
             + (" ..." if len(removed) > 5 else ""))
 
 
-def _run_locked(model_path, meta, spec, blocks, output_dir, opts, progress, log, is_cancelled,
-                block_fn, t_start) -> BatchReport:
+def _run_locked(job: BatchJob) -> BatchReport:
     """The rest of :func:`run_batch`, while this driver holds the folder's lock."""
-    manifest = Manifest.open(output_dir, _job_fingerprint(model_path, meta, spec, blocks, opts),
+    meta, blocks, output_dir, opts = job.meta, job.blocks, job.output_dir, job.options
+    log, progress = job.log, job.progress
+    manifest = Manifest.open(output_dir,
+                             _job_fingerprint(job.model_path, meta, job.spec, blocks, opts),
                              restart=opts.restart)
     finished = manifest.finished([b.id for b in blocks])
     # Why blocks recorded before are computed again: missing/corrupt output, or failed.
@@ -340,8 +390,7 @@ def _run_locked(model_path, meta, spec, blocks, output_dir, opts, progress, log,
     if progress:
         progress(len(finished), total, f"{len(finished)}/{total} blocks already finished")
     if todo:
-        _compute(todo, model_path, spec, output_dir, opts, manifest, report, total,
-                 progress, log, is_cancelled, block_fn)
+        _compute(job, todo, manifest, report)
     if report.failed:
         raise BlocksFailedError(
             f"{len(report.failed)} of {total} blocks failed after {opts.retries} retries "
@@ -352,41 +401,35 @@ def _run_locked(model_path, meta, spec, blocks, output_dir, opts, progress, log,
     if opts.merged_cog:
         log("Writing the merged COG")
         report.cog_path = merge_cog(report.vrt_path, os.path.join(output_dir, COG_NAME))
-    report.seconds = time.perf_counter() - t_start
+    report.seconds = time.perf_counter() - job.t_start
     return report
 
 
-def _compute(todo: list[Block], model_path: str, spec: InputsSpec, output_dir: str,
-             opts: BatchOptions, manifest: Manifest, report: BatchReport, total: int,
-             progress, log, is_cancelled, block_fn) -> None:
+def _compute(job: BatchJob, todo: list[Block], manifest: Manifest, report: BatchReport) -> None:
     """Submit ``todo`` to the cluster and record the results as they complete."""
-    engine_opts = {"tile_overlap_pct": opts.tile_overlap_pct, "batch_size": opts.batch_size,
-                   "device": opts.device, "cog": True}
-    with _client(opts, log) as client:
+    with _client(job.options, job.log) as client:
         n_workers = len(client.scheduler_info().get("workers", {})) or 1
         report.workers = n_workers
-        if opts.threads:
-            engine_opts["threads"] = opts.threads
-        elif not opts.scheduler:
-            engine_opts["threads"] = max(1, (os.cpu_count() or 1) // n_workers)
         try:
-            _collect(client, todo, model_path, spec, output_dir, opts, engine_opts, manifest,
-                     report, total, progress, is_cancelled, block_fn, log)
+            _collect(job, client, todo, job.engine_options(n_workers), manifest, report)
         finally:
             # Whatever stops the loop (cancel, Ctrl-C, a lost scheduler): keep what finished.
             manifest.save()
 
 
-def _collect(client, todo, model_path, spec, output_dir, opts, engine_opts, manifest, report,
-             total, progress, is_cancelled, block_fn, log) -> None:
+def _collect(job: BatchJob, client, todo: list[Block], engine_opts: dict[str, Any],
+             manifest: Manifest, report: BatchReport) -> None:
     """Submit the blocks, then record results as they complete (see ``_compute``)."""
     from distributed import as_completed
 
+    output_dir, opts, total = job.output_dir, job.options, len(job.blocks)
+    progress, is_cancelled, log = job.progress, job.is_cancelled, job.log
     t0 = time.perf_counter()
     futures = {}
     for b in todo:
         out = os.path.abspath(os.path.join(output_dir, BLOCKS_DIR, f"{b.id}.tif"))
-        fut = client.submit(block_fn, model_path, spec, b.id, b.bounds, out, engine_opts,
+        fut = client.submit(job.block_fn, job.model_path, job.spec, b.id, b.bounds, out,
+                            engine_opts,
                             key=f"maestro-block-{b.id}-{os.urandom(4).hex()}",
                             retries=opts.retries, pure=False)
         futures[fut] = b

@@ -9,12 +9,17 @@ import datetime
 import os
 import socket
 import time
-from typing import Any
+from typing import Any, Sequence
 
 from .manifest import sha256_file
 
 #: Modality name -> list of (raster path, ISO date or None) for one job.
 InputsSpec = dict[str, list[tuple[str, str | None]]]
+
+
+def _four(bounds: Sequence[float]) -> tuple[float, float, float, float]:
+    xmin, ymin, xmax, ymax = bounds
+    return xmin, ymin, xmax, ymax
 
 
 def run_block(model_path: str, inputs: InputsSpec, block_id: str,
@@ -32,7 +37,7 @@ def run_block(model_path: str, inputs: InputsSpec, block_id: str,
     slices = {m: [SliceInput(p, datetime.date.fromisoformat(d) if d else None) for p, d in items]
               for m, items in inputs.items()}
     os.makedirs(os.path.dirname(output_path), exist_ok=True)
-    report = run_model(model_path, slices, output_path, RunOptions(bounds=tuple(bounds), **options))
+    report = run_model(model_path, slices, output_path, RunOptions(bounds=_four(bounds), **options))
     return {"block": block_id, "file": output_path, "sha256": sha256_file(output_path),
             "seconds": round(time.perf_counter() - t0, 3), "tiles": report.tiles,
             "provider": report.provider, "dates": report.dates, "worker": f"{socket.gethostname()}:{os.getpid()}"}

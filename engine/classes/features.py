@@ -18,6 +18,7 @@ engine.preprocessing.scaling).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -34,8 +35,8 @@ class PixelGrid:
         patch_px: reference pixels per token (the embeddings raster's pixel = patch_px px).
     """
 
-    crs: object
-    transform: object
+    crs: Any
+    transform: Any
     width: int
     height: int
     patch_px: int
@@ -125,9 +126,10 @@ def _read_window(stack, grid: PixelGrid, rows, cols):
 
 
 def sample_embeddings_file(path: str, rows: np.ndarray, cols: np.ndarray, patch_px: int
-                           ) -> np.ndarray:
+                           ) -> np.ndarray | None:
     """:func:`sample_embeddings` reading the embeddings raster block by block (the tokens
-    around each block of labelled pixels, with a one-token margin for the interpolation)."""
+    around each block of labelled pixels, with a one-token margin for the interpolation).
+    None when ``rows`` is empty."""
     import rasterio
     from rasterio.windows import Window
 

@@ -5,7 +5,7 @@ Only the standard library: values are escaped, numbers formatted by the caller o
 from __future__ import annotations
 
 import html
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 STYLE = ("body{font-family:sans-serif;margin:1.5em;max-width:70em}"
          "table{border-collapse:collapse;margin:.5em 0 1.2em}"
@@ -52,7 +52,7 @@ def heading(text: str) -> str:
     return f"<h2>{html.escape(text)}</h2>"
 
 
-def svg_lines(series: dict[str, Sequence[tuple[float, float]]], x_label: str, y_label: str,
+def svg_lines(series: Mapping[str, Sequence[tuple[float, float]]], x_label: str, y_label: str,
               width: int = 520, height: int = 300) -> str:
     """A line chart as inline SVG: ``series`` name -> [(x, y)], y in 0..1, x on a log axis
     when it spans more than a decade (learning curves)."""

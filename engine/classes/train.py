@@ -176,13 +176,17 @@ def train_classes(model_path: str, inputs: Mapping[str, Sequence], shapes: Seque
     bounds = _label_bounds(ref_shapes, grid_slice, ref.tile_ground_m)
     step(0.01, "computing encoder features around the labels")
     seconds = {}
+
+    def embedding_progress(fraction: float, message: str = "") -> None:
+        step(0.01 + 0.49 * fraction, f"encoder features: {message}")
+
     with tempfile.TemporaryDirectory(prefix="maestro-train-") as tmp:
         emb_path = os.path.join(tmp, "embeddings.tif")
         run = run_model(model_path, inputs, emb_path, RunOptions(
             tile_overlap_pct=options.tile_overlap_pct, batch_size=options.batch_size,
             device=options.device, threads=options.threads, bounds=bounds, cog=False,
             output="embeddings"),
-            progress=lambda f, m="": step(0.01 + 0.49 * f, f"encoder features: {m}"),
+            progress=embedding_progress,
             is_cancelled=is_cancelled, log=say)
         seconds["embeddings"] = round(run.seconds, 2)
         t1 = time.perf_counter()
@@ -246,6 +250,7 @@ def train_classes(model_path: str, inputs: Mapping[str, Sequence], shapes: Seque
                              len(classes))
     seconds["final_fit"] = round(time.perf_counter() - t2, 2)
     seconds["total"] = round(time.perf_counter() - t0, 2)
+    assert x_emb is not None                      # concatenated above
     feats_text = (f"{x_emb.shape[1]} encoder features (bilinear from the {ref.patch_px} px token "
                   f"grid) + mean and standard deviation over dates of the {len(ref.bands)} "
                   f"{ref.name} bands")

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import AbstractSet as Set
 from typing import Sequence
 
 from ..errors import InputError
@@ -110,16 +111,18 @@ def canonical_tokens(name: str) -> set[str]:
     upper = str(name).strip().upper()
     tokens = {_token(t) for t in _SPLIT.split(upper) if t}
     tokens.add(canonical_name(name))
-    if stac_band(name):
-        tokens.add(stac_band(name))
+    stac = stac_band(name)
+    if stac:
+        tokens.add(stac)
     return tokens
 
 
 def _whole(name: str) -> set[str]:
     """The names a band's whole name is: canonical, and the STAC common name's band."""
     out = {canonical_name(name)}
-    if stac_band(name):
-        out.add(stac_band(name))
+    stac = stac_band(name)
+    if stac:
+        out.add(stac)
     return out
 
 
@@ -129,7 +132,7 @@ def raster_band_names(src) -> list[str | None]:
     count = src.count
     names: list[str | None] = [None] * count
     descriptions = list(src.descriptions or [None] * count)
-    listed = [s.strip() for s in str(src.tags().get(BANDS_ITEM, "")).split(",")]
+    listed: list[str | None] = [s.strip() for s in str(src.tags().get(BANDS_ITEM, "")).split(",")]
     listed = listed if len(listed) == count and all(listed) else [None] * count
     for i in range(count):
         tags = src.tags(i + 1)
@@ -169,7 +172,7 @@ def _listing(names: Sequence[str | None]) -> str:
 
 
 def match_bands(raster_names: Sequence[str | None], model_bands: Sequence[str], *, path: str,
-                modality: str, alpha: set[int] = frozenset()) -> BandMatch:
+                modality: str, alpha: Set[int] = frozenset()) -> BandMatch:
     """Match a raster's bands to the model's ``bands`` (rules in the module docstring).
 
     Args:
@@ -191,7 +194,7 @@ def match_bands(raster_names: Sequence[str | None], model_bands: Sequence[str], 
     if alpha and len(data) != n and len(data) - len(set(alpha) & set(data)) == n:
         data = [i for i in data if i not in alpha]
     wanted = [canonical_name(b) for b in model_bands]
-    named = {i: raster_names[i - 1] for i in data if not is_generic(raster_names[i - 1])}
+    named = {i: nm for i in data if (nm := raster_names[i - 1]) is not None and not is_generic(nm)}
     tokens = {i: canonical_tokens(nm) for i, nm in named.items()}
     listing = _listing([raster_names[i - 1] if i in named else None for i in data])
     if not named:
@@ -222,7 +225,7 @@ def match_bands(raster_names: Sequence[str | None], model_bands: Sequence[str], 
             f"B8A, or STAC common names such as blue or nir08). Rename the bands (band "
             f"descriptions, e.g. gdal_edit.py or QGIS layer properties), or remove the names to "
             f"have them taken by position.")
-    indexes = tuple(int(c) for c in chosen)
+    indexes = tuple(int(c) for c in chosen if c is not None)    # none is None: no band missing
     note = None
     if indexes != tuple(data) or any(stac_band(named[i]) for i in indexes):
         note = (f"bands matched by name: reading raster bands {', '.join(map(str, indexes))} "

@@ -220,7 +220,7 @@ def as_datetime(value, what: str = "date") -> _dt.datetime:
 # ---------------------------------------------------------------------------------- reading
 def _tag_items(dataset) -> list[tuple[str, str]]:
     """(upper-case key, value) of the dataset's default and IMAGERY metadata."""
-    items = []
+    items: list[tuple[str, str]] = []
     for domain in DOMAINS:
         try:
             tags = dataset.tags(ns=domain) if domain else dataset.tags()
@@ -386,7 +386,7 @@ def _day(when: _dt.datetime) -> str:
     return when.date().isoformat()
 
 
-def check_stack_dates(name: str, items: Sequence[tuple[str, _dt.datetime, str]],
+def check_stack_dates(name: str, items: Sequence[tuple[str, _dt.datetime | None, str]],
                       log: Callable[[str], None] | None = None) -> None:
     """Check one modality's dated slices before they are used.
 

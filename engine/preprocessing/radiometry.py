@@ -261,28 +261,28 @@ def plan_calibration(scales: Sequence[float | None], offsets: Sequence[float | N
     A declared scale of 1e-4 on every band (reflectance 0-1 from DN) into a model whose
     reflectance factor is 10000 is multiplied back (see the module docstring).
     """
-    scales = [1.0 if s is None else float(s) for s in scales]
-    offsets = [0.0 if o is None else float(o) for o in offsets]
+    gains = [1.0 if s is None else float(s) for s in scales]
+    biases = [0.0 if o is None else float(o) for o in offsets]
     k, note = 1.0, None
-    declared = [f"{b} x{s:g}{o:+g}" for b, s, o in zip(spec.bands, scales, offsets)
+    declared = [f"{b} x{s:g}{o:+g}" for b, s, o in zip(spec.bands, gains, biases)
                 if s != 1.0 or o != 0.0]
     if declared:
         note = "GDAL band scale/offset applied (" + ", ".join(declared) + ")"
     from_items = []
-    for i, add in enumerate(list(add_offsets)[:len(offsets)]):
-        if add and scales[i] == 1.0 and offsets[i] == 0.0:
-            offsets[i] = float(add)
+    for i, add in enumerate(list(add_offsets)[:len(biases)]):
+        if add and gains[i] == 1.0 and biases[i] == 0.0:
+            biases[i] = float(add)
             from_items.append(f"{spec.bands[i]} {add:+g}")
     if from_items:
         note = ((note + "; " if note else "") + "Sentinel-2 additive offset from the metadata "
                 "(BOA_ADD_OFFSET / RADIO_ADD_OFFSET, no GDAL band offset declared) applied: "
                 + ", ".join(from_items))
     factor = model_reflectance_factor(spec)
-    if factor == 10000.0 and all(abs(s * 1e4 - 1.0) < 1e-6 for s in scales):
+    if factor == 10000.0 and all(abs(s * 1e4 - 1.0) < 1e-6 for s in gains):
         k = 1e4
-        note = (f"GDAL band scale 0.0001 makes the values reflectance 0-1; the model takes "
-                f"reflectance x 10000: scale/offset applied, then x 10000")
-    return Calibration(tuple(s * k for s in scales), tuple(o * k for o in offsets), note)
+        note = ("GDAL band scale 0.0001 makes the values reflectance 0-1; the model takes "
+                "reflectance x 10000: scale/offset applied, then x 10000")
+    return Calibration(tuple(s * k for s in gains), tuple(o * k for o in biases), note)
 
 
 def sample_values(src, indexes: Sequence[int], *, path: str = "",
@@ -310,7 +310,7 @@ def sample_values(src, indexes: Sequence[int], *, path: str = "",
     size_r, size_c = min(SAMPLE_PX, h), min(SAMPLE_PX, w)
     rows = np.unique(np.linspace(0, h - size_r, min(SAMPLE_GRID, max(1, h // size_r))).astype(int))
     cols = np.unique(np.linspace(0, w - size_c, min(SAMPLE_GRID, max(1, w // size_c))).astype(int))
-    out = [[] for _ in indexes]
+    out: list[list[np.ndarray]] = [[] for _ in indexes]
     pixels = all_zero = 0
     for r in rows:
         for c in cols:

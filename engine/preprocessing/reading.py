@@ -29,7 +29,7 @@ class ReadPlan:
     notes: tuple[str, ...] = ()
 
 
-def gdal_read_errors() -> tuple[type, ...]:
+def gdal_read_errors() -> tuple[type[BaseException], ...]:
     """Exception types a GDAL read raises through rasterio (a truncated file, a VRT whose
     source is gone): ``RasterioIOError`` is an ``OSError``; GDAL's CPLE errors and the rest
     of rasterio's errors have their own bases."""

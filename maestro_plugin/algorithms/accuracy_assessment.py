@@ -52,13 +52,13 @@ class AccuracyAssessmentAlgorithm(MaestroAlgorithm):
     def name(self):
         return "accuracy_assessment"
 
-    def displayName(self):  # noqa: N802 (QGIS API name)
+    def displayName(self):
         return "Accuracy assessment and area estimates"
 
-    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+    def shortHelpString(self):
         return HELP
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         def add(param, text):
             param.setHelp(text)
             self.addParameter(param)
@@ -83,7 +83,7 @@ class AccuracyAssessmentAlgorithm(MaestroAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.SAMPLE_SIZE, "Sample points used"))
 
     # ------------------------------------------------------------------ running
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+    def processAlgorithm(self, parameters, context, feedback):
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         source = self.parameterAsSource(parameters, self.REFERENCE, context)
         field = self.parameterAsString(parameters, self.CLASS_FIELD, context)

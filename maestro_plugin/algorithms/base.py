@@ -19,13 +19,13 @@ class MaestroAlgorithm(QgsProcessingAlgorithm):
     def group(self):
         return ""
 
-    def groupId(self):  # noqa: N802 (QGIS API name)
+    def groupId(self):
         return ""
 
     def icon(self):
         return QIcon(os.path.join(PLUGIN_DIR, "resources", "icons", "maestro.svg"))
 
-    def createInstance(self):  # noqa: N802 (QGIS API name)
+    def createInstance(self):
         return type(self)()
 
     def __init_subclass__(cls, **kwargs):

@@ -62,10 +62,10 @@ class BatchSegmentAlgorithm(InferenceAlgorithm):
     def name(self):
         return "batch_segment"
 
-    def displayName(self):  # noqa: N802 (QGIS API name)
+    def displayName(self):
         return "Land-cover map of a large area (batch, Dask)"
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         super().initAlgorithm(config)
         self.removeParameter(self.OUTPUT)  # one raster -> a folder of blocks + mosaic
         self.addParameter(_with_help(QgsProcessingParameterFeatureSource(
@@ -105,7 +105,7 @@ class BatchSegmentAlgorithm(InferenceAlgorithm):
                            (self.BLOCKS_PER_HOUR, "Throughput (blocks per hour)")):
             self.addOutput(QgsProcessingOutputNumber(key, title))
 
-    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+    def shortHelpString(self):
         return (super().shortHelpString()
                 + "<p><b>AREA</b> or <b>BLOCKS</b>, <b>BLOCK_SIZE</b>, <b>WORKERS</b>, "
                   "<b>SCHEDULER</b>, <b>MERGED_COG</b>, <b>RESTART</b>: see each parameter. "
@@ -161,7 +161,7 @@ class BatchSegmentAlgorithm(InferenceAlgorithm):
             return args + (["--area-crs", crs] if crs else [])
         return []
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+    def processAlgorithm(self, parameters, context, feedback):
         self.check_dependencies()
         try:
             import distributed  # noqa: F401 (the child process needs it too)

@@ -55,13 +55,13 @@ class BuildStackAlgorithm(MaestroAlgorithm):
     def name(self):
         return "build_stack"
 
-    def displayName(self):  # noqa: N802 (QGIS API name)
+    def displayName(self):
         return "Sentinel-2 products to a time stack (one VRT per date)"
 
-    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+    def shortHelpString(self):
         return HELP
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         from engine.sentinel2 import DEFAULT_SCL_MASKED, RESAMPLINGS
 
         self.addParameter(_with_help(QgsProcessingParameterMultipleLayers(
@@ -138,7 +138,7 @@ class BuildStackAlgorithm(MaestroAlgorithm):
                 f"{', '.join(meta.modality_names)}); set MODALITY")
         return meta, meta.modality(name)
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+    def processAlgorithm(self, parameters, context, feedback):
         paths = self.parameterAsFileList(parameters, self.INPUT, context)
         if not paths:
             raise QgsProcessingException("INPUT: give Sentinel-2 products or band files")

@@ -37,7 +37,7 @@ class ChangeAlgorithm(EmbeddingsRunMixin, InferenceAlgorithm):
     def name(self):
         return "change"
 
-    def displayName(self):  # noqa: N802 (QGIS API name)
+    def displayName(self):
         return "Change between two periods (embedding distance)"
 
     def add_task_parameters(self):
@@ -71,7 +71,7 @@ class ChangeAlgorithm(EmbeddingsRunMixin, InferenceAlgorithm):
             given.setdefault(pname, layers)
         return given
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+    def processAlgorithm(self, parameters, context, feedback):
         from engine.classes.similarity import MIN_SEPARABILITY, change_map
 
         self.check_dependencies()

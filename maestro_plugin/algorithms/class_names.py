@@ -33,7 +33,7 @@ class ClassStyler(QgsProcessingLayerPostProcessorInterface):
         super().__init__()
         self.classes = tuple(classes)
 
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API name)
+    def postProcessLayer(self, layer, context, feedback):
         try:
             if isinstance(layer, QgsVectorLayer) and layer.isValid():
                 layer.setRenderer(categorized_renderer(self.classes))
@@ -54,10 +54,10 @@ class ClassNamesAlgorithm(MaestroAlgorithm):
     def name(self):
         return "class_names"
 
-    def displayName(self):  # noqa: N802 (QGIS API name)
+    def displayName(self):
         return "Add class names and colours"
 
-    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+    def shortHelpString(self):
         return ("Adds the model's class name (class_name) and colour (color, #rrggbb) to "
                 "every feature whose class id field holds one of the model's class ids, and "
                 "styles the result by class (categorised, the model's colours) when it is "
@@ -66,7 +66,7 @@ class ClassNamesAlgorithm(MaestroAlgorithm):
                 "MAESTRO model whose classes are used; empty = the bundled default model.\n"
                 "A class id the model does not have is an error naming it.")
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         source = QgsProcessingParameterFeatureSource(self.INPUT, "Features with a class id")
         source.setHelp("Features whose class id field holds the model's class ids, e.g. "
                        "gdal:polygonize of a land-cover map.")
@@ -86,7 +86,7 @@ class ClassNamesAlgorithm(MaestroAlgorithm):
         sink.setHelp("The input features with class_name and color added.")
         self.addParameter(sink)
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+    def processAlgorithm(self, parameters, context, feedback):
         from ..model_file import read_model_card
 
         path = self.parameterAsFile(parameters, self.MODEL, context) or DEFAULT_MODEL

@@ -1,7 +1,6 @@
 """maestro:classify: one prediction per tile footprint from a classification model."""
 from __future__ import annotations
 
-from ..styling import style_on_load
 from .inference import InferenceAlgorithm
 
 
@@ -19,11 +18,10 @@ class ClassifyAlgorithm(InferenceAlgorithm):
     def name(self):
         return "classify"
 
-    def displayName(self):  # noqa: N802 (QGIS API name)
+    def displayName(self):
         return "Tile classification"
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+    def processAlgorithm(self, parameters, context, feedback):
         report, meta, output = self.run_engine(parameters, context, feedback)
-        if not meta.multilabel:
-            style_on_load(context, output, classes=meta.classes)
+        self.style_output(context, output, meta)
         return self.base_results(report, output)

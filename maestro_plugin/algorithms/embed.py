@@ -1,12 +1,15 @@
 """maestro:embed: encoder features (embeddings) on the token grid from an embedding model."""
 from __future__ import annotations
 
+from engine.tasks import EMBEDDINGS_OUTPUT
+
 from .base import DEFAULT_MODEL
 from .inference import InferenceAlgorithm
 
 
 class EmbedAlgorithm(InferenceAlgorithm):
     TASK = "embedding"
+    GRAPH_OUTPUT = EMBEDDINGS_OUTPUT    # the encoder features of any contract-2 model
     OUTPUT_DESCRIPTION = "Embeddings"
     OUTPUT_HELP = ("float32 GeoTIFF on the token grid (pixel = reference pixel size x patch "
                    "size), one band per embedding dimension: features for clustering, "
@@ -19,7 +22,7 @@ class EmbedAlgorithm(InferenceAlgorithm):
     def name(self):
         return "embed"
 
-    def displayName(self):  # noqa: N802 (QGIS API name)
+    def displayName(self):
         return "Embeddings (encoder features)"
 
     def model_metadata(self, parameters, context):
@@ -29,11 +32,7 @@ class EmbedAlgorithm(InferenceAlgorithm):
 
         return path, self.engine_call(read_model_metadata, path)
 
-    def run_options(self, parameters, context, **extra):
-        options = super().run_options(parameters, context, output="embeddings", **extra)
-        options.expect_task = None
-        return options
-
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
-        report, _meta, output = self.run_engine(parameters, context, feedback)
+    def processAlgorithm(self, parameters, context, feedback):
+        report, meta, output = self.run_engine(parameters, context, feedback)
+        self.style_output(context, output, meta)
         return self.base_results(report, output)

@@ -15,7 +15,10 @@ from qgis.core import (Qgis, QgsProcessingException, QgsProcessingOutputString,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
 
+from engine.tasks import STYLE_CLASSES, get_task, written_task
+
 from .. import inputs as plugin_inputs
+from ..styling import style_on_load
 from ..inputs import MODALITY_PARAMS, MODALITY_TITLES, LayerInput, PluginInputError
 from .base import DEFAULT_MODEL, MaestroAlgorithm
 
@@ -94,6 +97,8 @@ class InferenceAlgorithm(MaestroAlgorithm):
     """Base of the algorithms that run a model on rasters; subclasses set TASK and help."""
 
     TASK = ""
+    #: The graph output written: None = the task's (engine RunOptions.output).
+    GRAPH_OUTPUT: str | None = None
     MODEL = "MODEL"
     DATES = "DATES"
     AREA = "AREA"
@@ -110,7 +115,7 @@ class InferenceAlgorithm(MaestroAlgorithm):
     OUTPUT_HELP = ""
 
     # ------------------------------------------------------------------ parameters
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         # An exception here would reach QGIS from inside the provider's loading.
         try:
             self.add_parameters()
@@ -161,7 +166,7 @@ class InferenceAlgorithm(MaestroAlgorithm):
     def add_task_parameters(self):
         """Extra parameters of a task (segmentation adds CONFIDENCE)."""
 
-    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+    def shortHelpString(self):
         needed = default_model_modalities()
         default = (f"<p><b>Inputs the bundled default model needs: {', '.join(needed)}</b> "
                    "(the other modality inputs stay empty). Another model: see "
@@ -182,7 +187,7 @@ class InferenceAlgorithm(MaestroAlgorithm):
         if meta.task != self.TASK:
             raise QgsProcessingException(
                 f"model '{meta.name}' ({path}) is a {meta.task} model; maestro:{self.name()} "
-                f"needs a {self.TASK} model (use maestro:{_ALG_BY_TASK[meta.task]})")
+                f"needs a {self.TASK} model (use maestro:{get_task(meta.task).algorithm_id})")
         return path, meta
 
     def layer_inputs(self, parameters, context) -> dict[str, list[LayerInput]]:
@@ -215,7 +220,8 @@ class InferenceAlgorithm(MaestroAlgorithm):
             tile_overlap_pct=self.parameterAsInt(parameters, self.TILE_OVERLAP, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             device=self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto",
-            expect_task=self.TASK, **extra)
+            **{"expect_task": self.TASK if self.GRAPH_OUTPUT is None else None,
+               "output": self.GRAPH_OUTPUT, **extra})
 
     def has_area(self, parameters) -> bool:
         """Whether AREA was given (an empty string or None = not given)."""
@@ -297,6 +303,11 @@ class InferenceAlgorithm(MaestroAlgorithm):
                           f"{report.seconds:.1f} s")
         return report, meta, output
 
+    def style_output(self, context, output, meta) -> None:
+        """Give the output the default style of its task (engine.tasks registry)."""
+        if written_task(meta, self.GRAPH_OUTPUT).default_style(meta) == STYLE_CLASSES:
+            style_on_load(context, output, classes=meta.classes)
+
     def base_results(self, report, output):
         import json
 
@@ -334,5 +345,3 @@ def _raster_crs(path: str):
         wkt = src.crs.to_wkt() if src.crs else ""
     return QgsCoordinateReferenceSystem.fromWkt(wkt)
 
-
-_ALG_BY_TASK = {"segmentation": "segment", "classification": "classify", "embedding": "embed"}

@@ -48,10 +48,10 @@ class ModelInfoAlgorithm(MaestroAlgorithm):
     def name(self):
         return "model_info"
 
-    def displayName(self):  # noqa: N802 (QGIS API name)
+    def displayName(self):
         return "Model information"
 
-    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+    def shortHelpString(self):
         return ("Reads a MAESTRO ONNX model, checks it against the model contract "
                 "(docs/model-contract.md) and reports its task, modalities (bands, pixel size, "
                 "tile size, dates, scaling), classes and provenance.\n\n"
@@ -60,7 +60,7 @@ class ModelInfoAlgorithm(MaestroAlgorithm):
                 "A file that is not ONNX, or an ONNX file without valid MAESTRO metadata, "
                 "fails with a message naming the problem.")
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         model = QgsProcessingParameterFile(
             self.MODEL, "MAESTRO model (.onnx; empty = bundled default)",
             extension="onnx", optional=True)
@@ -74,7 +74,7 @@ class ModelInfoAlgorithm(MaestroAlgorithm):
         self.addOutput(QgsProcessingOutputString(self.REPORT, "Report"))
         self.addOutput(QgsProcessingOutputString(self.METADATA_JSON, "Metadata JSON"))
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+    def processAlgorithm(self, parameters, context, feedback):
         path = self.parameterAsFile(parameters, self.MODEL, context) or DEFAULT_MODEL
         from engine.contract import read_model_metadata
 

@@ -20,7 +20,7 @@ class SegmentAlgorithm(InferenceAlgorithm):
     def name(self):
         return "segment"
 
-    def displayName(self):  # noqa: N802 (QGIS API name)
+    def displayName(self):
         return "Land-cover map (segmentation)"
 
     def add_task_parameters(self):
@@ -31,15 +31,15 @@ class SegmentAlgorithm(InferenceAlgorithm):
                       "chosen class (0-1), nodata where the map is nodata.")
         self.addParameter(param)
 
-    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+    def shortHelpString(self):
         return (super().shortHelpString()
                 + "<p><b>CONFIDENCE</b>: optional probability of the chosen class (0-1).</p>")
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+    def processAlgorithm(self, parameters, context, feedback):
         confidence = self.output_path(parameters, self.CONFIDENCE, context) or None
         report, meta, output = self.run_engine(parameters, context, feedback,
                                                confidence_path=confidence)
-        style_on_load(context, output, classes=meta.classes)
+        self.style_output(context, output, meta)
         results = self.base_results(report, output)
         if confidence:
             style_on_load(context, confidence, confidence=True)

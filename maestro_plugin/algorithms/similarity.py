@@ -42,7 +42,7 @@ class RampStyler(QgsProcessingLayerPostProcessorInterface):
         super().__init__()
         self.args = (ramp_name, lo, hi)
 
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API name)
+    def postProcessLayer(self, layer, context, feedback):
         try:
             if isinstance(layer, QgsRasterLayer) and layer.isValid():
                 layer.setRenderer(ramp_renderer(layer, *self.args))
@@ -117,7 +117,7 @@ class SimilarityAlgorithm(EmbeddingsRunMixin, InferenceAlgorithm):
     def name(self):
         return "similarity"
 
-    def displayName(self):  # noqa: N802 (QGIS API name)
+    def displayName(self):
         return "Similarity to examples (embeddings)"
 
     def add_task_parameters(self):
@@ -136,7 +136,7 @@ class SimilarityAlgorithm(EmbeddingsRunMixin, InferenceAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.EXAMPLE_TOKENS,
                                                  "Tokens under the examples"))
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+    def processAlgorithm(self, parameters, context, feedback):
         from engine.classes.similarity import query_vector, similarity_map
 
         source = self.parameterAsSource(parameters, self.EXAMPLES, context)

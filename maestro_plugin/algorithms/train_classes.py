@@ -68,10 +68,10 @@ class TrainClassesAlgorithm(InferenceAlgorithm):
     def name(self):
         return "train_classes"
 
-    def displayName(self):  # noqa: N802 (QGIS API name)
+    def displayName(self):
         return "Train your classes (new model from labels)"
 
-    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+    def shortHelpString(self):
         return HELP
 
     def add_parameters(self):
@@ -173,7 +173,7 @@ class TrainClassesAlgorithm(InferenceAlgorithm):
                    for i, n in enumerate(names)]
         return [(g, index[label]) for g, label in items], crs.toWkt(), classes
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+    def processAlgorithm(self, parameters, context, feedback):
         self.check_dependencies()
         model_path, meta = self.model_metadata(parameters, context)
         matched = self.matched_inputs(meta, self.layer_inputs(parameters, context), parameters,

@@ -13,7 +13,8 @@ import shutil
 import numpy as np
 import pytest
 
-from engine.batch import BatchOptions, BlocksFailedError, run_batch
+from engine.api import RunOptions
+from engine.batch import BatchArea, BatchOptions, BlocksFailedError, run_batch
 from engine.batch.manifest import JobMismatchError, sha256_file
 from engine.errors import CancelledError
 from tests.batch.conftest import NODATA_COLS, NODATA_ROWS
@@ -179,18 +180,18 @@ def test_other_parameters_are_refused_then_restart_starts_clean(
     opts = BatchOptions(block_px=BLOCK_PX, scheduler=dask_cluster.scheduler_address)
     extents = [(465181.05, 5079950.0, 465500.0, 5080254.0)]
     run_batch(tiny_models["segmentation"], slovenia_inputs, str(tmp_path), opts,
-              block_extents=extents)
+              area=BatchArea(block_extents=extents))
     other = BatchOptions(block_px=BLOCK_PX, scheduler=dask_cluster.scheduler_address,
-                         tile_overlap_pct=50)
+                         run=RunOptions(tile_overlap_pct=50))
     with pytest.raises(JobMismatchError, match="differs in: engine_options"):
         run_batch(tiny_models["segmentation"], slovenia_inputs, str(tmp_path), other,
-                  block_extents=extents)
+                  area=BatchArea(block_extents=extents))
     with pytest.raises(JobMismatchError, match="differs in: model"):
         run_batch(tiny_models["classification"], slovenia_inputs, str(tmp_path), opts,
-                  block_extents=extents)
+                  area=BatchArea(block_extents=extents))
     other.restart = True
     report = run_batch(tiny_models["segmentation"], slovenia_inputs, str(tmp_path), other,
-                       block_extents=extents)
+                       area=BatchArea(block_extents=extents))
     assert (report.blocks_run, report.blocks_skipped) == (1, 0)
     assert manifest_of(tmp_path)["job"]["engine_options"]["tile_overlap_pct"] == 50
 

@@ -36,13 +36,13 @@ def _feedback(cancel_after_blocks: int | None = None):
             super().__init__()
             self.infos, self.percents = [], []
 
-        def pushInfo(self, info):  # noqa: N802 (QGIS API name)
+        def pushInfo(self, info):
             self.infos.append(info)
             done = info.split("/")[0]
             if cancel_after_blocks and done.isdigit() and int(done) >= cancel_after_blocks:
                 self.cancel()
 
-        def setProgress(self, progress):  # noqa: N802 (QGIS API name)
+        def setProgress(self, progress):
             self.percents.append(progress)
             super().setProgress(progress)
 

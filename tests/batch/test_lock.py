@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from engine.batch import BatchOptions, run_batch
+from engine.batch import BatchArea, BatchOptions, run_batch
 from engine.batch.lock import LOCK_NAME, FolderLock, FolderLockedError
 from engine.errors import OutputError
 from engine.writer import HOST_ID
@@ -112,7 +112,8 @@ def test_next_run_removes_a_dead_runs_temporaries(tiny_models, slovenia_inputs, 
     lines = []
     report = run_batch(tiny_models["segmentation"], slovenia_inputs, str(tmp_path),
                        BatchOptions(block_px=48, scheduler=dask_cluster.scheduler_address),
-                       block_extents=[(465181.05, 5079950.0, 465500.0, 5080254.0)],
+                       area=BatchArea(block_extents=[(465181.05, 5079950.0, 465500.0,
+                                                      5080254.0)]),
                        log=lines.append)
     assert report.blocks_run == 1
     assert not [p for p in leftovers if p.exists()]

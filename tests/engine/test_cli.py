@@ -111,7 +111,6 @@ def test_cli_sigterm_is_a_clean_cancel(tiny_models, slovenia, tmp_path):
     """SIGTERM in the middle of a run: exit 130, one line naming the signal, and nothing left
     beside the output (no hidden temporary, no final name)."""
     import signal
-    import time
 
     from tests.engine.conftest import downsample2, grid, write_tif
 
@@ -183,7 +182,8 @@ def test_date_and_input_arguments_never_raise_anything_but_a_usage_error(text):
     import argparse
     import datetime
 
-    from engine.cli import _parse_date, _parse_input
+    from engine.cli_common import parse_date as _parse_date
+    from engine.cli_common import parse_input as _parse_input
 
     for parse in (_parse_date, _parse_input):
         try:
@@ -216,6 +216,6 @@ def test_bounds_are_accepted_exactly_when_finite_and_ordered(values):
 @given(st.dates(min_value=__import__("datetime").date(1, 1, 1)), st.text(min_size=1).filter(
     lambda s: "=" not in s), st.text(min_size=1))
 def test_date_argument_round_trips(day, modality, path):
-    from engine.cli import _parse_date
+    from engine.cli_common import parse_date as _parse_date
 
     assert _parse_date(f"{modality}={path}={day.isoformat()}") == (modality.lower(), path, day)

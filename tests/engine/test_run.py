@@ -94,14 +94,6 @@ def test_overlap_blends_logits_with_weight_window(tiny_models, scene, slovenia, 
     assert jumps[:, T - 1].mean() < 3 * jumps.mean() + 1e-6
 
 
-def test_weight_window_is_smooth_and_positive():
-    w = weight_window(16)
-    assert w.shape == (16, 16) and (w > 0).all() and w.max() <= 1.0
-    np.testing.assert_allclose(w, w.T)
-    np.testing.assert_allclose(w, w[::-1, ::-1])
-    assert w[8, 8] > 50 * w[0, 0]
-
-
 @pytest.mark.parametrize("rows,cols", [(101, 100), (11, 9)])
 def test_odd_sizes_and_smaller_than_a_tile(tiny_models, scene, tmp_path, rows, cols):
     inputs = scene(rows=rows, cols=cols)

@@ -4,7 +4,6 @@ resolved, readable output names, S1 and SPOT inputs, boxes on the canvas, not ov
 class names and categorised style of the area polygons)."""
 import os
 
-import pytest
 
 from tests.conftest import ROOT
 

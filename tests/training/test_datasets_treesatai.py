@@ -35,7 +35,6 @@ def test_items_match_the_files_scaled_as_officially():
         s2 = h5["sen-2-data"][()]
         dates = [product_date(p) for p in h5["sen-2-products"][()]]
         masks = h5["sen-2-masks"][()]
-        s1d = h5["sen-1-des-data"][()]
     assert item["s2"].shape == (16, 10, 6, 6) and item["s2_dates"].dtype == torch.int32
     assert not item["s2_mask"].any()
     for t in range(16):

@@ -61,7 +61,7 @@ def official_shapes(head="treesat_mlc_thresh", classes=15):
     return shapes
 
 
-class _fake_modules:
+class _FakeModules:
     """Temporarily importable ``maestro.conf.*`` modules, so that pickle can write objects
     of the official config classes; removed again before loading."""
 
@@ -115,7 +115,7 @@ def write_checkpoint(path, extra=None, seed=0):
     weights = {k: torch.randn(s, generator=gen) * 0.2 for k, s in official_shapes().items()}
     state = {f"model.{k}": v for k, v in weights.items()}
     state.update({f"ema_model.{k}": v + 1.0 for k, v in weights.items()})
-    with _fake_modules(**{"maestro.conf.mask.MaskConfig": MaskConfig,
+    with _FakeModules(**{"maestro.conf.mask.MaskConfig": MaskConfig,
                           "maestro.conf.model.ModelConfig": ModelConfig,
                           "thirdparty.tools.Foreign": Foreign}):
         ckpt = {"state_dict": state, "epoch": 3, "global_step": 120,

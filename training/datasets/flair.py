@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 
 from .base import (IGNORE_INDEX, ModalityInfo, class_list, flip_item, item_rng, selected_infos,
                    series_item)
+from engine.modalities import S2_BANDS  # also this dataset's S2 bands, in that order
 from engine.preprocessing.dates import date_triplets as triplets
 from engine.preprocessing.dates import parse_yyyymmdd
 from .scaling import Scaling
@@ -39,7 +40,6 @@ CLASSES = ("building", "greenhouse", "swimming pool", "impervious surface", "per
 COLORS = ("#db0e9a", "#3de6eb", "#ffffff", "#f80c00", "#938e7b", "#a97101", "#1553ae", "#8ab3a0",
           "#55ff00", "#fff30d", "#e4df7c", "#660082", "#46e483", "#f3a60d", "#bd6b1d")
 IGNORED = (15, 16, 17, 18)
-S2_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
 MODALITIES = {
     "aerial": ModalityInfo("aerial", ("NIR", "R", "G", "B"), 0.2, 512, 1, Scaling(255.0)),
     "dem": ModalityInfo("dem", ("DSM", "DTM"), 0.2, 512, 1, Scaling(1000.0)),

@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 
 from .base import IGNORE_INDEX, ModalityInfo, flip_item, item_rng, series_item
 from .crops import crop_start
+from engine.modalities import S2_BANDS  # also this dataset's S2 bands, in that order
 from engine.preprocessing.dates import date_triplet as triplet
 from engine.preprocessing.dates import date_triplets as triplets
 from engine.preprocessing.dates import parse_yyyymmdd
@@ -43,7 +44,6 @@ COLORS = ("#000000", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d6
 VOID = 19
 SPOT_DATE = dt.date(2019, 7, 1)
 TILE_M = 1280           # a PASTIS patch is 128 px at 10 m
-S2_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
 # name -> (ModalityInfo for a 160 m crop, gsd, folder, file prefix, metadata dates key)
 MODALITIES = {
     "spot": ModalityInfo("spot", ("R", "G", "B"), 1.0, 160, 1, Scaling(255.0)),

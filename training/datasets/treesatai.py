@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 
 from .base import (ModalityInfo, class_list, flip_item, item_rng, selected_infos,
                    series_item)
+from engine.modalities import S2_BANDS  # also this dataset's S2 bands, in that order
 from engine.preprocessing.dates import date_triplet as triplet
 from engine.preprocessing.dates import date_triplets as triplets
 from engine.preprocessing.dates import parse_yyyymmdd, product_date
@@ -38,7 +39,6 @@ CLASSES = ("Betula", "Cleared", "Quercus", "Larix", "Fraxinus", "Alnus", "Pseudo
 LABEL_THRESHOLD = 0.07
 AERIAL_FILE_PX = 304
 AERIAL_PX = 300
-S2_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
 # Distinct colours for the 15 genera (tab20-like), for the exported model's legend.
 COLORS = ("#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896",
           "#9467bd", "#c5b0d5", "#8c564b", "#c49c94", "#e377c2", "#f7b6d2", "#7f7f7f")

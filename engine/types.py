@@ -1,0 +1,82 @@
+"""The engine's value types: what a run takes and gives (re-exported by engine.api).
+
+A leaf module (standard library only): the runner, the stack reader, the CLIs and the batch
+runner import these without importing each other.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import Callable
+
+ProgressFn = Callable[[float, str], None]
+CancelFn = Callable[[], bool]
+LogFn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SliceInput:
+    """One raster of one date (or the raster of a single-date modality).
+
+    Attributes:
+        path: raster file (anything GDAL opens).
+        date: acquisition date; overrides the date the engine reads from tags or the name.
+    """
+
+    path: str
+    date: _dt.date | None = None
+
+
+@dataclass
+class RunOptions:
+    """How to run a model over rasters.
+
+    Attributes:
+        tile_overlap_pct: overlap of neighbouring tiles, percent of the tile side (0..75);
+            rounded so that every modality's tile offsets stay whole pixels.
+        batch_size: tiles per onnxruntime call.
+        device: ``auto`` | ``cpu`` | ``cuda``.
+        threads: onnxruntime intra-op threads (None = all cores).
+        confidence_path: optional confidence raster (float32: max class probability).
+        bounds: ``(xmin, ymin, xmax, ymax)`` in the reference raster's CRS: compute only this
+            part; tiles stay on the grid anchored at the reference raster's top-left pixel.
+        cog: convert the output to a Cloud-Optimized GeoTIFF.
+        expect_task: refuse a model of another task (InputError).
+        output: the graph output to write: None = the task output; ``"embeddings"`` = the
+            encoder features [dim bands, float32, token grid] of any model that has them
+            (embedding models, and every contract-2 segmentation/classification model).
+    """
+
+    tile_overlap_pct: float = 25
+    batch_size: int = 8
+    device: str = "auto"
+    threads: int | None = None
+    confidence_path: str | None = None
+    bounds: tuple[float, float, float, float] | None = None
+    cog: bool = True
+    expect_task: str | None = None
+    output: str | None = None
+
+
+@dataclass
+class RunReport:
+    """What a run did.
+
+    Attributes:
+        output_path, confidence_path: files written (confidence None when not asked).
+        provider: onnxruntime execution provider actually used.
+        task: the model's task.
+        tiles: tiles run through the model (tiles with no valid data are skipped).
+        seconds: wall time of the run.
+        dates: per modality, the dates used (ISO), sorted.
+        messages: the log lines of the run.
+    """
+
+    output_path: str
+    confidence_path: str | None
+    provider: str
+    task: str
+    tiles: int
+    seconds: float
+    dates: dict[str, list[str]] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
