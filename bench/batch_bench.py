@@ -144,10 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     threads = 1 if args.single_threaded else None
     results = [run(model, inputs, n, area, args.block_px, threads) for n in (1, 2)]
     for r in results:
-        print(f"  {r['workers']} worker(s) x {threads or cores // r['workers']} thread(s): {r['blocks']} blocks in {r['compute_s']:.1f} s "
-              f"computing ({r['total_s']:.1f} s with cluster start and mosaic): "
-              f"{r['blocks_s'] * 3600:.0f} blocks/h, {r['px_s'] / 1e6:.3f} Mpx/s, CPU time / wall time "
-              f"{r['cores_used']:.2f} cores", flush=True)
+        per_worker = threads or cores // r["workers"]
+        print(f"  {r['workers']} worker(s) x {per_worker} thread(s): {r['blocks']} blocks in "
+              f"{r['compute_s']:.1f} s computing ({r['total_s']:.1f} s with cluster start and mosaic): "
+              f"{r['blocks_s'] * 3600:.0f} blocks/h, {r['px_s'] / 1e6:.3f} Mpx/s, "
+              f"CPU time / wall time {r['cores_used']:.2f} cores", flush=True)
     with rasterio.open(results[0]["vrt"]) as a, rasterio.open(results[1]["vrt"]) as b:
         same = np.array_equal(a.read(), b.read())
     one, two = results

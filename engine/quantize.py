@@ -44,7 +44,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -347,7 +347,7 @@ class _Reader:
         return Reader()
 
 
-def _convert(method: str, source: str, target: str, calibration: Sequence[dict],
+def _convert(method: str, source: str, target: str, calibration: Sequence[Mapping[str, np.ndarray]],
              cache: str) -> dict:
     """Write the ``method`` variant of ``source`` (already pre-processed) to ``target``;
     returns its record (format, types).
@@ -380,12 +380,14 @@ def _session(path: str, threads: int | None):
     return create_session(path, "cpu", threads)[0]
 
 
-def _outputs(session, names: list[str], batches: Sequence[dict]) -> list[np.ndarray]:
+def _outputs(session, names: list[str],
+             batches: Sequence[Mapping[str, np.ndarray]]) -> list[np.ndarray]:
     """The first output of ``session`` for every batch."""
     return [session.run(names, b)[0] for b in batches]
 
 
-def _best_times(sessions: Mapping[str, object], names: list[str], batches: Sequence[dict],
+def _best_times(sessions: Mapping[str, Any], names: list[str],
+                batches: Sequence[Mapping[str, np.ndarray]],
                 rounds: int = 3) -> dict[str, float]:
     """Best seconds over ``rounds`` of every session on ``batches``, the sessions alternating
     within each round, so that load from other processes hits them alike."""
