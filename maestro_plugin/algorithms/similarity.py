@@ -136,16 +136,29 @@ class SimilarityAlgorithm(EmbeddingsRunMixin, InferenceAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.EXAMPLE_TOKENS,
                                                  "Tokens under the examples"))
 
+    def prepareAlgorithm(self, parameters, context, feedback):
+        """Read the example shapes here: Processing calls this in the main thread (also for a
+        background QgsProcessingAlgRunnerTask), where project layers may be read; a layer
+        read from the task's thread can crash QGIS. A problem found here is raised by
+        processAlgorithm, so that it reaches the user the same way as every other error."""
+        self._shapes, self._shapes_crs, self._examples_error = [], "", None
+        source = self.parameterAsSource(parameters, self.EXAMPLES, context)
+        if source is None:
+            self._examples_error = QgsProcessingException("EXAMPLES: no layer given")
+            return True
+        self._shapes = [json.loads(f.geometry().asJson()) for f in source.getFeatures()
+                        if f.geometry() is not None and not f.geometry().isEmpty()]
+        self._shapes_crs = source.sourceCrs().toWkt()
+        if not self._shapes:
+            self._examples_error = QgsProcessingException("EXAMPLES: the layer has no geometry")
+        return True
+
     def processAlgorithm(self, parameters, context, feedback):
         from engine.classes.similarity import query_vector, similarity_map
 
-        source = self.parameterAsSource(parameters, self.EXAMPLES, context)
-        if source is None:
-            raise QgsProcessingException("EXAMPLES: no layer given")
-        shapes = [json.loads(f.geometry().asJson()) for f in source.getFeatures()
-                  if f.geometry() is not None and not f.geometry().isEmpty()]
-        if not shapes:
-            raise QgsProcessingException("EXAMPLES: the layer has no geometry")
+        if self._examples_error is not None:
+            raise self._examples_error
+        shapes = self._shapes
         output = self.output_path(parameters, self.OUTPUT, context)
         emb_layer = self.parameterAsRasterLayer(parameters, self.EMBEDDINGS, context)
         if emb_layer is not None:
@@ -157,7 +170,7 @@ class SimilarityAlgorithm(EmbeddingsRunMixin, InferenceAlgorithm):
                                           parameters, context)
             emb_path = self.embeddings_to_temp(model_path, matched, parameters, context,
                                                feedback, (0.0, 0.8), "encoder features: ")
-        query, n = self.engine_call(query_vector, emb_path, shapes, source.sourceCrs().toWkt())
+        query, n = self.engine_call(query_vector, emb_path, shapes, self._shapes_crs)
         feedback.pushInfo(f"{n} token(s) under the examples")
         path = self.engine_call(similarity_map, emb_path, query, output,
                                 center=self.parameterAsBoolean(parameters, self.CENTER, context),

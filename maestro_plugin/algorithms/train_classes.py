@@ -173,12 +173,25 @@ class TrainClassesAlgorithm(InferenceAlgorithm):
                    for i, n in enumerate(names)]
         return [(g, index[label]) for g, label in items], crs.toWkt(), classes
 
+    def prepareAlgorithm(self, parameters, context, feedback):
+        """Read the label layers here: Processing calls this in the main thread (also for a
+        background QgsProcessingAlgRunnerTask), where project layers may be read; a layer
+        read from the task's thread can crash QGIS. A problem found here is raised by
+        processAlgorithm, so that it reaches the user the same way as every other error."""
+        try:
+            self._labels = self.labels(parameters, context)
+        except QgsProcessingException as exc:
+            self._labels = exc
+        return True
+
     def processAlgorithm(self, parameters, context, feedback):
         self.check_dependencies()
         model_path, meta = self.model_metadata(parameters, context)
         matched = self.matched_inputs(meta, self.layer_inputs(parameters, context), parameters,
                                       context)
-        shapes, crs, classes = self.labels(parameters, context)
+        if isinstance(self._labels, Exception):
+            raise self._labels
+        shapes, crs, classes = self._labels
         out = self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)
         if not out.lower().endswith(".onnx"):
             raise QgsProcessingException(f"OUTPUT_MODEL: '{out}' must end in .onnx")
