@@ -27,6 +27,8 @@ from qgis.PyQt.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormL
                                  QScrollArea, QSizePolicy, QSpinBox, QTableWidget,
                                  QTableWidgetItem, QVBoxLayout, QWidget)
 
+from engine.tasks import get_task
+
 from . import deps
 from .algorithms.base import DEFAULT_MODEL
 from .inputs import PluginInputError, match_modalities, parameter_name
@@ -360,7 +362,7 @@ class MaestroDock(QgsDockWidget):
         self.meta, self.model_path = meta, resolved
         self.model_info.setText(model_summary_html(meta))
         self.card_info.setText(model_card_html(meta, resolved))
-        self.confidence_check.setVisible(meta.task == "segmentation")
+        self.confidence_check.setVisible(get_task(meta.task).layout(meta).class_ids)
         project = QgsProject.instance()
         for spec in meta.modalities:
             widget = ModalityInput(spec, self.modalities_box)
@@ -446,7 +448,7 @@ class MaestroDock(QgsDockWidget):
         output = self.output_path(preview)
         confidence = None
         if (not preview and self.confidence_check.isChecked()
-                and self.meta.task == "segmentation"):
+                and get_task(self.meta.task).layout(self.meta).class_ids):
             confidence = os.path.splitext(output)[0] + "_confidence.tif"
         options = RunOptions(tile_overlap_pct=self.overlap_spin.value(),
                              batch_size=self.batch_spin.value(),
@@ -506,9 +508,7 @@ class MaestroDock(QgsDockWidget):
         self.show_areas(self.last_areas)
         report = self.last_report
         where = PROVIDER_WORDS.get(report.provider, report.provider) if report else ""
-        what = "Preview" if preview else {"segmentation": "Land-cover map",
-                                          "classification": "Classification",
-                                          "embedding": "Embeddings"}.get(self.meta.task, "Result")
+        what = "Preview" if preview else get_task(self.meta.task).title
         name = layer.name() if layer else ""
         seconds = f", {report.seconds:.0f} s" if report else ""
         self.show_info(f"{what} ready: '{name}' added to the map (on {where}{seconds}).")

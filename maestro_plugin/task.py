@@ -14,6 +14,8 @@ import traceback
 from qgis.core import Qgis, QgsMessageLog, QgsProject, QgsRasterLayer, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
+from engine.tasks import get_task
+
 from .styling import apply_confidence_style, apply_land_cover_style
 from .widgets import OUTPUT_PROPERTY
 
@@ -46,9 +48,7 @@ def result_names(meta, dates) -> tuple[str, str]:
     words on (the Layers panel cuts long names)."""
     model = short_model_name(meta.name)
     span = date_range(dates)
-    main = f"{model} {span}".strip()
-    if meta.task != "segmentation":
-        main = f"{model} {meta.task} {span}".strip()
+    main = " ".join(w for w in (model, get_task(meta.task).layer_word, span) if w)
     return main, f"confidence {model} {span}".strip()
 
 
@@ -101,7 +101,7 @@ class MaestroRunTask(QgsTask):
             self.cancelled = self._is_cancel(exc)
             self.error = self._message(exc)
             return False
-        if self.meta.task == "segmentation" and self.meta.classes:
+        if get_task(self.meta.task).layout(self.meta).class_ids and self.meta.classes:
             try:
                 from .areas import class_areas
 
@@ -166,8 +166,7 @@ class MaestroRunTask(QgsTask):
         if not layer.isValid():
             raise RuntimeError(f"the output {self.report.output_path} cannot be opened")
         layer.setCustomProperty(OUTPUT_PROPERTY, self.meta.task)
-        class_ids = self.meta.task == "segmentation" or (
-            self.meta.task == "classification" and not self.meta.multilabel)
+        class_ids = get_task(self.meta.task).layout(self.meta).class_ids
         if class_ids and self.meta.classes:
             apply_land_cover_style(layer, self.meta.classes)
         root = project.layerTreeRoot()

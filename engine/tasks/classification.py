@@ -48,4 +48,5 @@ CLASSIFICATION = TaskSpec(
     multilabel=True, needs_embedding_dim=False, overlapping_tiles=False,
     algorithm_id="classify", grid_factor=_factor, output_shape=_shape,
     channels=lambda meta: len(meta.classes), to_grid=_to_grid, layout=_layout,
-    decode=_decode, default_style=lambda meta: STYLE_NONE if meta.multilabel else STYLE_CLASSES)
+    decode=_decode, default_style=lambda meta: STYLE_NONE if meta.multilabel else STYLE_CLASSES,
+    title="Classification", layer_word="classification")

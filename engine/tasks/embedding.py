@@ -43,4 +43,4 @@ EMBEDDING = TaskSpec(
     multilabel=False, needs_embedding_dim=True, overlapping_tiles=True,
     algorithm_id="embed", grid_factor=_factor, output_shape=_shape, channels=_channels,
     to_grid=same_grid, layout=_layout, decode=decode_float,
-    default_style=lambda meta: STYLE_NONE)
+    default_style=lambda meta: STYLE_NONE, title="Embeddings", layer_word="embedding")

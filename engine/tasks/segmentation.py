@@ -28,4 +28,4 @@ SEGMENTATION = TaskSpec(
     multilabel=False, needs_embedding_dim=False, overlapping_tiles=True,
     algorithm_id="segment", grid_factor=_factor, output_shape=_shape,
     channels=lambda meta: len(meta.classes), to_grid=same_grid, layout=class_layout,
-    decode=decode_class_ids, default_style=lambda meta: STYLE_CLASSES)
+    decode=decode_class_ids, default_style=lambda meta: STYLE_CLASSES, title="Land-cover map")

@@ -72,6 +72,8 @@ class TaskSpec:
         decode: ``(mean values [channels, rows, cols] float, ok [rows, cols] bool, metadata)``
             -> the main raster's rows [count, rows, cols] (invalid pixels as nodata).
         default_style: :data:`STYLE_CLASSES` or :data:`STYLE_NONE`, given the metadata.
+        title: what the result is called in the plugin (dock messages, layer names).
+        layer_word: word added to a result layer's name ('' for the land-cover map).
     """
 
     name: str
@@ -89,6 +91,8 @@ class TaskSpec:
     layout: Callable[[ModelMetadata], OutputLayout]
     decode: Callable[[np.ndarray, np.ndarray, ModelMetadata], np.ndarray]
     default_style: Callable[[ModelMetadata], str]
+    title: str = "Result"
+    layer_word: str = ""
 
 
 # ------------------------------------------------------------------ shared building blocks

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingOutputNumber,
+from qgis.core import (Qgis, QgsProcessingException, QgsProcessingOutputNumber,
                        QgsProcessingOutputString, QgsProcessingParameterEnum,
                        QgsProcessingParameterFileDestination, QgsProcessingParameterMultipleLayers,
                        QgsProcessingParameterNumber, QgsProcessingParameterString)
@@ -71,10 +71,10 @@ class QuantizeModelAlgorithm(InferenceAlgorithm):
             optional=True), "The float32 MAESTRO ONNX model; empty = the bundled default."))
         for pname in MODALITY_PARAMS:
             self.addParameter(_with_help(QgsProcessingParameterMultipleLayers(
-                pname, f"{MODALITY_TITLES[pname]} [{pname}]", QgsProcessing.TypeRaster,
+                pname, f"{MODALITY_TITLES[pname]} [{pname}]", Qgis.ProcessingSourceType.Raster,
                 optional=True), f"{MODALITY_TITLES[pname]}. {MODALITY_HELP}"))
         self.addParameter(_with_help(QgsProcessingParameterString(
-            self.DATES, "Date overrides (optional, [MODALITY:]LAYER=YYYY-MM-DD;...)",
+            self.DATES, "Date overrides ([MODALITY:]LAYER=YYYY-MM-DD; ...)",
             optional=True), DATES_HELP))
         self.addParameter(_with_help(QgsProcessingParameterEnum(
             self.METHOD, "Method", options=list(METHODS), defaultValue="auto",
@@ -83,10 +83,10 @@ class QuantizeModelAlgorithm(InferenceAlgorithm):
             "dynamic."))
         self.addParameter(_with_help(QgsProcessingParameterNumber(
             self.MIN_AGREEMENT, "Minimum agreement with float32 (%)",
-            QgsProcessingParameterNumber.Double, defaultValue=99.0, minValue=0.0,
+            Qgis.ProcessingNumberParameterType.Double, defaultValue=99.0, minValue=0.0,
             maxValue=100.0), "Refuse the variant below this agreement (percent)."))
         self.addParameter(_with_help(QgsProcessingParameterNumber(
-            self.TILES, "Tiles for calibration and check", QgsProcessingParameterNumber.Integer,
+            self.TILES, "Tiles for calibration and check", Qgis.ProcessingNumberParameterType.Integer,
             defaultValue=64, minValue=4, maxValue=4096),
             "Tiles read from the rasters, half for calibration, half for the check."))
         self.addOutput(QgsProcessingOutputNumber(self.AGREEMENT, "Agreement with float32 (%)"))
