@@ -4,7 +4,8 @@ single ``done(ok, results, message)`` signal in the main thread.
 
 Progress: the task's ``progressChanged`` (0-100). Cancel: :meth:`AlgorithmRun.cancel` (the
 runner cancels the feedback; the MAESTRO algorithms poll it and stop, writing nothing).
-The context has the current project, so layer ids in the parameters resolve.
+The context has the current project (layer ids in the parameters resolve) unless
+``use_project=False``: then every layer is opened from its path inside the task.
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ class AlgorithmRun(QObject):
     done = pyqtSignal(bool, dict, str)
 
     def __init__(self, algorithm_id: str, parameters: dict, description: str = "",
-                 parent=None):
+                 parent=None, use_project: bool = True):
         super().__init__(parent)
         self.algorithm_id = algorithm_id
         self.parameters = dict(parameters)
@@ -69,7 +70,12 @@ class AlgorithmRun(QObject):
         self.finished = False
         self.feedback = KeepingFeedback()
         self.context = QgsProcessingContext()
-        self.context.setProject(QgsProject.instance())
+        if use_project:
+            # layer ids in the parameters resolve; but a file path then also resolves to the
+            # project's layer of that source, which the task's thread would share with the
+            # map canvas: runs whose parameters are all file paths pass use_project=False and
+            # open their own layers in the task.
+            self.context.setProject(QgsProject.instance())
 
     def start(self) -> None:
         """Create the task and hand it to QGIS's task manager.

@@ -128,7 +128,7 @@ class SimilarityRunner:
         emb = os.path.join(QgsProcessingUtils.tempFolder(),
                            f"maestro-embeddings-{uuid.uuid4().hex[:8]}.tif")
         run = AlgorithmRun("maestro:embed", {**params, "OUTPUT": emb},
-                           "MAESTRO: encoder features for the similarity map")
+                           "MAESTRO: encoder features for the similarity map", use_project=False)
         run.progress.connect(lambda v: self.dock.progress_bar.setValue(int(0.8 * v)))
         run.done.connect(lambda ok, res, msg: self._embedded(ok, res, msg, key, examples, name))
         self.run = run
@@ -150,7 +150,7 @@ class SimilarityRunner:
                            f"maestro-similarity-{uuid.uuid4().hex[:8]}.tif")
         run = AlgorithmRun("maestro:similarity",
                            {"EMBEDDINGS": embeddings, "EXAMPLES": examples, "OUTPUT": out},
-                           "MAESTRO: similarity map")
+                           "MAESTRO: similarity map", use_project=False)
         run.progress.connect(lambda v: self.dock.progress_bar.setValue(int(80 + 0.2 * v)))
         run.done.connect(lambda ok, res, msg: self._finished(ok, res, msg, name))
         self.run = run
