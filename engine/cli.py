@@ -15,7 +15,7 @@ import sys
 import threading
 from typing import Callable
 
-from .cli_common import check_bounds, one_line, parse_date, parse_input, report_unexpected
+from .cli_common import add_model_and_inputs, check_bounds, one_line, report_unexpected
 from .errors import InputError, MaestroError, OutputError
 
 #: Extensions of the rasters ``run`` writes (GeoTIFF / COG only).
@@ -49,11 +49,7 @@ def check_run_numbers(args) -> None:
 
 def add_run_parser(subparsers) -> None:
     p = subparsers.add_parser("run", help="run a model over rasters and write its output raster")
-    p.add_argument("--model", required=True, help="ONNX model exported by MAESTRO's training")
-    p.add_argument("--input", action="append", type=parse_input, default=[], metavar="M=PATH",
-                   help="an input raster of modality M (repeat: one per date and modality)")
-    p.add_argument("--date", action="append", type=parse_date, default=[],
-                   metavar="M=PATH=YYYY-MM-DD", help="explicit date of one input raster")
+    add_model_and_inputs(p)
     p.add_argument("--output", required=True, help="output GeoTIFF (COG)")
     p.add_argument("--confidence", default=None, help="optional confidence GeoTIFF")
     p.add_argument("--overlap", type=float, default=25, help="tile overlap, percent (0-75)")

@@ -38,6 +38,19 @@ def parse_date(text: str) -> tuple[str, str, _dt.date]:
         raise argparse.ArgumentTypeError(f"--date: '{day}' is not YYYY-MM-DD") from exc
 
 
+def add_model_and_inputs(p: argparse.ArgumentParser,
+                         model_help: str = "ONNX model exported by MAESTRO's training",
+                         input_help: str = "an input raster of modality M (repeat: one per date "
+                                           "and modality)") -> None:
+    """The arguments every engine command that runs a model takes: ``--model``, ``--input
+    M=PATH`` (repeated) and ``--date M=PATH=YYYY-MM-DD`` (repeated)."""
+    p.add_argument("--model", required=True, help=model_help)
+    p.add_argument("--input", action="append", type=parse_input, default=[], metavar="M=PATH",
+                   help=input_help)
+    p.add_argument("--date", action="append", type=parse_date, default=[],
+                   metavar="M=PATH=YYYY-MM-DD", help="explicit date of one input raster")
+
+
 def check_bounds(bounds: Sequence[float] | None, option: str = "--bounds") -> None:
     """Refuse bounds that are not four finite numbers with xmin < xmax and ymin < ymax.
 

@@ -15,17 +15,14 @@ import sys
 
 
 def add_parser(subparsers) -> None:
-    from .cli_common import parse_date, parse_input
+    from .cli_common import add_model_and_inputs
     from .quantize import DEFAULT_MIN_AGREEMENT_PCT, METHODS
 
     p = subparsers.add_parser(
         "quantize", help="write an int8 variant of a model, checked against float32 on your tiles")
-    p.add_argument("--model", required=True, help="float32 ONNX model exported by MAESTRO's training")
-    p.add_argument("--input", action="append", type=parse_input, default=[], metavar="M=PATH",
-                   help="an input raster of modality M (repeat: one per date and modality); "
-                        "calibration and check tiles are read from these")
-    p.add_argument("--date", action="append", type=parse_date, default=[],
-                   metavar="M=PATH=YYYY-MM-DD", help="explicit date of one input raster")
+    add_model_and_inputs(p, "float32 ONNX model exported by MAESTRO's training",
+                         "an input raster of modality M (repeat: one per date and modality); "
+                         "calibration and check tiles are read from these")
     p.add_argument("--output", required=True, help="the int8 model to write (.onnx)")
     p.add_argument("--method", choices=METHODS, default="auto",
                    help="auto (default: the fastest variant that passes the check), static, "

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-from engine.cli_common import check_bounds, one_line, parse_date, parse_input, report_unexpected
+from engine.cli_common import add_model_and_inputs, check_bounds, one_line, report_unexpected
 from engine.errors import InputError, MaestroError, OutputError
 
 
@@ -36,12 +36,9 @@ def _fill(p: argparse.ArgumentParser) -> None:
     # Same conventions as ``python -m engine run`` (engine/cli.py): --model, --input M=PATH,
     # --date M=PATH=YYYY-MM-DD, --overlap, --batch-size, --device, --threads.
 
-    p.add_argument("--model", required=True, help="ONNX model exported by MAESTRO's training")
-    p.add_argument("--input", action="append", type=parse_input, default=[], metavar="M=PATH",
-                   help="an input raster (file or VRT mosaic) of modality M: repeat per date "
-                        "and modality, e.g. --input s2=a.tif --input s2=b.vrt --input dem=dem.vrt")
-    p.add_argument("--date", action="append", type=parse_date, default=[],
-                   metavar="M=PATH=YYYY-MM-DD", help="explicit date of one input raster")
+    add_model_and_inputs(p, input_help="an input raster (file or VRT mosaic) of modality M: "
+                         "repeat per date and modality, e.g. --input s2=a.tif --input s2=b.vrt "
+                         "--input dem=dem.vrt")
     p.add_argument("--output", required=True,
                    help="output folder: blocks/<id>.tif, manifest.json, mosaic.vrt")
     area = p.add_mutually_exclusive_group()
