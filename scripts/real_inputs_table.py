@@ -239,13 +239,13 @@ def band_order(c: Case, base) -> list[dict]:
                               "band descriptions saying so")]
 
 
-def _equal_or_refused(c: Case, base, paths, situation, dem=None, refuse_ok=False) -> dict:
+def _equal_or_refused(c: Case, base, paths, situation, dem=None) -> dict:
+    """Met only when the engine gives the clean map (a refusal is reported, not met)."""
     try:
         pred = c.run(paths, dem)
     except MaestroError as exc:
         return dict(situation=situation, measure="refused", value=str(exc).splitlines()[0][:160],
-                    unit="", goal="same map" + (" or a clear error" if refuse_ok else ""),
-                    met=refuse_ok)
+                    unit="", goal="same map", met=False)
     v = pct(pred == base)
     return dict(situation=situation, measure="pixels equal to the clean run", value=v, unit="%",
                 goal=">= 99.5", met=v >= 99.5)
