@@ -36,7 +36,15 @@ class RunOptions:
             rounded so that every modality's tile offsets stay whole pixels.
         batch_size: tiles per onnxruntime call.
         device: ``auto`` | ``cpu`` | ``cuda``.
-        threads: onnxruntime intra-op threads (None = all cores).
+        threads: CPU threads the run may use (None = all cores): split between the batches
+            in flight, each batch's onnxruntime session getting ``threads // in flight``.
+        batches_in_flight: batches run at the same time (engine.pipeline), blended in tile
+            order, so that the output is the same as one batch after the other. None = auto:
+            on the CPU provider ``min(threads, 4)`` (each on its own thread: no thread barrier
+            after each of the model's small operators; docs/performance.md), 1 on CUDA.
+        float16: on CUDA, run a float16 copy of the model (engine.session.float16_model;
+            graph I/O stays float32). None = the ``MAESTRO_FLOAT16`` environment variable.
+            Ignored on the CPU provider (float32 runs; a log line says so).
         confidence_path: optional confidence raster (float32: max class probability).
         bounds: ``(xmin, ymin, xmax, ymax)`` in the reference raster's CRS: compute only this
             part; tiles stay on the grid anchored at the reference raster's top-left pixel.
@@ -51,6 +59,8 @@ class RunOptions:
     batch_size: int = 8
     device: str = "auto"
     threads: int | None = None
+    batches_in_flight: int | None = None
+    float16: bool | None = None
     confidence_path: str | None = None
     bounds: tuple[float, float, float, float] | None = None
     cog: bool = True
