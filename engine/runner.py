@@ -31,7 +31,6 @@ import math
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -41,6 +40,7 @@ from .align import SliceReader, model_grid
 from .blend import RowAccumulator
 from .contract import REF_DATE_INPUT, ModelMetadata, read_model_metadata
 from .errors import CancelledError, InputError
+from .pipeline import InFlight
 from .preprocessing.dates import date_triplet
 from .preprocessing.geometry import grid_raster, pixel_size_warning
 from .preprocessing.tokens import model_input
@@ -55,6 +55,8 @@ from .writer import RasterWriter, check_writable
 #: Floor and multiplier of the GDAL block cache set for a run (see bounded_gdal_cache).
 CACHE_FLOOR_BYTES = 32 * 2 ** 20
 CACHE_ROWS_OF_BLOCKS = 2
+#: Most batches in flight chosen automatically (each holds its activations in memory).
+MAX_AUTO_IN_FLIGHT = 4
 
 
 _CACHE_LOCK = threading.Lock()
@@ -242,8 +244,6 @@ class Runner:
 
     # ------------------------------------------------------------------ run
     def run(self):
-        from .session import cached_session
-
         start = time.perf_counter()
         meta = read_model_metadata(self.model_path)
         self._check_options(meta)
@@ -277,22 +277,18 @@ class Runner:
 
         writers = self._open_writers(meta, grid_slice, factor, out_rows, out_cols)
         readers: dict[str, list[SliceReader]] = {}
-        executor = None
         try:
-            session, provider = cached_session(self.model_path, self.options.device,
-                                                self.options.threads)
-            self.log(f"onnxruntime provider: {provider}")
+            session, provider, in_flight = self._session()
             grids = {m.name: model_grid(grid_slice.crs, grid_slice.transform,
                                         tiles_grid.padded_width, tiles_grid.padded_height, T,
                                         m.tile_px) for m in meta.modalities}
             for m in meta.modalities:
                 readers[m.name] = [SliceReader(sl, grids[m.name]) for sl in stacks[m.name]]
             self._set_dates(meta, stacks, ref_date)
-            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maestro-read")
             with bounded_gdal_cache(sum(r.cache_bytes for rs in readers.values() for r in rs),
                                     self.log):
                 ran, seen = self._loop(session, meta, readers, grids, tiles, factor, out_rows,
-                                       out_cols, writers, executor)
+                                       out_cols, writers, in_flight)
             if ran == 0 and self.options.bounds is None:
                 self._raise_all_nodata(meta, stacks, seen)
             if ran == 0:
@@ -306,8 +302,6 @@ class Runner:
                 w.abort()
             raise
         finally:
-            if executor is not None:
-                executor.shutdown(wait=True)
             for rs in readers.values():
                 for r in rs:
                     r.close()
@@ -318,6 +312,35 @@ class Runner:
                          dates={n: [s.when.date().isoformat() for s in st]
                                 for n, st in stacks.items()},
                          messages=list(self.messages))
+
+    def _session(self):
+        """The onnxruntime session of the run and the number of batches in flight.
+
+        Batches in flight (engine.pipeline): ``options.batches_in_flight``, or auto: on the
+        CPU provider ``min(threads, MAX_AUTO_IN_FLIGHT)``, on CUDA 1 (the device runs one
+        batch at a time anyway). Each batch's run gets ``threads // in flight`` intra-op
+        threads (at least 1), so the run uses ``threads`` cores in all.
+
+        Returns:
+            (session, provider actually used, batches in flight).
+        """
+        from .session import cached_session, choose_providers
+
+        opts = self.options
+        threads = int(opts.threads) if opts.threads else (os.cpu_count() or 1)
+        asked = getattr(opts, "batches_in_flight", None)
+        if asked is not None and int(asked) < 1:
+            raise InputError(f"batches in flight must be at least 1 (got {asked})")
+        on_cpu = choose_providers(opts.device)[0] == "CPUExecutionProvider"
+        in_flight = int(asked) if asked else (min(threads, MAX_AUTO_IN_FLIGHT) if on_cpu else 1)
+        intra = max(1, threads // in_flight)
+        float16 = getattr(opts, "float16", None)
+        session, provider = cached_session(self.model_path, opts.device, intra, float16=float16)
+        if provider == "CPUExecutionProvider" and float16:
+            self.log("float16 is used on CUDA only: the CPU provider runs the float32 model")
+        self.log(f"onnxruntime provider: {provider}; {in_flight} batch(es) in flight, "
+                 f"{intra} thread(s) each")
+        return session, provider, in_flight
 
     def _set_dates(self, meta: ModelMetadata, stacks: dict[str, list[Slice]], ref_date,
                    token_masks: bool | None = None) -> None:
@@ -443,7 +466,9 @@ class Runner:
         return PreparedBatch(list(batch_tiles), run, feeds, [per_tile[i][3] for i in run], seen)
 
     def _loop(self, session, meta, readers, grids, tiles, factor, out_rows, out_cols, writers,
-              executor) -> tuple[int, dict]:
+              in_flight: int = 1) -> tuple[int, dict]:
+        """Prepare, run and blend every batch; ``in_flight`` batches run at once and are
+        blended in tile order (engine.pipeline.InFlight), so the output does not depend on it."""
         task, T = self._task, meta.reference.tile_px
         to = T // factor
         channels = task.channels(meta)
@@ -452,32 +477,36 @@ class Runner:
         bs = int(self.options.batch_size)
         batches = [tiles[i:i + bs] for i in range(0, len(tiles), bs)]
         output_name = task.output_name
+
+        def prepare(batch_tiles) -> PreparedBatch:
+            return self._prepare(batch_tiles, meta, readers, grids)
+
+        def infer(prepared: PreparedBatch):
+            if prepared.feeds is None:
+                return None
+            return task.to_grid(session.run([output_name], prepared.feeds)[0])
+
         ran, done = 0, 0
         seen = {m: False for m in meta.modality_names}
-        pending = executor.submit(self._prepare, batches[0], meta, readers, grids) if batches else None
-        for b in range(len(batches)):
-            self.check_cancel()
-            assert pending is not None
-            prepared = pending.result()
-            pending = (executor.submit(self._prepare, batches[b + 1], meta, readers, grids)
-                       if b + 1 < len(batches) else None)
-            for m, s in prepared.seen.items():
-                seen[m] |= s
-            out = None
-            if prepared.feeds is not None:
-                out = task.to_grid(session.run([output_name], prepared.feeds)[0])
-            for j, i in enumerate(prepared.run):
-                assert out is not None                  # prepared.run is empty without feeds
-                row, col = prepared.tiles[i]
-                valid = prepared.valid[j]
-                if factor > 1:
-                    valid = valid.reshape(to, factor, to, factor).any(axis=(1, 3))
-                acc.add(out[j].astype(np.float32, copy=False), valid, row // factor, col // factor)
-            ran += len(prepared.run)
-            done += len(prepared.tiles)
-            # rows above the next batch's first tile are final
-            acc.advance(batches[b + 1][0][0] // factor if b + 1 < len(batches) else out_rows[1])
-            self.progress(0.98 * done / len(tiles), f"tile {done}/{len(tiles)}")
+        with InFlight(prepare, infer, in_flight) as pipeline:
+            for b, (prepared, out) in enumerate(pipeline.results(batches)):
+                self.check_cancel()
+                for m, s in prepared.seen.items():
+                    seen[m] |= s
+                for j, i in enumerate(prepared.run):
+                    assert out is not None              # prepared.run is empty without feeds
+                    row, col = prepared.tiles[i]
+                    valid = prepared.valid[j]
+                    if factor > 1:
+                        valid = valid.reshape(to, factor, to, factor).any(axis=(1, 3))
+                    acc.add(out[j].astype(np.float32, copy=False), valid, row // factor,
+                            col // factor)
+                ran += len(prepared.run)
+                done += len(prepared.tiles)
+                # rows above the next batch's first tile are final
+                acc.advance(batches[b + 1][0][0] // factor if b + 1 < len(batches)
+                            else out_rows[1])
+                self.progress(0.98 * done / len(tiles), f"tile {done}/{len(tiles)}")
         acc.finish()
         return ran, seen
 

@@ -222,18 +222,20 @@ _CACHE: dict[tuple, tuple[Any, str]] = {}
 _CACHE_SIZE = 2
 
 
-def cached_session(path: str, device: str = "auto", threads: int | None = None):
-    """:func:`create_session` remembered for the last few (file, size, mtime, device, threads),
-    so that many runs of one model (batch runner, sub-areas) load it once. onnxruntime
-    sessions may be run from several threads."""
+def cached_session(path: str, device: str = "auto", threads: int | None = None,
+                   float16: bool | None = None):
+    """:func:`create_session` remembered for the last few (file, size, mtime, device, threads,
+    float16), so that many runs of one model (batch runner, sub-areas) load it once.
+    onnxruntime sessions may be run from several threads at once (the runner's batches in
+    flight share one session)."""
     _check_file(path)
     stat = os.stat(path)
     key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns, device, threads,
-           wants_float16(None), os.environ.get(CUDA_MEMORY_LIMIT_ENV, ""))
+           wants_float16(float16), os.environ.get(CUDA_MEMORY_LIMIT_ENV, ""))
     if key not in _CACHE:
         while len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = create_session(path, device, threads)
+        _CACHE[key] = create_session(path, device, threads, float16=float16)
     return _CACHE[key]
 
 
