@@ -38,13 +38,21 @@ def check_raster_output(path: str | None, option: str) -> None:
 
 
 def check_run_numbers(args) -> None:
-    """Overlap 0..75 %, batch size and threads at least 1 (InputError naming the option)."""
+    """Overlap 0..75 %, batch size, threads and batches in flight at least 1.
+
+    Raises:
+        InputError: naming the option and the value given.
+    """
     if not (math.isfinite(args.overlap) and 0 <= args.overlap <= 75):
         raise InputError(f"--overlap {args.overlap} must be a percentage from 0 to 75")
     if args.batch_size < 1:
         raise InputError(f"--batch-size {args.batch_size} must be at least 1")
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads {args.threads} must be at least 1")
+    in_flight = getattr(args, "batches_in_flight", None)
+    if in_flight is not None and in_flight < 1:
+        raise InputError(f"--batches-in-flight {in_flight} must be at least 1 "
+                         "(leave it out for auto)")
 
 
 def add_run_parser(subparsers) -> None:
@@ -55,7 +63,16 @@ def add_run_parser(subparsers) -> None:
     p.add_argument("--overlap", type=float, default=25, help="tile overlap, percent (0-75)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads the run may use (default: all cores)")
+    p.add_argument("--batches-in-flight", type=int, default=None, metavar="N",
+                   help="batches run at once, each on threads/N onnxruntime threads, blended "
+                        "in tile order (same output as one after the other); default auto = "
+                        "min(threads, 4) on CPU, 1 on CUDA")
+    p.add_argument("--float16", action="store_true", default=None,
+                   help="on an NVIDIA GPU (CUDA), run a float16 copy of the model (faster, "
+                        "outputs differ slightly); ignored on CPU. Default: the "
+                        "MAESTRO_FLOAT16 environment variable")
     p.add_argument("--bounds", type=float, nargs=4, default=None,
                    metavar=("XMIN", "YMIN", "XMAX", "YMAX"),
                    help="compute only this area (reference raster CRS)")
@@ -82,6 +99,7 @@ def main_run(args) -> int:
                            f"{[f'{m}={p}' for m, p in given]}")
     options = RunOptions(tile_overlap_pct=args.overlap, batch_size=args.batch_size,
                          device=args.device, threads=args.threads,
+                         batches_in_flight=args.batches_in_flight, float16=args.float16,
                          confidence_path=args.confidence,
                          bounds=tuple(args.bounds) if args.bounds else None, cog=not args.no_cog)
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
@@ -106,12 +124,34 @@ def add_info_parser(subparsers) -> None:
     p.add_argument("model")
 
 
+def precision_summary(record: dict | None) -> str:
+    """One line saying a model's numeric precision from its ``quantisation`` record
+    (engine.quantize.read_quantisation): ``float32 (not quantised)`` when there is none."""
+    if not record:
+        return "float32 (not quantised)"
+    return f"int8 ({record.get('method', '?')}, {record.get('format', '?')})"
+
+
 def main_info(args) -> int:
+    """Print the model's validated metadata as JSON, plus ``precision``, ``quantisation`` (the
+    int8 record, null for float32 models), ``int8_on_this_cpu`` (int8 variants only: whether
+    this CPU has int8 dot-product instructions) and ``available_providers``. For an int8
+    variant on a CPU without them, a warning line goes to stderr as well."""
     from .contract import read_model_metadata
+    from .quantize import cpu_int8_support, int8_support_message, read_quantisation
     from .session import available_providers
 
     meta = read_model_metadata(args.model)
     doc = meta.to_dict()
+    record = read_quantisation(args.model)
+    doc["precision"] = precision_summary(record)
+    doc["quantisation"] = record
+    if record:
+        support = cpu_int8_support()
+        doc["int8_on_this_cpu"] = {"int8_dot_product_cpu": support,
+                                   "note": int8_support_message(support)}
+        if support is False:
+            print(int8_support_message(support), file=sys.stderr)
     doc["available_providers"] = available_providers()
     print(json.dumps(doc, indent=1))
     return 0

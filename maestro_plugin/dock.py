@@ -189,10 +189,22 @@ class MaestroDock(QgsDockWidget):
         self.batch_spin.setValue(8)
         self.device_combo = QComboBox(advanced)
         self.device_combo.addItems(["auto", "cpu", "cuda"])
+        self.float16_check = QCheckBox("float16 on an NVIDIA GPU", advanced)
+        self.float16_check.setToolTip("On CUDA, run a float16 copy of the model: faster, "
+                                      "outputs differ slightly; ignored on CPU")
+        self.in_flight_spin = QSpinBox(advanced)
+        self.in_flight_spin.setRange(0, 64)
+        self.in_flight_spin.setValue(0)
+        self.in_flight_spin.setSpecialValueText("auto")
+        self.in_flight_spin.setToolTip("Batches run at once, each on its share of the CPU "
+                                       "threads, blended in tile order (same output); auto = "
+                                       "min(cores, 4) on CPU, 1 on CUDA")
         form = QFormLayout(advanced)
         form.addRow("Tile overlap", self.overlap_spin)
         form.addRow("Batch size", self.batch_spin)
         form.addRow("Device", self.device_combo)
+        form.addRow("", self.float16_check)
+        form.addRow("Batches in flight", self.in_flight_spin)
         self.areas_box = QgsCollapsibleGroupBox("Class areas of the last run", body)
         self.areas_table = QTableWidget(0, 3, self.areas_box)
         self.areas_table.setHorizontalHeaderLabels(["Class", "ha", "%"])
@@ -453,6 +465,8 @@ class MaestroDock(QgsDockWidget):
         options = RunOptions(tile_overlap_pct=self.overlap_spin.value(),
                              batch_size=self.batch_spin.value(),
                              device=self.device_combo.currentText(),
+                             batches_in_flight=self.in_flight_spin.value() or None,
+                             float16=True if self.float16_check.isChecked() else None,
                              confidence_path=confidence, expect_task=self.meta.task,
                              bounds=bounds)
         task = MaestroRunTask(self.model_path, self.meta, inputs, output, options,
@@ -569,7 +583,9 @@ class MaestroDock(QgsDockWidget):
                       if item.date is not None]
         params.update({"DATES": "; ".join(dates), "TILE_OVERLAP": self.overlap_spin.value(),
                        "BATCH_SIZE": self.batch_spin.value(),
-                       "DEVICE": self.device_combo.currentText()})
+                       "DEVICE": self.device_combo.currentText(),
+                       "FLOAT16": self.float16_check.isChecked(),
+                       "BATCHES_IN_FLIGHT": self.in_flight_spin.value()})
         return params
 
     def busy(self) -> bool:

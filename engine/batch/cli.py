@@ -34,7 +34,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _fill(p: argparse.ArgumentParser) -> None:
     # Same conventions as ``python -m engine run`` (engine/cli.py): --model, --input M=PATH,
-    # --date M=PATH=YYYY-MM-DD, --overlap, --batch-size, --device, --threads.
+    # --date M=PATH=YYYY-MM-DD, --overlap, --batch-size, --device, --threads, --float16
+    # (not --batches-in-flight: each worker runs one block at a time, the engine's auto).
 
     add_model_and_inputs(p, input_help="an input raster (file or VRT mosaic) of modality M: "
                          "repeat per date and modality, e.g. --input s2=a.tif --input s2=b.vrt "
@@ -70,6 +71,10 @@ def _fill(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlap", type=float, default=25, help="tile overlap, percent (0-75)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--float16", action="store_true", default=None,
+                   help="on an NVIDIA GPU (CUDA), every block runs a float16 copy of the model "
+                        "(faster, outputs differ slightly); ignored on CPU. Default: the "
+                        "MAESTRO_FLOAT16 environment variable of the workers")
     p.add_argument("--progress", default="text", choices=["text", "json"],
                    help="progress lines on stdout: text, or JSON lines (for the QGIS algorithm)")
 
@@ -133,7 +138,8 @@ def main(args: argparse.Namespace) -> int:
             BatchOptions(block_px=args.block_px, workers=args.workers, scheduler=args.scheduler,
                          retries=args.retries, merged_cog=args.merged_cog, restart=args.restart,
                          run=RunOptions(threads=args.threads, tile_overlap_pct=args.overlap,
-                                        batch_size=args.batch_size, device=args.device)),
+                                        batch_size=args.batch_size, device=args.device,
+                                        float16=args.float16)),
             area=BatchArea(
                 raster=args.area_raster, vector=args.area_vector,
                 bounds=tuple(args.area_bounds) if args.area_bounds else None,

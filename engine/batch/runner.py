@@ -58,7 +58,8 @@ class BatchOptions:
     merged_cog: also write ``mosaic.tif``, one COG of the whole area.
     restart: discard an output folder's job with other parameters instead of refusing.
     run: the engine options of every block (``tile_overlap_pct``, ``batch_size``,
-        ``device``, ``expect_task``, ``output``); ``threads`` is per task (None = cores /
+        ``device``, ``float16``, ``expect_task``, ``output``); ``batches_in_flight`` stays
+        the engine's auto in every task; ``threads`` is per task (None = cores /
         workers locally, onnxruntime's default on a remote cluster); ``bounds`` and ``cog``
         are set per block (each block is a COG of its own bounds); ``confidence_path`` is
         not written by a batch.
@@ -111,6 +112,8 @@ class BatchJob:
                                "batch_size": run.batch_size, "device": run.device, "cog": True}
         if run.output is not None:
             out["output"] = run.output
+        if run.float16 is not None:
+            out["float16"] = run.float16
         if run.threads:
             out["threads"] = run.threads
         elif not opts.scheduler:
@@ -235,7 +238,10 @@ def _job_fingerprint(model_path: str, meta, spec: InputsSpec, blocks: Sequence[B
         "inputs": {m: [dict(file_fingerprint(p), date=d) for p, d in items]
                    for m, items in sorted(spec.items())},
         "blocks": {b.id: list(b.window) for b in blocks},
-        "engine_options": {"tile_overlap_pct": opts.run.tile_overlap_pct},
+        "engine_options": {"tile_overlap_pct": opts.run.tile_overlap_pct,
+                           # float16 changes pixels on CUDA; recorded only when asked, so
+                           # that the manifests of earlier jobs still match
+                           **({"float16": True} if opts.run.float16 else {})},
     }
 
 

@@ -25,7 +25,7 @@ from qgis.core import (Qgis, QgsProcessingException, QgsProcessingOutputFile,
 
 from ..styling import style_on_load
 from .base import PLUGIN_DIR
-from .inference import InferenceAlgorithm, _advanced, _with_help, extent_and_crs
+from .inference import FLOAT16_HELP, InferenceAlgorithm, _advanced, _with_help, extent_and_crs
 
 
 class BatchSegmentAlgorithm(InferenceAlgorithm):
@@ -58,6 +58,8 @@ class BatchSegmentAlgorithm(InferenceAlgorithm):
     AREA_DESCRIPTION = "Area (empty = the reference rasters' extent)"
     AREA_HELP = ("Extent to map; from a layer's extent or drawn. Snapped out to the model's tile "
                  "grid and clipped to the reference raster.")
+    # no BATCHES_IN_FLIGHT: each Dask worker runs one block at a time on its share of the cores
+    SPEED_HELP = f"<p><b>FLOAT16</b> (advanced): {FLOAT16_HELP}</p>"
 
     def name(self):
         return "batch_segment"
@@ -68,6 +70,7 @@ class BatchSegmentAlgorithm(InferenceAlgorithm):
     def initAlgorithm(self, config=None):
         super().initAlgorithm(config)
         self.removeParameter(self.OUTPUT)  # one raster -> a folder of blocks + mosaic
+        self.removeParameter(self.BATCHES_IN_FLIGHT)  # engine default (auto) in every worker
         self.addParameter(_with_help(QgsProcessingParameterFeatureSource(
             self.BLOCKS, "Explicit blocks (one per feature's bounding box)",
             [Qgis.ProcessingSourceType.VectorPolygon], optional=True),
@@ -134,7 +137,8 @@ class BatchSegmentAlgorithm(InferenceAlgorithm):
             args += ["--scheduler", scheduler]
         elif workers:
             args += ["--workers", str(workers)]
-        for flag, key in (("--merged-cog", self.MERGED_COG), ("--restart", self.RESTART)):
+        for flag, key in (("--merged-cog", self.MERGED_COG), ("--restart", self.RESTART),
+                          ("--float16", self.FLOAT16)):
             if self.parameterAsBoolean(parameters, key, context):
                 args.append(flag)
         return args + self.area_arguments(parameters, context)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from qgis.core import (Qgis, QgsProcessingException, QgsProcessingOutputString,
-                       QgsProcessingParameterEnum, QgsProcessingParameterExtent,
+                       QgsProcessingParameterBoolean, QgsProcessingParameterEnum, QgsProcessingParameterExtent,
                        QgsProcessingParameterFile,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
@@ -44,6 +44,18 @@ AREA_HELP = (
     "pixels it touches are computed and written; tiles stay on the grid of a whole-raster "
     "run, so the values are those a whole run gives there. Empty = the whole reference "
     "raster. An area outside the reference raster stops the run with a message.")
+
+FLOAT16_HELP = (
+    "On an NVIDIA GPU (CUDA), run a float16 copy of the model: faster and half the GPU memory, "
+    "outputs differ slightly from float32 (a few pixels may change class). Ignored on CPU, "
+    "which always runs the model as it is (float32, or int8 for a variant made by "
+    "maestro:quantize_model). Off = the MAESTRO_FLOAT16 environment variable decides.")
+
+BATCHES_IN_FLIGHT_HELP = (
+    "Batches run at the same time, each on its share of the CPU threads (threads / N "
+    "onnxruntime threads each), blended in tile order: the output is the same as one batch "
+    "after the other. 0 = auto: min(cores, 4) on CPU, 1 on CUDA. More batches in flight "
+    "keep more cores busy on small models and use more memory.")
 
 COMMON_HELP = (
     "<h3>Parameters</h3>"
@@ -105,6 +117,8 @@ class InferenceAlgorithm(MaestroAlgorithm):
     TILE_OVERLAP = "TILE_OVERLAP"
     BATCH_SIZE = "BATCH_SIZE"
     DEVICE = "DEVICE"
+    FLOAT16 = "FLOAT16"
+    BATCHES_IN_FLIGHT = "BATCHES_IN_FLIGHT"
     OUTPUT = "OUTPUT"
     PROVIDER = "PROVIDER"
     DATES_USED = "DATES_USED"
@@ -157,6 +171,13 @@ class InferenceAlgorithm(MaestroAlgorithm):
             self.DEVICE, "Device", options=list(DEVICES), defaultValue="auto",
             usesStaticStrings=True)),
             "auto: CUDA when available, else CPU; cpu; cuda (fails when CUDA is unusable)."))
+        self.addParameter(_with_help(_advanced(QgsProcessingParameterBoolean(
+            self.FLOAT16, "Use float16 on an NVIDIA GPU (ignored on CPU)", defaultValue=False)),
+            FLOAT16_HELP))
+        self.addParameter(_with_help(_advanced(QgsProcessingParameterNumber(
+            self.BATCHES_IN_FLIGHT, "Batches in flight (0 = auto)",
+            Qgis.ProcessingNumberParameterType.Integer, defaultValue=0, minValue=0,
+            maxValue=64)), BATCHES_IN_FLIGHT_HELP))
         self.addParameter(_with_help(QgsProcessingParameterRasterDestination(
             self.OUTPUT, self.OUTPUT_DESCRIPTION), self.OUTPUT_HELP))
         self.add_task_parameters()
@@ -171,11 +192,15 @@ class InferenceAlgorithm(MaestroAlgorithm):
         default = (f"<p><b>Inputs the bundled default model needs: {', '.join(needed)}</b> "
                    "(the other modality inputs stay empty). Another model: see "
                    "maestro:model_info or the MAESTRO panel.</p>") if needed else ""
-        return (self.TASK_HELP + default + COMMON_HELP
+        return (self.TASK_HELP + default + COMMON_HELP + self.SPEED_HELP
                 + f"<p><b>AREA</b>: {self.AREA_HELP}</p>"
                 f"<p><b>OUTPUT</b>: {self.OUTPUT_HELP}</p>")
 
     TASK_HELP = ""
+    #: FLOAT16's and BATCHES_IN_FLIGHT's part of shortHelpString (maestro:batch_segment has
+    #: no BATCHES_IN_FLIGHT: its Dask workers run one engine call each).
+    SPEED_HELP = (f"<p><b>FLOAT16</b> (advanced): {FLOAT16_HELP}</p>"
+                  f"<p><b>BATCHES_IN_FLIGHT</b> (advanced): {BATCHES_IN_FLIGHT_HELP}</p>")
 
     # ------------------------------------------------------------------ running
     def model_metadata(self, parameters, context):
@@ -213,13 +238,21 @@ class InferenceAlgorithm(MaestroAlgorithm):
                 f"{key}: '{path}' is not a GeoTIFF (.tif): MAESTRO writes GeoTIFF/COG only")
         return path
 
+    def float16(self, parameters, context) -> bool | None:
+        """FLOAT16 as the engine takes it: True when ticked, None (= the MAESTRO_FLOAT16
+        environment variable) when not."""
+        return True if self.parameterAsBoolean(parameters, self.FLOAT16, context) else None
+
     def run_options(self, parameters, context, **extra):
         from engine.api import RunOptions
 
+        in_flight = self.parameterAsInt(parameters, self.BATCHES_IN_FLIGHT, context)
         return RunOptions(
             tile_overlap_pct=self.parameterAsInt(parameters, self.TILE_OVERLAP, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             device=self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto",
+            batches_in_flight=in_flight if in_flight > 0 else None,
+            float16=self.float16(parameters, context),
             **{"expect_task": self.TASK if self.GRAPH_OUTPUT is None else None,
                "output": self.GRAPH_OUTPUT, **extra})
 

@@ -39,11 +39,43 @@ def format_report(meta) -> str:
     return "\n".join(lines)
 
 
+def format_precision(record, int8_support) -> str:
+    """Lines saying a model's precision from its ``quantisation`` record
+    (engine.quantize.read_quantisation; None = a float32 model) and, for an int8 variant,
+    whether this CPU has int8 dot-product instructions (engine.quantize.cpu_int8_support:
+    True, False, None = unknown)."""
+    if not record:
+        return "Precision: float32 (not quantised)"
+    from engine.quantize import int8_support_message
+
+    agreement = record.get("agreement") or {}
+    calibration = record.get("calibration")
+    calibrated = (f"{calibration} on {record.get('calibration_tiles', '?')} tiles"
+                  if calibration else "none (activations quantised per batch at run time)")
+    speed = record.get("speed_vs_float32_at_conversion")
+    lines = [
+        f"Precision: int8 ({record.get('method', '?')}, {record.get('format', '?')})",
+        f"  Quantised operators: {', '.join(record.get('quantised_operators') or []) or '?'}; "
+        f"activations {record.get('activations', '?')}; weights {record.get('weights', '?')}",
+        f"  Calibration: {calibrated}",
+        f"  Agreement with float32: {agreement.get('value', '?')} ({agreement.get('metric', '?')})"
+        f" on {agreement.get('check_tiles', '?')} check tiles; threshold "
+        f"{agreement.get('threshold', '?')}",
+        "  Speed vs float32 at conversion: "
+        + (f"{speed:g}x" if isinstance(speed, (int, float)) else "?")
+        + f" (measured on the converting machine, onnxruntime {record.get('onnxruntime', '?')})",
+        f"  Source model: {record.get('source_model', '?')}",
+        f"  This CPU: {int8_support_message(int8_support)}",
+    ]
+    return "\n".join(lines)
+
+
 class ModelInfoAlgorithm(MaestroAlgorithm):
     MODEL = "MODEL"
     OUTPUT = "OUTPUT"
     REPORT = "REPORT"
     METADATA_JSON = "METADATA_JSON"
+    QUANTISATION_JSON = "QUANTISATION_JSON"
 
     def name(self):
         return "model_info"
@@ -54,7 +86,12 @@ class ModelInfoAlgorithm(MaestroAlgorithm):
     def shortHelpString(self):
         return ("Reads a MAESTRO ONNX model, checks it against the model contract "
                 "(docs/model-contract.md) and reports its task, modalities (bands, pixel size, "
-                "tile size, dates, scaling), classes and provenance.\n\n"
+                "tile size, dates, scaling), classes and provenance, and its precision: "
+                "float32, or for an int8 variant made by maestro:quantize_model its "
+                "quantisation record (method, format, agreement with float32 and threshold, "
+                "check tiles, speed vs float32 measured at conversion, source model) and "
+                "whether this CPU has int8 dot-product instructions (VNNI; without them an "
+                "int8 variant is likely slower than float32).\n\n"
                 "MODEL: the .onnx file; empty means the bundled default model.\n"
                 "OUTPUT: optional JSON file that receives the validated metadata.\n\n"
                 "A file that is not ONNX, or an ONNX file without valid MAESTRO metadata, "
@@ -73,16 +110,29 @@ class ModelInfoAlgorithm(MaestroAlgorithm):
         self.addParameter(output)
         self.addOutput(QgsProcessingOutputString(self.REPORT, "Report"))
         self.addOutput(QgsProcessingOutputString(self.METADATA_JSON, "Metadata JSON"))
+        self.addOutput(QgsProcessingOutputString(
+            self.QUANTISATION_JSON, "Quantisation record (JSON; empty for float32 models)"))
 
     def processAlgorithm(self, parameters, context, feedback):
         path = self.parameterAsFile(parameters, self.MODEL, context) or DEFAULT_MODEL
         from engine.contract import read_model_metadata
 
+        from engine.quantize import cpu_int8_support, read_quantisation
+
         meta = self.engine_call(read_model_metadata, path)
-        report = format_report(meta)
+        record = self.engine_call(read_quantisation, path)
+        support = cpu_int8_support() if record else None
+        report = format_report(meta) + "\n" + format_precision(record, support)
         feedback.pushInfo(report)
+        if record and support is False:
+            from engine.quantize import int8_support_message
+
+            feedback.pushWarning(int8_support_message(support))
         out = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         if out:
             with open(out, "w", encoding="utf-8") as fh:
                 fh.write(meta.to_json())
-        return {self.REPORT: report, self.METADATA_JSON: meta.to_json(), self.OUTPUT: out or None}
+        import json
+
+        return {self.REPORT: report, self.METADATA_JSON: meta.to_json(), self.OUTPUT: out or None,
+                self.QUANTISATION_JSON: json.dumps(record, sort_keys=True) if record else ""}

@@ -77,6 +77,9 @@ class TrainClassesAlgorithm(InferenceAlgorithm):
     def add_parameters(self):
         super().add_parameters()
         self.removeParameter(self.OUTPUT)
+        # engine.classes.train's embeddings run takes no float16 / batches in flight option
+        self.removeParameter(self.FLOAT16)
+        self.removeParameter(self.BATCHES_IN_FLIGHT)
         self.removeParameter(self.AREA)   # the labels choose the area
         self.addParameter(_with_help(QgsProcessingParameterMultipleLayers(
             self.LABELS, "Label layers (points, lines and/or polygons)",
