@@ -68,3 +68,13 @@ def run_block_waiting_for_manifest(block_to_wait, min_done, timeout_s, model_pat
                                    f"{len(_recorded_done(manifest))} finished blocks")
             time.sleep(0.05)
     return run_block(model_path, inputs, block_id, bounds, output_path, options)
+
+
+def run_block_recording_options(folder, model_path, inputs, block_id, bounds, output_path,
+                                options):
+    """Like ``run_block``, after writing the ``options`` the block task got to
+    ``folder/<block_id>.json``. Use as ``functools.partial(run_block_recording_options,
+    folder)``."""
+    with open(os.path.join(folder, f"{block_id}.json"), "w") as f:
+        json.dump(options, f)
+    return run_block(model_path, inputs, block_id, bounds, output_path, options)

@@ -36,11 +36,11 @@ def test_algorithms_registered_with_help_icon_group_and_modality_parameters():
     names = [p.name() for p in seg.parameterDefinitions()]
     for key in ("MODEL", "AERIAL", "DEM", "S2", "S1_ASC", "S1_DESC", "S1", "SPOT", "DATES",
                 "TILE_OVERLAP",
-                "BATCH_SIZE", "DEVICE", "OUTPUT", "CONFIDENCE"):
+                "BATCH_SIZE", "DEVICE", "FLOAT16", "BATCHES_IN_FLIGHT", "OUTPUT", "CONFIDENCE"):
         assert key in names
     advanced = {p.name() for p in seg.parameterDefinitions()
                 if p.flags() & Qgis.ProcessingParameterFlag.Advanced}
-    assert advanced == {"TILE_OVERLAP", "BATCH_SIZE", "DEVICE"}
+    assert advanced == {"TILE_OVERLAP", "BATCH_SIZE", "DEVICE", "FLOAT16", "BATCHES_IN_FLIGHT"}
     assert seg.parameterDefinition("S2").layerType() == Qgis.ProcessingSourceType.Raster
 
 
