@@ -56,26 +56,35 @@ def test_batches_in_flight_not_a_number_is_a_usage_error(tiny_models, tmp_path):
 def test_options_reach_run_options_and_the_map_does_not_depend_on_them(monkeypatch, tiny_models,
                                                                         scene, tmp_path, capsys):
     """Default (auto, float16 from the environment), 1 and 2 batches in flight, float16 on the
-    CPU (ignored there): the RunOptions carry what was asked and the maps are equal."""
+    CPU (ignored there): the RunOptions carry what was asked, the run's log says what the
+    runner did with them (engine/runner.py), and the maps are equal."""
     monkeypatch.delenv("MAESTRO_FLOAT16", raising=False)
     inputs = scene(rows=64, cols=64)
     base = ["run", "--model", tiny_models["segmentation"], "--device", "cpu", "--threads", "2",
-            "--batch-size", "2", "--no-cog", "--quiet", *_input_args(inputs)]
+            "--batch-size", "2", "--no-cog", *_input_args(inputs)]
     cases = {"auto": [], "one": ["--batches-in-flight", "1"], "two": ["--batches-in-flight", "2"],
              "float16": ["--float16", "--batches-in-flight", "2"]}
-    maps, options = {}, {}
+    maps, options, logs = {}, {}, {}
     for name, extra in cases.items():
         out = str(tmp_path / f"{name}.tif")
         rc, seen = _run_in_process(monkeypatch, [*base, "--output", out, *extra])
-        assert rc == 0, capsys.readouterr().err
-        assert json.loads(capsys.readouterr().out)["tiles"] > 1
-        options[name] = seen[0]
+        captured = capsys.readouterr()
+        assert rc == 0, captured.err
+        assert json.loads(captured.out)["tiles"] > 1
+        options[name], logs[name] = seen[0], captured.err
         with rasterio.open(out) as src:
             maps[name] = src.read(1)
     assert (options["auto"].batches_in_flight, options["auto"].float16) == (None, None)
     assert (options["one"].batches_in_flight, options["one"].float16) == (1, None)
     assert (options["two"].batches_in_flight, options["two"].float16) == (2, None)
     assert (options["float16"].batches_in_flight, options["float16"].float16) == (2, True)
+    for name, told in (("auto", "2 batch(es) in flight, 1 thread(s) each"),
+                       ("one", "1 batch(es) in flight, 2 thread(s) each"),
+                       ("two", "2 batch(es) in flight, 1 thread(s) each"),
+                       ("float16", "2 batch(es) in flight, 1 thread(s) each")):
+        assert told in logs[name], (name, logs[name])
+    assert "float16 is used on CUDA only" in logs["float16"]
+    assert "float16" not in logs["two"]
     assert set(np.unique(maps["auto"])) <= {0, 1, 2, 255}
     for name in ("one", "two", "float16"):
         np.testing.assert_array_equal(maps[name], maps["auto"], err_msg=name)

@@ -65,13 +65,27 @@ def test_segment_with_both_gives_the_same_map(tiny_models, rasters, tmp_path):
     """processing.run with FLOAT16 (ignored on this CPU) and 2 batches in flight succeeds and
     writes the map of a default run."""
     import processing
+    from qgis.core import QgsProcessingFeedback
+
+    class Recorder(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.infos = []
+
+        def pushInfo(self, info):
+            self.infos.append(info)
 
     base = {"MODEL": tiny_models["segmentation"], "S2": rasters.s2[:2], "DEM": [rasters.dem],
             "DEVICE": "cpu", "BATCH_SIZE": 2}
-    plain = processing.run("maestro:segment", {**base, "OUTPUT": str(tmp_path / "plain.tif")})
+    plain = processing.run("maestro:segment", {**base, "OUTPUT": str(tmp_path / "plain.tif"),
+                                               "BATCHES_IN_FLIGHT": 1})
+    told = Recorder()
     fast = processing.run("maestro:segment", {**base, "OUTPUT": str(tmp_path / "fast.tif"),
-                                              "FLOAT16": True, "BATCHES_IN_FLIGHT": 2})
+                                              "FLOAT16": True, "BATCHES_IN_FLIGHT": 2},
+                          feedback=told)
     assert fast["PROVIDER"] == "CPUExecutionProvider"
+    log = "\n".join(told.infos)
+    assert "2 batch(es) in flight" in log and "float16 is used on CUDA only" in log
     a, _ = read_raster(plain["OUTPUT"])
     b, _ = read_raster(fast["OUTPUT"])
     assert set(np.unique(a)) <= {0, 1, 2, 255} and (a != 255).any()
