@@ -10,9 +10,10 @@ presets, random weights: speed does not depend on them) for a Sentinel-2 10 m st
 bands, tiles of 16 px with 2 px patches as MAESTRO's PASTIS-HD setting) of 5 and 20 dates,
 fed with the real Slovenia time series (5 scenes; 20 dates repeat them with other dates).
 
-Per model and precision, on the same tiles in memory, one engine session
-(engine.session.create_session, ``threads`` intra-op threads), best of ``rounds`` with
-float32 and int8 alternating:
+Per model and precision, on the same tiles in memory, run as the engine runs them
+(engine.session.create_session; min(threads, 4) batches in flight through
+engine.pipeline.InFlight, each on threads // in flight intra-op threads), best of ``rounds``
+with float32 and int8 alternating:
 - FLOPs per tile: 2 x output elements x inner dimension of every MatMul/Gemm/FusedMatMul in
   onnxruntime's profile of the float32 model (bench.engine_bench.onnx_matmul_flops; within
   0.2 % of torch's FlopCounterMode on the benchmark model, docs/performance.md);
@@ -42,52 +43,14 @@ import time
 
 import numpy as np
 
-from bench.engine_bench import (CACHE, ROOT, SLOVENIA, _timed, matmul_peak,
-                                onnx_matmul_flops)
+from bench.peaks import PEAK_SHAPES, _timed, matmul_peak, ort_rates  # noqa: F401
+from bench.engine_bench import CACHE, ROOT, SLOVENIA, onnx_matmul_flops, run_batches
+from engine.runner import MAX_AUTO_IN_FLIGHT
 
 TILE, PATCH, GSD_M = 16, 2, 10.0
 S2_INDEX = [1, 2, 3, 4, 5, 6, 7, 8, 11, 12]
 BUNDLED = os.path.join(ROOT, "resources", "models", "maestro-tiny-slovenia-lulc.onnx")
 AREA_KM2 = 100 * 100
-
-
-#: (m, k, n) of the peak measurements: cubes, and a MAESTRO-base MLP layer on 8 tiles of
-#: 5 dates x 64 tokens (2560 x 768 x 3072).
-PEAK_SHAPES = [(768, 768, 768), (2048, 2048, 2048), (4096, 4096, 4096), (2560, 768, 3072)]
-
-
-def ort_rates(threads: int, repeats: int = 3) -> dict[str, dict[str, float]]:
-    """onnxruntime CPU rates (FLOP/s, an int8 multiply-add counting 2 operations) of float32
-    ``MatMul`` and uint8 x int8 ``MatMulInteger`` (-> int32, onnxruntime's VNNI kernel), B
-    constant as the model's weights are, per shape of :data:`PEAK_SHAPES`."""
-    import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    out: dict[str, dict[str, float]] = {"float32": {}, "int8": {}}
-    for m, k, n in PEAK_SHAPES:
-        for prec, op, ta, tc in (("float32", "MatMul", TensorProto.FLOAT, TensorProto.FLOAT),
-                                 ("int8", "MatMulInteger", TensorProto.UINT8, TensorProto.INT32)):
-            if prec == "float32":
-                a = rng.standard_normal((m, k)).astype(np.float32)
-                b = rng.standard_normal((k, n)).astype(np.float32)
-            else:
-                a = rng.integers(0, 255, (m, k), dtype=np.uint8)
-                b = rng.integers(-127, 127, (k, n), dtype=np.int8)
-            graph = helper.make_graph(
-                [helper.make_node(op, ["A", "B"], ["C"])], "mm",
-                [helper.make_tensor_value_info("A", ta, [m, k])],
-                [helper.make_tensor_value_info("C", tc, [m, n])],
-                initializer=[numpy_helper.from_array(b, "B")])
-            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = threads
-            sess = ort.InferenceSession(model.SerializeToString(), opts,
-                                        providers=["CPUExecutionProvider"])
-            sess.run(["C"], {"A": a})
-            best = min(_timed(lambda: sess.run(["C"], {"A": a})) for _ in range(repeats))
-            out[prec][f"onnxruntime {m}x{k}x{n}"] = 2.0 * m * k * n / best
-    return out
 
 
 # ----------------------------------------------------------------------------- tiles
@@ -187,17 +150,22 @@ def measure(name: str, path: str, feeds_fn, tile_px: int, batch: int, threads: i
                                        threads=threads), log=log)
         convert_s = time.perf_counter() - t0
     record = read_quantisation(int8_path)
-    sessions = {"float32": create_session(path, "cpu", threads)[0],
-                "int8": create_session(int8_path, "cpu", threads)[0]}
+    # the engine's scheme (engine.runner): min(threads, 4) batches in flight, each on
+    # threads // in flight intra-op threads; 2 x in flight batches per timing
+    in_flight = min(threads, MAX_AUTO_IN_FLIGHT)
+    per_run = max(1, threads // in_flight)
+    sessions = {"float32": create_session(path, "cpu", per_run)[0],
+                "int8": create_session(int8_path, "cpu", per_run)[0]}
     out = meta.output_name
+    batches = [timed] * (2 * in_flight)
     for s in sessions.values():
         s.run([out], timed)
     best = {k: float("inf") for k in sessions}
     for _ in range(rounds):
         for k, s in sessions.items():
-            best[k] = min(best[k], _timed(lambda: s.run([out], timed)))
+            best[k] = min(best[k], run_batches(s, batches, out, in_flight) / len(batches))
     tiles_km2 = (1000.0 / (tile_px * GSD_M)) ** 2
-    fig = {"model": name, "tile_px": tile_px, "dates": int(timed["s2"].shape[1]),
+    fig = {"model": name, "tile_px": tile_px, "batches_in_flight": in_flight, "dates": int(timed["s2"].shape[1]),
            "gflop_per_tile": flops_tile / 1e9, "gflop_per_km2": flops_tile * tiles_km2 / 1e9,
            "int8_method": record["method"], "int8_agreement_pct": record["agreement"]["value"],
            "int8_metric": record["agreement"]["metric"], "int8_convert_s": convert_s,
