@@ -108,6 +108,8 @@ class PreparedBatch:
         feeds: onnxruntime inputs for the ``run`` tiles (None when no tile runs).
         valid: bool [T, T] per tile of ``run``: valid reference pixels.
         seen: modality -> whether any valid pixel was seen in the batch.
+        dates_used: modality -> bool [dates]: the date has a valid pixel in a tile of ``run``
+            (a date without any is masked out entirely: the model does not see it).
     """
 
     tiles: list
@@ -115,6 +117,7 @@ class PreparedBatch:
     feeds: dict | None
     valid: list
     seen: dict
+    dates_used: dict | None = None
 
 
 class Runner:
@@ -305,13 +308,31 @@ class Runner:
             for rs in readers.values():
                 for r in rs:
                     r.close()
+        dates = self._dates_in_use(stacks) if ran else {
+            n: [s.when.date().isoformat() for s in st] for n, st in stacks.items()}
         seconds = time.perf_counter() - start
         self.log(f"done: {ran} tiles in {seconds:.1f} s -> {paths[0]}")
         return RunReport(output_path=paths[0], confidence_path=paths[1] if len(paths) > 1 else None,
                          provider=provider, task=meta.task, tiles=ran, seconds=seconds,
-                         dates={n: [s.when.date().isoformat() for s in st]
-                                for n, st in stacks.items()},
-                         messages=list(self.messages))
+                         dates=dates, messages=list(self.messages))
+
+    def _dates_in_use(self, stacks: dict[str, list[Slice]]) -> dict[str, list[str]]:
+        """Per modality, the ISO dates that had a valid pixel in a tile the model ran; a date
+        without any (cloud-masked, outside its raster's data) was masked out of every tile,
+        so it is left out of the report and named in the log."""
+        used: dict[str, list[str]] = {}
+        for name, stack in stacks.items():
+            flags = self._dates_used.get(name)
+            used[name] = []
+            for k, sl in enumerate(stack):
+                day = sl.when.date().isoformat()          # type: ignore[union-attr]
+                if flags is None or flags[k]:
+                    used[name].append(day)
+                else:
+                    self.log(f"{name} {day} ({display_name(sl.path)}) has no valid pixel in the "
+                             "tiles computed: the model did not see it (not counted in the "
+                             "dates used)")
+        return used
 
     def _session(self):
         """The onnxruntime session of the run and the number of batches in flight.
@@ -424,6 +445,7 @@ class Runner:
         masks: dict[str, list[Any]] = {m.name: [None] * n for m in meta.modalities}
         valid = [np.ones((T, T), dtype=bool) for _ in range(n)]
         runnable = [True] * n
+        date_ok = {m.name: [None] * n for m in meta.modalities}     # bool [dates] per tile
         strips: dict[int, list[int]] = {}
         for i, (row, _) in enumerate(batch_tiles):
             strips.setdefault(row, []).append(i)
@@ -445,6 +467,7 @@ class Runner:
                         m.patch_px, m.nodata_fill, token_masks)       # tile_ok [dates, t, t]
                     arrays[m.name][i] = pixels
                     masks[m.name][i] = mask
+                    date_ok[m.name][i] = tile_ok.any(axis=(1, 2))
                     if not tile_ok.any():
                         runnable[i] = False
                         continue
@@ -463,7 +486,12 @@ class Runner:
                 feeds[mask_name] = np.stack([per_tile[i][2][m.name] for i in run])
                 feeds[dates_name] = np.repeat(self._dates[m.name][None], len(run), axis=0)
             feeds[REF_DATE_INPUT] = np.repeat(self._ref_date[None], len(run), axis=0)
-        return PreparedBatch(list(batch_tiles), run, feeds, [per_tile[i][3] for i in run], seen)
+        dates_used = {m.name: np.zeros(len(readers[m.name]), dtype=bool) for m in meta.modalities}
+        for i in run:
+            for name in dates_used:
+                dates_used[name] |= date_ok[name][i]
+        return PreparedBatch(list(batch_tiles), run, feeds, [per_tile[i][3] for i in run], seen,
+                             dates_used)
 
     def _loop(self, session, meta, readers, grids, tiles, factor, out_rows, out_cols, writers,
               in_flight: int = 1) -> tuple[int, dict]:
@@ -488,11 +516,15 @@ class Runner:
 
         ran, done = 0, 0
         seen = {m: False for m in meta.modality_names}
+        self._dates_used = {m.name: np.zeros(len(readers[m.name]), dtype=bool)
+                            for m in meta.modalities}
         with InFlight(prepare, infer, in_flight) as pipeline:
             for b, (prepared, out) in enumerate(pipeline.results(batches)):
                 self.check_cancel()
                 for m, s in prepared.seen.items():
                     seen[m] |= s
+                for m, used in (prepared.dates_used or {}).items():
+                    self._dates_used[m] |= used
                 for j, i in enumerate(prepared.run):
                     assert out is not None              # prepared.run is empty without feeds
                     row, col = prepared.tiles[i]

@@ -78,7 +78,9 @@ class RunReport:
         task: the model's task.
         tiles: tiles run through the model (tiles with no valid data are skipped).
         seconds: wall time of the run.
-        dates: per modality, the dates used (ISO), sorted.
+        dates: per modality, the dates the model saw (ISO), sorted: a date without any valid
+            pixel in the tiles computed (masked out of all of them) is left out, and named in
+            ``messages``.
         messages: the log lines of the run.
     """
 

@@ -467,7 +467,9 @@ def _collect(job: BatchJob, client, todo: list[Block], engine_opts: dict[str, An
                                 seconds=res["seconds"], worker=res["worker"], error=None,
                                 redo_reason=None)
                 report.blocks_run += 1
-                report.provider, report.dates = res["provider"], res["dates"]
+                report.provider = res["provider"]
+                for name, days in (res["dates"] or {}).items():      # union over the blocks
+                    report.dates[name] = sorted(set(report.dates.get(name, [])) | set(days))
                 done_px += b.pixels
             else:
                 exc = fut.exception()
