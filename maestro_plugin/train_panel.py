@@ -12,6 +12,8 @@ from __future__ import annotations
 import html
 import os
 import re
+import shutil
+import tempfile
 
 from qgis.core import QgsMapLayer, QgsProject, QgsWkbTypes
 from qgis.gui import QgsCollapsibleGroupBox, QgsFileWidget
@@ -71,6 +73,33 @@ def headline(results: dict) -> str:
     verdict = str(results.get("VERDICT") or "").strip()
     return f"{text} {verdict}".strip()
 
+
+
+def label_snapshot(layer_id: str, folder: str) -> str:
+    """Write the project's vector layer ``layer_id`` (its features as shown, unsaved edits
+    included) to a GeoPackage in ``folder``; returns its path.
+
+    Raises:
+        PluginInputError: the layer is not in the project any more, or cannot be written.
+    """
+    from qgis.core import QgsVectorFileWriter
+
+    from .inputs import PluginInputError
+
+    layer = QgsProject.instance().mapLayer(layer_id)
+    if layer is None:
+        raise PluginInputError("Train: a ticked label layer was removed from the project; "
+                               "tick the label layers again")
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName = "GPKG"
+    options.layerName = "labels"
+    path = os.path.join(folder, f"{len(os.listdir(folder))}-{safe_stem(layer.name())}.gpkg")
+    error, message, written, _ = QgsVectorFileWriter.writeAsVectorFormatV3(
+        layer, path, QgsProject.instance().transformContext(), options)
+    if error != QgsVectorFileWriter.WriterError.NoError:
+        raise PluginInputError(f"Train: label layer '{layer.name()}' could not be copied for "
+                               f"the background run: {message}")
+    return written or path
 
 class TrainPanel(QgsCollapsibleGroupBox):
     """Test hooks: ``labels_list``, ``class_combo``, ``colour_combo``, ``name_edit``,
@@ -291,10 +320,29 @@ class TrainPanel(QgsCollapsibleGroupBox):
         return params
 
     def start(self, params: dict) -> None:
+        """Run maestro:train_classes in the background on a snapshot of the label layers.
+
+        The task gets no project: its rasters are opened from their paths and its label
+        layers from GeoPackage copies written here, in the main thread, with the edits not
+        saved yet. No layer of the map canvas is shared with the task's thread (GDAL and OGR
+        handles are not thread-safe; the dock's similarity runs do the same).
+
+        Raises:
+            PluginInputError: a ticked label layer was removed or cannot be copied.
+        """
         from .alg_task import AlgorithmRun
 
+        params = dict(params)
+        self._snapshot_dir = tempfile.mkdtemp(prefix="maestro-labels-")
+        try:
+            params["LABELS"] = [label_snapshot(layer_id, self._snapshot_dir)
+                                for layer_id in params["LABELS"]]
+        except BaseException:
+            shutil.rmtree(self._snapshot_dir, ignore_errors=True)
+            self._snapshot_dir = None
+            raise
         run = AlgorithmRun(ALGORITHM, params, f"MAESTRO: train {params.get('NAME') or ''}",
-                           self)
+                           self, use_project=False)
         run.progress.connect(lambda value: self.progress_bar.setValue(int(value)))
         run.done.connect(self._done)
         self.run = run
@@ -309,6 +357,9 @@ class TrainPanel(QgsCollapsibleGroupBox):
 
     def _done(self, ok: bool, results: dict, message: str) -> None:
         run, self.run = self.run, None
+        folder, self._snapshot_dir = getattr(self, "_snapshot_dir", None), None
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
         self.update_buttons()
         self.dock.training_done(ok, results, message,
                                 cancelled=bool(run is not None and run.cancelled))

@@ -91,8 +91,14 @@ def test_train_part_trains_and_the_new_model_becomes_the_dock_model(
     panel.train_button.click()
     assert panel.run is not None and panel.cancel_button.isEnabled()
     assert not panel.train_button.isEnabled() and not dock.run_button.isEnabled()
+    # the background task shares no layer with the canvas: no project in its context, the
+    # labels as GeoPackage copies written before it started
+    assert panel.run.context.project() is None
+    copies = panel.run.parameters["LABELS"]
+    assert len(copies) == 2 and all(c.endswith(".gpkg") and os.path.isfile(c) for c in copies)
     ok, payload = wait_signal(dock.training_finished)
     assert ok, payload
+    assert not any(os.path.exists(c) for c in copies)           # removed once done
     # the new model is the dock's model: its classes, the same input rows kept
     assert payload == str(out) and out.exists()
     assert dock.model_path == str(out) and dock.model_widget.filePath() == str(out)
@@ -297,3 +303,34 @@ def test_similarity_tool_click_adds_a_styled_layer(dock, qgis_iface, project_lay
     dock.hide()
     assert canvas.mapTool() is not dock.similarity_tool
     assert not dock.similarity_button.isChecked()
+
+
+def test_label_snapshot_keeps_unsaved_edits_and_the_class_field(tmp_path):
+    """A scratch layer (no file) with a feature added in an edit session not saved yet: the
+    copy the background task reads has every feature the user sees."""
+    from qgis.core import (QgsFeature, QgsGeometry, QgsPointXY, QgsProject, QgsVectorLayer)
+
+    from maestro_plugin.inputs import PluginInputError
+    from maestro_plugin.train_panel import label_snapshot
+
+    layer = QgsVectorLayer("Point?crs=EPSG:32633&field=class:string", "scratch labels", "memory")
+    QgsProject.instance().addMapLayer(layer)
+    layer_id = layer.id()
+    try:
+        layer.startEditing()
+        for i, name in enumerate(["forest", "water", "forest"]):
+            feature = QgsFeature(layer.fields())
+            feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(465200 + 10 * i, 5080200)))
+            feature["class"] = name
+            assert layer.addFeature(feature)
+        assert layer.isModified()                      # not saved
+        path = label_snapshot(layer.id(), str(tmp_path))
+        copy = QgsVectorLayer(path, "copy", "ogr")
+        assert copy.isValid() and copy.featureCount() == 3
+        assert sorted(f["class"] for f in copy.getFeatures()) == ["forest", "forest", "water"]
+        assert copy.crs().authid() == "EPSG:32633"
+    finally:
+        layer.rollBack()
+        QgsProject.instance().removeMapLayer(layer_id)
+    with pytest.raises(PluginInputError, match="removed from the project"):
+        label_snapshot(layer_id, str(tmp_path))
