@@ -95,6 +95,18 @@ class S2Scene:
     metadata: dict[str, str] = field(default_factory=dict)
     opened_with: str = "files"
 
+    @property
+    def acquired(self) -> _dt.datetime:
+        """``when``, for code that runs after :func:`find_scenes` dated every scene.
+
+        Raises:
+            InputError: the scene has no acquisition time (not dated yet).
+        """
+        if self.when is None:
+            raise InputError(f"'{self.source}' has no acquisition time: give the date "
+                             "(DATE=YYYY-MM-DD)")
+        return self.when
+
 
 # ---------------------------------------------------------------------- names
 def band_of_name(path: str) -> str | None:
@@ -277,7 +289,10 @@ def open_product(path: str, log: LogFn | None = None) -> S2Scene:
     offset_tag = "BOA_ADD_OFFSET" if level == "L2A" else "RADIO_ADD_OFFSET"
     for e in _all(root, offset_tag):
         try:
-            scene.offsets[BAND_IDS[int(e.get("band_id"))]] = float(e.text)
+            band_id, value = e.get("band_id"), e.text
+            if band_id is None or value is None:
+                raise ValueError("band_id or value missing")
+            scene.offsets[BAND_IDS[int(band_id)]] = float(value)
         except (TypeError, ValueError, IndexError) as exc:
             raise InputError(f"'{xml_path}': unreadable {offset_tag} {e.attrib} ({exc})") from exc
     # L1C cloud masks in the granule's QI_DATA
@@ -307,10 +322,13 @@ def scenes_from_band_files(files: Sequence[str], date: _dt.date | None = None) -
             raise InputError(f"cannot tell the Sentinel-2 band of '{path}' from its name (expected "
                              "one token B01..B12 or B8A, e.g. T32TQM_20230101T101421_B04.jp2)")
         when = date_from_name(path)
-        if when is None and date is None:
+        if when is not None:
+            day = when.date()
+        elif date is not None:
+            day = date
+        else:
             raise InputError(f"no acquisition date in the name of '{path}': give the date "
                              "(DATE=YYYY-MM-DD) or use file names with YYYYMMDD")
-        day = when.date() if when else date
         scene = groups.setdefault(day, S2Scene(
             source=os.path.dirname(os.path.abspath(path)), when=_dt.datetime.combine(
                 day, _dt.time())))
@@ -358,12 +376,12 @@ def find_scenes(paths: Sequence[str], date: _dt.date | None = None,
                 raise InputError(f"'{scene.source}' has no acquisition time: give the date "
                                  "(DATE=YYYY-MM-DD)")
             scene.when = _dt.datetime.combine(date, _dt.time())
-        day = scene.when.date()
+        day = scene.acquired.date()
         if day in days:
             raise InputError(f"two scenes of {day.isoformat()}: '{days[day].source}' and "
                              f"'{scene.source}' (mosaic tiles of one date first)")
         days[day] = scene
-    return sorted(scenes, key=lambda s: s.when)
+    return sorted(scenes, key=lambda s: s.acquired)
 
 
 # ---------------------------------------------------------------------- writing
@@ -411,6 +429,8 @@ def _grid(files: Sequence[str], res: float, bounds, bounds_crs) -> _Grid:
         box = (x0, y0, x1, y1) if box is None else (max(box[0], x0), max(box[1], y0),
                                                     min(box[2], x1), min(box[3], y1))
         ds = None
+    if box is None or wkt0 is None:
+        raise InputError("no Sentinel-2 band file given")
     if bounds is not None:
         b = tuple(bounds)
         if bounds_crs:
@@ -447,14 +467,17 @@ def _mask_array(scene: S2Scene, grid: _Grid, masked_classes: Iterable[int], firs
     import numpy as np
 
     valid = _warp_to_grid(first_band, grid)[0] != 0
-    if scene.mask_kind == "SCL":
-        scl = _warp_to_grid(scene.mask_file, grid)[0]
+    mask_file = scene.mask_file
+    if mask_file is None:
+        pass
+    elif scene.mask_kind == "SCL":
+        scl = _warp_to_grid(mask_file, grid)[0]
         valid &= ~np.isin(scl, list(masked_classes))
     elif scene.mask_kind == "MSK_CLASSI":
-        classi = _warp_to_grid(scene.mask_file, grid)
+        classi = _warp_to_grid(mask_file, grid)
         valid &= ~(classi[:2] != 0).any(axis=0)  # bands 1, 2: opaque clouds, cirrus
     elif scene.mask_kind == "MSK_CLOUDS":
-        valid &= _rasterize_gml(scene.mask_file, grid) == 0
+        valid &= _rasterize_gml(mask_file, grid) == 0
     return np.where(valid, 255, 0).astype("uint8")
 
 
@@ -560,7 +583,7 @@ def write_date_vrt(scene: S2Scene, bands: Sequence[str], gsd_m: float, vrt_path:
                 key = "BOA_ADD_OFFSET" if scene.level == "L2A" else "RADIO_ADD_OFFSET"
                 band.SetMetadataItem(key, repr(offset))
         meta = dict(scene.metadata)
-        when = scene.when.strftime("%Y-%m-%dT%H:%M:%S")
+        when = scene.acquired.strftime("%Y-%m-%dT%H:%M:%S")
         meta.update({"ACQUISITIONDATETIME": when, "BANDS": ",".join(wanted),
                      "SENTINEL2_SOURCE": scene.source, "SENTINEL2_LEVEL": scene.level or "unknown",
                      "SENTINEL2_OPENED_WITH": scene.opened_with})
@@ -598,7 +621,7 @@ def write_date_vrt(scene: S2Scene, bands: Sequence[str], gsd_m: float, vrt_path:
         for leftover in (tmp_vrt, tmp_mask):
             if os.path.exists(leftover):
                 os.remove(leftover)
-    log(f"{os.path.basename(vrt_path)}: {scene.when.date().isoformat()}, {len(wanted)} bands at "
+    log(f"{os.path.basename(vrt_path)}: {scene.acquired.date().isoformat()}, {len(wanted)} bands at "
         f"{grid.res:g} m, {grid.size[0]} x {grid.size[1]} px"
         + (", offsets " + ", ".join(f"{b} {scene.offsets[b]:g}" for b in wanted
                                     if scene.offsets.get(b)) if any(
@@ -623,10 +646,10 @@ def build_stack(paths: Sequence[str], bands: Sequence[str], gsd_m: float, output
     scenes = find_scenes(paths, date, log)
     out = []
     for scene in scenes:
-        name = f"{prefix}_{scene.when.strftime('%Y%m%d')}.vrt"
-        if (scene.opened_with == "files" and scene.when.date() >= PB04_DATE
+        name = f"{prefix}_{scene.acquired.strftime('%Y%m%d')}.vrt"
+        if (scene.opened_with == "files" and scene.acquired.date() >= PB04_DATE
                 and not any(scene.offsets.values())):
-            log(f"warning: {name}: band files of {scene.when.date().isoformat()} (on or after "
+            log(f"warning: {name}: band files of {scene.acquired.date().isoformat()} (on or after "
                 f"{PB04_DATE.isoformat()}: Sentinel-2 processing baseline 04.00 or later, DN + "
                 "1000) given without their product metadata, so no offset is declared and the "
                 "values are read as they are. If the product's BOA_ADD_OFFSET / RADIO_ADD_OFFSET "
