@@ -358,10 +358,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # 1. end to end vs in memory, both with the engine's batches in flight ---------------
     # (auto: min(threads, 4) batches at once, threads // in flight intra-op threads each)
-    from engine.runner import MAX_AUTO_IN_FLIGHT
+    from engine.pipeline import split_threads
 
-    in_flight = min(threads, MAX_AUTO_IN_FLIGHT)
-    per_run = max(1, threads // in_flight)
+    in_flight, per_run = split_threads(threads)
     session, provider = create_session(model_path, "cpu", per_run)
     pooled, _ = create_session(model_path, "cpu", threads)
     batches = tiles_in_memory(small, meta)

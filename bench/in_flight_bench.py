@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.engine_bench import BATCH, CACHE, OVERLAP, build_model, crop, scene_tif, stack
     from engine.api import RunOptions, run_model
-    from engine.runner import MAX_AUTO_IN_FLIGHT
+    from engine.pipeline import split_threads
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=256)
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             p.terminate()
     with rasterio.open(outs["auto"]) as a, rasterio.open(outs["one"]) as b:
         same = np.array_equal(a.read(), b.read())
-    in_flight = min(threads, MAX_AUTO_IN_FLIGHT)
+    in_flight = split_threads(threads)[0]
     ratio = best["one"] / best["auto"]
     print(f"{threads} threads, {args.busy} busy process(es): {in_flight} batches in flight x "
           f"{max(1, threads // in_flight)} thread {best['auto']:.2f} s, one batch at a time x "

@@ -45,7 +45,7 @@ import numpy as np
 
 from bench.peaks import PEAK_SHAPES, _timed, matmul_peak, ort_rates  # noqa: F401
 from bench.engine_bench import CACHE, ROOT, SLOVENIA, onnx_matmul_flops, run_batches
-from engine.runner import MAX_AUTO_IN_FLIGHT
+from engine.pipeline import split_threads
 
 TILE, PATCH, GSD_M = 16, 2, 10.0
 S2_INDEX = [1, 2, 3, 4, 5, 6, 7, 8, 11, 12]
@@ -152,8 +152,7 @@ def measure(name: str, path: str, feeds_fn, tile_px: int, batch: int, threads: i
     record = read_quantisation(int8_path)
     # the engine's scheme (engine.runner): min(threads, 4) batches in flight, each on
     # threads // in flight intra-op threads; 2 x in flight batches per timing
-    in_flight = min(threads, MAX_AUTO_IN_FLIGHT)
-    per_run = max(1, threads // in_flight)
+    in_flight, per_run = split_threads(threads)
     sessions = {"float32": create_session(path, "cpu", per_run)[0],
                 "int8": create_session(int8_path, "cpu", per_run)[0]}
     out = meta.output_name

@@ -16,8 +16,34 @@ batches one after the other on a session with the same intra-op threads.
 from __future__ import annotations
 
 import collections
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator
+
+#: Most batches in flight chosen automatically (each holds its activations in memory).
+MAX_AUTO_IN_FLIGHT = 4
+
+
+def split_threads(threads: int | None, in_flight: int | None = None,
+                  on_cpu: bool = True) -> tuple[int, int]:
+    """(batches in flight, intra-op threads of each) for a run allowed ``threads`` threads.
+
+    Args:
+        threads: threads the run may use (None = every core).
+        in_flight: asked for (None = auto: ``min(threads, MAX_AUTO_IN_FLIGHT)`` on the CPU,
+            1 on an accelerator, which runs one batch at a time anyway).
+        on_cpu: whether the CPU execution provider runs the model.
+
+    Raises:
+        ValueError: ``in_flight`` or ``threads`` below 1.
+    """
+    total = int(threads) if threads else (os.cpu_count() or 1)
+    if total < 1:
+        raise ValueError(f"threads must be at least 1 (got {threads})")
+    if in_flight is not None and int(in_flight) < 1:
+        raise ValueError(f"batches in flight must be at least 1 (got {in_flight})")
+    k = int(in_flight) if in_flight else (min(total, MAX_AUTO_IN_FLIGHT) if on_cpu else 1)
+    return k, max(1, total // k)
 
 
 class InFlight:

@@ -40,7 +40,7 @@ from .align import SliceReader, model_grid
 from .blend import RowAccumulator
 from .contract import REF_DATE_INPUT, ModelMetadata, read_model_metadata
 from .errors import CancelledError, InputError
-from .pipeline import InFlight
+from .pipeline import InFlight, split_threads
 from .preprocessing.dates import date_triplet
 from .preprocessing.geometry import grid_raster, pixel_size_warning
 from .preprocessing.tokens import model_input
@@ -55,8 +55,6 @@ from .writer import RasterWriter, check_writable
 #: Floor and multiplier of the GDAL block cache set for a run (see bounded_gdal_cache).
 CACHE_FLOOR_BYTES = 32 * 2 ** 20
 CACHE_ROWS_OF_BLOCKS = 2
-#: Most batches in flight chosen automatically (each holds its activations in memory).
-MAX_AUTO_IN_FLIGHT = 4
 
 
 _CACHE_LOCK = threading.Lock()
@@ -338,7 +336,7 @@ class Runner:
         """The onnxruntime session of the run and the number of batches in flight.
 
         Batches in flight (engine.pipeline): ``options.batches_in_flight``, or auto: on the
-        CPU provider ``min(threads, MAX_AUTO_IN_FLIGHT)``, on CUDA 1 (the device runs one
+        CPU provider ``min(threads, engine.pipeline.MAX_AUTO_IN_FLIGHT)``, on CUDA 1 (the device runs one
         batch at a time anyway). Each batch's run gets ``threads // in flight`` intra-op
         threads (at least 1), so the run uses ``threads`` cores in all.
 
@@ -348,13 +346,12 @@ class Runner:
         from .session import cached_session, choose_providers
 
         opts = self.options
-        threads = int(opts.threads) if opts.threads else (os.cpu_count() or 1)
-        asked = getattr(opts, "batches_in_flight", None)
-        if asked is not None and int(asked) < 1:
-            raise InputError(f"batches in flight must be at least 1 (got {asked})")
         on_cpu = choose_providers(opts.device)[0] == "CPUExecutionProvider"
-        in_flight = int(asked) if asked else (min(threads, MAX_AUTO_IN_FLIGHT) if on_cpu else 1)
-        intra = max(1, threads // in_flight)
+        try:
+            in_flight, intra = split_threads(opts.threads, getattr(opts, "batches_in_flight", None),
+                                             on_cpu)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
         float16 = getattr(opts, "float16", None)
         session, provider = cached_session(self.model_path, opts.device, intra, float16=float16)
         if provider == "CPUExecutionProvider" and float16:

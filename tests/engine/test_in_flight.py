@@ -142,3 +142,15 @@ def test_cancel_with_batches_in_flight_writes_nothing(tiny_models, scene, tmp_pa
                   is_cancelled=is_cancelled)
     assert not out.exists()
     assert [t.name for t in threading.enumerate() if t.name.startswith("maestro-")] == []
+
+
+def test_split_threads_between_batches_in_flight():
+    from engine.pipeline import MAX_AUTO_IN_FLIGHT, split_threads
+
+    assert split_threads(2) == (2, 1)                       # auto on the CPU: one thread each
+    assert split_threads(8) == (MAX_AUTO_IN_FLIGHT, 2)      # capped, the rest per run
+    assert split_threads(2, 1) == (1, 2)                    # one batch on every thread
+    assert split_threads(3, 2) == (2, 1)
+    assert split_threads(8, on_cpu=False) == (1, 8)         # an accelerator: one at a time
+    with pytest.raises(ValueError, match="at least 1"):
+        split_threads(2, 0)
