@@ -6,7 +6,12 @@ tile of the reference grid is exactly ``t x t`` pixels of ``m``'s grid on the sa
 A slice already on that grid (same CRS and transform) is read directly; any other slice
 (another CRS, pixel size or extent) is warped by GDAL through a rasterio ``WarpedVRT``
 (bilinear; GDAL widens the kernel when downsampling and leaves nodata sources out, including
-Sentinel-2 pixels 0 in every band when the raster declares no nodata).
+Sentinel-2 pixels 0 in every band when the raster declares no nodata). A slice whose
+calibration has a valid range (elevation in metres: values outside it are DEM voids such as
+-32768 that the raster may not declare) is warped instead from its own pixels with those
+values set to NaN first, so that GDAL leaves them out of the kernel exactly as declared
+nodata (``rasterio.warp.reproject`` per block of 128 x 512 model pixels, the warped VRT's
+blocks: a DEM without such values gets the warped VRT's pixels); GCP-georeferenced ones too.
 
 Every read returns float32 ``[bands, rows, cols]``, the model's bands in the model's order
 (matched by name, engine.preprocessing.bands), in the model's units (GDAL scale/offset and unit
@@ -71,7 +76,9 @@ class SliceReader:
     Reads the slice's bands in the model's order (``Slice.indexes``), applies its calibration
     (GDAL scale/offset and unit conversion, engine.preprocessing.radiometry) after masking
     nodata, and flips south-up rasters read directly. GCP-georeferenced slices are warped
-    window by window with their GCPs (GDAL's GCP polynomial transformer).
+    window by window with their GCPs (GDAL's GCP polynomial transformer). On every warped
+    path, a slice whose calibration has a ``valid_range`` (DEMs) has the values it takes as
+    nodata left out of the resampling kernel like declared nodata (module docstring).
 
     Raises (from the constructor and :meth:`read`):
         InputError: the raster cannot be opened or read, naming the file, the band(s) and
@@ -129,7 +136,8 @@ class SliceReader:
     @property
     def cache_bytes(self) -> int:
         """GDAL block cache this reader needs to read a row of tiles without decoding a block
-        twice: one row of the source's blocks (and of the warped VRT's blocks)."""
+        twice: one row of the source's blocks (and of the warped VRT's blocks; the blocks a
+        slice with a valid range is warped in are kept by the reader itself)."""
         src = self._src
         block_h = src.block_shapes[0][0] if src.block_shapes else 256
         itemsize = np.dtype(src.dtypes[0]).itemsize
@@ -267,7 +275,7 @@ class SliceReader:
                 xs, ys = transform_xy(self.grid.crs, src_crs, list(xs), list(ys))
             r, c = rowcol(georef, xs, ys, op=float)
             r, c = np.asarray(r, np.float64), np.asarray(c, np.float64)
-        except (ValueError, *_read_errors()):
+        except (ValueError,) + _read_errors():     # rasterio's TransformError, PROJ errors
             return whole
         if not (np.isfinite(r).all() and np.isfinite(c).all()):
             return whole
