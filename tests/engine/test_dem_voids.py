@@ -15,6 +15,7 @@ import os
 import numpy as np
 import pytest
 import rasterio
+from affine import Affine
 from rasterio.control import GroundControlPoint
 from rasterio.enums import Resampling
 from rasterio.warp import calculate_default_transform, reproject
@@ -79,6 +80,10 @@ def _variants(tmp_path, slovenia):
     gcps = [GroundControlPoint(row=r, col=c, x=(t * (c, r))[0], y=(t * (c, r))[1])
             for r, c in ((0, 0), (0, w), (h, 0), (h, w), (h // 2, w // 2))]
     out["GCPs only"] = _write_pair(tmp_path, "gcps", dem, None, gcps=gcps)
+    # the same pixels on a geotransform rotated by 3 degrees, and stored south-up
+    out["rotated 3 deg"] = _write_pair(tmp_path, "rot", dem, grid(10.0) * Affine.rotation(3.0))
+    out["south-up"] = _write_pair(tmp_path, "sup", np.ascontiguousarray(dem[::-1]),
+                                  Affine(10.0, 0.0, t.c, 0.0, 10.0, t.f - 10.0 * h))
     return out
 
 
@@ -133,7 +138,7 @@ def void_errors(got, want, lo, hi) -> dict:
 
 
 @pytest.mark.parametrize("case", ["10 m on the 20 m grid", "30 m", "UTM 34N", "EPSG:4326",
-                                  "GCPs only"])
+                                  "GCPs only", "rotated 3 deg", "south-up"])
 def test_undeclared_void_stays_out_of_the_resampling(tmp_path, slovenia, case):
     """Every pixel equal to GDAL's warp of the file declaring the void (nodata footprint,
     values to 0.05 m; measured: identical), read in one window or strip by strip.
@@ -141,7 +146,8 @@ def test_undeclared_void_stays_out_of_the_resampling(tmp_path, slovenia, case):
     Before the fix (engine at eaad859), of the 2500 model pixels: nodata footprint different
     in 50 (10 m), 39 (30 m), 184 (UTM 34N), 109 (EPSG:4326), 50 (GCPs) pixels; elevations
     wrong by more than 5 m and outside the real DEM's range (blends of -32768, up to 1680 m
-    off) in 2, 0, 21, 6, 2 pixels. After: 0 everywhere.
+    off) in 2, 0, 21, 6, 2 pixels; rotated 3 deg: 38 and 3, south-up: 50 and 2. After: 0
+    everywhere.
     """
     paths = _variants(tmp_path, slovenia)[case]
     real = slovenia["dem"]
