@@ -92,3 +92,52 @@ def test_bad_regions_and_globs_are_named(slovenia):
     with pytest.raises(InputError, match=r"names its bands B01.*none of them is one the model "
                                          r"takes \(the model needs a;"):   # the engine's band plan
         GeoTiffStack(slovenia, [dict(name="s2", files="s2/*.tif", bands=["a"])], "s2", 8)
+
+
+@pytest.mark.parametrize("crs", ["EPSG:32633", "EPSG:32634"])
+def test_undeclared_dem_void_is_not_blended_when_resampled(slovenia, tmp_path, crs):
+    """The real DEM at 30 m (or warped to UTM 34N) with a block of -32768 and no nodata
+    declared, read bilinearly onto the 10 m grid: no elevation outside the real DEM's range
+    (a blend of the void with its neighbours), and the void's pixels are missing tokens.
+    Before the masked read: blended values down to about -1000 m appeared next to the void."""
+    import os
+
+    import rasterio
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    root = tmp_path / "stack"
+    root.mkdir()
+    os.symlink(os.path.join(slovenia, "s2"), root / "s2")
+    with rasterio.open(os.path.join(slovenia, "dem.tif")) as src:
+        dem10, t10, crs0 = src.read(1), src.transform, src.crs
+    lo, hi = float(dem10.min()), float(dem10.max())
+    dem30 = dem10[::3, ::3].astype(np.float32).copy()
+    t30 = t10 * t10.scale(3)
+    if crs != "EPSG:32633":
+        h, w = dem30.shape
+        bounds = rasterio.transform.array_bounds(h, w, t30)
+        t_out, w2, h2 = calculate_default_transform(crs0, crs, w, h, *bounds, resolution=30)
+        warped = np.full((h2, w2), np.nan, np.float32)
+        reproject(dem30, warped, src_transform=t30, src_crs=crs0, dst_transform=t_out,
+                  dst_crs=crs, resampling=Resampling.bilinear, dst_nodata=np.nan)
+        dem30, t30 = np.where(np.isfinite(warped), warped, float(np.nanmean(warped))), t_out
+    r, c = dem30.shape[0] // 2, dem30.shape[1] // 2
+    dem30[r - 4:r + 4, c - 4:c + 4] = -32768                # the void, undeclared
+    with rasterio.open(root / "dem.tif", "w", driver="GTiff", width=dem30.shape[1],
+                       height=dem30.shape[0], count=1, dtype="float32", crs=crs,
+                       transform=t30) as dst:
+        dst.write(dem30[None])
+    mods = [dict(name="s2", files="s2/*.tif", bands=S2_L1C_BANDS, divisor=0.5, num_dates=5),
+            dict(name="dem", files="dem.tif", bands=["elevation"], divisor=1000.0,
+                 resampling="bilinear")]
+    ds = GeoTiffStack(str(root), mods, "s2", 48, patch_px={"s2": 4, "dem": 4})
+    masked_tokens = 0
+    for i in range(len(ds)):
+        item = ds[i]
+        dem = item["dem"].numpy()[0, 0] * 1000.0             # metres [16, 16] at 30 m
+        g = dem.shape[0] // 4                                 # 4 x 4 tokens of 4 px
+        tokens = dem.reshape(g, 4, g, 4).swapaxes(1, 2).reshape(g * g, 16)
+        seen = tokens[~item["dem_mask"].numpy()[0]]           # tokens the model sees
+        assert seen.min() >= lo - 5 and seen.max() <= hi + 5, (i, seen.min(), seen.max())
+        masked_tokens += int(item["dem_mask"].sum())
+    assert masked_tokens > 0                                  # the void is missing, not blended

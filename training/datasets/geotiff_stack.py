@@ -257,12 +257,47 @@ class GeoTiffStack(Dataset):
         out[:, ~np.isfinite(out).all(axis=0)] = np.nan
         return out
 
+    def _read_masked(self, path: str, bounds, size: int, indexes, resampling: str,
+                     calibration) -> np.ndarray:
+        """:meth:`_read` for a raster whose calibration takes some values as nodata (DEM voids
+        outside its ``valid_range``, possibly undeclared): those values, declared nodata and
+        masked pixels are set to NaN at the raster's own resolution first, then the window is
+        resampled (``rasterio.warp.reproject``, NaN as nodata: left out of the kernel), so a
+        void is never blended into its neighbours (as engine.align does)."""
+        from rasterio.transform import from_bounds as transform_from_bounds
+        from rasterio.warp import reproject, transform_bounds
+        from rasterio.windows import transform as window_transform
+
+        with rasterio.open(path) as src:
+            src_bounds = bounds if src.crs == self.ref_crs else transform_bounds(
+                self.ref_crs, src.crs, *bounds, densify_pts=21)
+            win = from_bounds(*src_bounds, transform=src.transform)
+            ratio = max(1.0, win.width / size, win.height / size)
+            pad = int(np.ceil(2 * ratio)) + 3                  # the resampling kernel's reach
+            win = Window(int(np.floor(win.col_off)) - pad, int(np.floor(win.row_off)) - pad,
+                         int(np.ceil(win.width)) + 2 * pad, int(np.ceil(win.height)) + 2 * pad)
+            data = src.read(indexes, window=win, boundless=True, fill_value=0, masked=True)
+            raw = np.asarray(data.data, dtype=np.float32).copy()
+            raw[:, np.ma.getmaskarray(data).any(axis=0)] = np.nan
+            raw[:, ~np.isfinite(raw).all(axis=0)] = np.nan
+            raw[np.isnan(calibration.apply(raw.copy()))] = np.nan
+            out = np.full((raw.shape[0], size, size), np.nan, dtype=np.float32)
+            reproject(raw, out, src_transform=window_transform(win, src.transform),
+                      src_crs=src.crs, src_nodata=np.nan,
+                      dst_transform=transform_from_bounds(*bounds, size, size),
+                      dst_crs=self.ref_crs, dst_nodata=np.nan,
+                      resampling=Resampling[resampling])
+        out[:, ~np.isfinite(out).all(axis=0)] = np.nan
+        return out
+
     def _modality(self, m: StackModality, bounds, rng) -> dict[str, torch.Tensor]:
         files = self.files[m.name]
         size = int(round(self.tile_px * self.gsd_ref / self.gsd[m.name]))
-        stack = np.stack([plan.calibration.apply(self._read(p, bounds, size, list(plan.indexes),
-                                                             m.resampling))
-                          for p, plan in zip(files.paths, files.plans)])  # [T, C, h, w]
+        stack = np.stack([plan.calibration.apply(
+            self._read_masked(p, bounds, size, list(plan.indexes), m.resampling, plan.calibration)
+            if plan.calibration.valid_range is not None and m.resampling != "nearest"
+            else self._read(p, bounds, size, list(plan.indexes), m.resampling))
+            for p, plan in zip(files.paths, files.plans)])  # [T, C, h, w]
         if stack.shape[1] != len(m.bands):
             raise ValueError(f"modality {m.name!r}: files have {stack.shape[1]} bands, "
                              f"{len(m.bands)} band names given")
