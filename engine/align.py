@@ -6,7 +6,7 @@ tile of the reference grid is exactly ``t x t`` pixels of ``m``'s grid on the sa
 A slice already on that grid (same CRS and transform) is read directly; any other slice
 (another CRS, pixel size or extent) is warped by GDAL through a rasterio ``WarpedVRT``
 (bilinear; GDAL widens the kernel when downsampling and leaves nodata sources out, including
-Sentinel-2 pixels 0 in every band when the raster declares no nodata). A slice whose
+Sentinel-2 pixels 0 in a band when the raster declares no nodata). A slice whose
 calibration has a valid range (elevation in metres: values outside it are DEM voids such as
 -32768 that the raster may not declare) is warped instead from its own pixels with those
 values set to NaN first, so that GDAL leaves them out of the kernel exactly as declared
@@ -120,9 +120,9 @@ class SliceReader:
                     self._src.nodatavals[i - 1] is None for i in self.indexes) and all(
                     f == [MaskFlags.all_valid] for f in self._src.mask_flag_enums):
                 # Sentinel-2 NO_DATA 0 undeclared (engine.preprocessing.radiometry): the warper
-                # leaves pixels 0 in every band out instead of blending them into their
-                # neighbours (UNIFIED_SRC_NODATA: a pixel is nodata only when all bands are)
-                extra = {"src_nodata": 0, "UNIFIED_SRC_NODATA": "YES"}
+                # leaves each band's 0 out of that band's kernel instead of blending it into
+                # its neighbours (UNIFIED_SRC_NODATA=NO: nodata per band, as a band's 0 is)
+                extra = {"src_nodata": 0, "UNIFIED_SRC_NODATA": "NO"}
             try:
                 self._vrt = WarpedVRT(self._src, crs=grid.crs, transform=grid.transform,
                                       width=grid.width, height=grid.height,

@@ -28,7 +28,9 @@ Nodata that the raster does not declare (:func:`implied_nodata`), applied by
 
 - Sentinel-2 reflectance (``radiometry`` product Sentinel-2 and quantity reflectance, or, without
   ``radiometry``, a modality whose bands are mostly Sentinel-2 band names): a pixel whose stored
-  value is 0 in every band is nodata. 0 is the NO_DATA value of Sentinel-2 L1C/L2A products
+  value is 0 in any band is nodata (that band has no data there, and a pixel is valid only when
+  every band has data: mosaics of bands of different extents, e.g. a VRT of the 10 m and 20 m
+  band files, leave such pixels at their edges). 0 is the NO_DATA value of Sentinel-2 L1C/L2A products
   (ESA, Sentinel-2 Products Specification Document S2-PDGS-TAS-DI-PSD, ``Special_Values``:
   ``NODATA`` = 0, ``SATURATED`` = 65535; also with the offset of baseline 04.00: "DN = 0
   remains the NO_DATA value", sentiwiki.copernicus.eu/web/s2-products). The run log says so
@@ -103,7 +105,7 @@ class Calibration:
     Attributes:
         gain, bias: ``value = raw * gain + bias`` (float64 tuples, one per model band).
         note: a line for the run log when something other than the identity is applied.
-        zero_nodata: a pixel whose stored value is 0 in every band is nodata (Sentinel-2
+        zero_nodata: a pixel whose stored value is 0 in any band is nodata (Sentinel-2
             NO_DATA, module docstring).
         valid_range: (lo, hi) in model units; values outside are nodata (DEM voids), or None.
     """
@@ -119,11 +121,11 @@ class Calibration:
         return all(g == 1.0 for g in self.gain) and all(b == 0.0 for b in self.bias)
 
     def apply(self, data: np.ndarray) -> np.ndarray:
-        """In place on float32 [bands, ...] of stored values (NaN = nodata): pixels 0 in every
+        """In place on float32 [bands, ...] of stored values (NaN = nodata): pixels 0 in any
         band to NaN (``zero_nodata``), then ``data * gain + bias`` (NaN stays NaN), then values
         outside ``valid_range`` to NaN."""
         if self.zero_nodata and data.shape[0]:
-            data[:, np.all(data == 0, axis=0)] = np.nan
+            data[:, np.any(data == 0, axis=0)] = np.nan
         if not self.identity:
             shape = (-1,) + (1,) * (data.ndim - 1)
             data *= np.asarray(self.gain, np.float32).reshape(shape)
@@ -292,9 +294,9 @@ def sample_values(src, indexes: Sequence[int], *, path: str = "",
     SAMPLE_PX^2 pixels spread evenly over the raster (a few blocks, whatever its size).
 
     Args:
-        zero_nodata: also leave out pixels whose value is 0 in every band (Sentinel-2 NO_DATA).
-        stats: when given, filled with ``pixels`` (pixels sampled) and ``all_zero`` (of them,
-            pixels 0 in every band and not masked otherwise).
+        zero_nodata: also leave out pixels whose value is 0 in any band (Sentinel-2 NO_DATA).
+        stats: when given, filled with ``pixels`` (pixels sampled) and ``any_zero`` (of them,
+            pixels 0 in at least one band that is not masked otherwise).
 
     Returns:
         one float64 1-D array per band (masked pixels left out: nodata value, mask or alpha
@@ -311,7 +313,7 @@ def sample_values(src, indexes: Sequence[int], *, path: str = "",
     rows = np.unique(np.linspace(0, h - size_r, min(SAMPLE_GRID, max(1, h // size_r))).astype(int))
     cols = np.unique(np.linspace(0, w - size_c, min(SAMPLE_GRID, max(1, w // size_c))).astype(int))
     out: list[list[np.ndarray]] = [[] for _ in indexes]
-    pixels = all_zero = 0
+    pixels = any_zero = 0
     for r in rows:
         for c in cols:
             try:
@@ -324,38 +326,38 @@ def sample_values(src, indexes: Sequence[int], *, path: str = "",
                     f"{', '.join(map(str, indexes))}), window rows {r}-{r + size_r - 1}, cols "
                     f"{c}-{c + size_c - 1} of the raster: {exc}") from exc
             masked = np.ma.getmaskarray(arr)
-            zero = np.all((arr.data == 0) & ~masked, axis=0)
+            zero = np.any((arr.data == 0) & ~masked, axis=0)
             pixels += int(zero.size)
-            all_zero += int(zero.sum())
+            any_zero += int(zero.sum())
             if zero_nodata:
                 masked = masked | zero[None]
             for k in range(len(indexes)):
                 vals = np.asarray(arr.data[k][~masked[k]], dtype=np.float64)
                 out[k].append(vals[np.isfinite(vals)])
     if stats is not None:
-        stats.update(pixels=pixels, all_zero=all_zero)
+        stats.update(pixels=pixels, any_zero=any_zero)
     return [np.concatenate(v) if v else np.zeros(0) for v in out]
 
 
 def implied_nodata(spec, values: Sequence[np.ndarray], *, declared: bool,
-                   all_zero: int = 0, pixels: int = 0) -> tuple[bool, tuple | None, list[str]]:
+                   any_zero: int = 0, pixels: int = 0) -> tuple[bool, tuple | None, list[str]]:
     """The nodata rules a raster gets without declaring them (module docstring).
 
     Args:
         spec: the modality.
         values: per model band, sampled valid values in model units (for the log lines).
         declared: the raster declares a nodata value (or a mask band) for the bands read.
-        all_zero, pixels: sampled pixels 0 in every band, and pixels sampled.
+        any_zero, pixels: sampled pixels 0 in at least one band, and pixels sampled.
 
     Returns:
         (zero_nodata, valid_range, notes for the run log).
     """
     notes: list[str] = []
     zero = is_s2_reflectance(spec)
-    if zero and all_zero and not declared:
-        notes.append(f"{100.0 * all_zero / max(pixels, 1):.0f} % of the sampled pixels are 0 in "
-                     "every band and the raster declares no nodata value: pixels 0 in every band "
-                     "are taken as nodata (0 is the NO_DATA value of Sentinel-2 products)")
+    if zero and any_zero and not declared:
+        notes.append(f"{100.0 * any_zero / max(pixels, 1):.0f} % of the sampled pixels are 0 in "
+                     "at least one band and the raster declares no nodata value: pixels 0 in any "
+                     "band are taken as nodata (0 is the NO_DATA value of Sentinel-2 products)")
     valid = ELEVATION_M_RANGE if is_elevation_m(spec) else None
     if valid is not None and values:
         lo, hi = valid

@@ -80,7 +80,7 @@ def plan_read(src, spec, path: str, check: bool = True, when=None) -> ReadPlan:
         values = [v * g + b for v, g, b in zip(values, calibration.gain, calibration.bias)]
         check_values(values, spec, path=path)
         _, _, implied = implied_nodata(spec, values, declared=_declares_nodata(src, idx),
-                                       all_zero=stats["all_zero"], pixels=stats["pixels"])
+                                       any_zero=stats["any_zero"], pixels=stats["pixels"])
         notes += implied
         if valid is not None:
             values = [v[(v >= valid[0]) & (v <= valid[1])] for v in values]
