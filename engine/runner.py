@@ -222,6 +222,32 @@ class Runner:
                 self.log(f"warning: {name} covers about {100 * share:.0f} % of the reference "
                          f"raster '{display_name(grid_slice.path)}': the map is nodata where a "
                          "modality has no data")
+        if self.options.bounds is None:
+            self._check_grid_extent(stacks[self.meta.reference.name], grid_slice)
+
+    def _check_grid_extent(self, stack: list[Slice], grid_slice: Slice) -> None:
+        """Warn when the reference modality's rasters together cover more ground than the
+        raster whose grid the map takes (the map stops at that raster's edges): the share of
+        their union (bounds sampled on a 64 x 64 lattice) inside it."""
+        from rasterio.warp import transform_bounds
+
+        boxes = [transform_bounds(sl.crs, grid_slice.crs, *sl.bounds) for sl in stack]
+        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+        lattice = (np.arange(64) + 0.5) / 64
+        xs, ys = np.meshgrid(x0 + lattice * (x1 - x0), y0 + lattice * (y1 - y0))
+        union = np.zeros(xs.shape, dtype=bool)
+        for b in boxes:
+            union |= (xs >= b[0]) & (xs <= b[2]) & (ys >= b[1]) & (ys <= b[3])
+        gx0, gy0, gx1, gy1 = grid_slice.bounds
+        inside = union & (xs >= gx0) & (xs <= gx1) & (ys >= gy0) & (ys <= gy1)
+        share = float(inside.sum()) / max(int(union.sum()), 1)
+        if share < 0.99:
+            self.log(f"warning: the map covers the extent of '{display_name(grid_slice.path)}' "
+                     f"(its grid is the output grid), about {100 * share:.0f} % of the area the "
+                     f"{len(stack)} {self.meta.reference.name} rasters cover together: mosaic "
+                     "the scenes of one date (gdalbuildvrt) or give every date the same extent "
+                     "to map the rest")
 
     def _output_window(self, grid_slice: Slice, factor: int) -> tuple[tuple[int, int], tuple[int, int]]:
         """Half-open (rows, cols) of the output grid to compute, in output pixels."""
@@ -235,11 +261,16 @@ class Runner:
         r0, c0 = math.floor(win.row_off + 1e-9), math.floor(win.col_off + 1e-9)
         r1 = math.ceil(win.row_off + win.height - 1e-9)
         c1 = math.ceil(win.col_off + win.width - 1e-9)
+        asked = max(r1 - r0, 0) * max(c1 - c0, 0)
         r0, c0 = max(r0, 0), max(c0, 0)
         r1, c1 = min(r1, grid_slice.height), min(c1, grid_slice.width)
         if r1 <= r0 or c1 <= c0:
             raise InputError(f"bounds {self.options.bounds} do not overlap the reference raster "
                              f"'{grid_slice.path}' (bounds {tuple(grid_slice.bounds)})")
+        if (r1 - r0) * (c1 - c0) < 0.99 * asked:
+            self.log(f"warning: the bounds reach beyond the reference raster "
+                     f"'{display_name(grid_slice.path)}' (bounds {tuple(grid_slice.bounds)}): the "
+                     f"output covers {100 * (r1 - r0) * (c1 - c0) / asked:.0f} % of them")
         return ((r0 // factor, min(math.ceil(r1 / factor), out_h)),
                 (c0 // factor, min(math.ceil(c1 / factor), out_w)))
 

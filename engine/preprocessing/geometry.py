@@ -89,19 +89,22 @@ def pixel_size_warning(crs, transform, width: int, height: int, gsd_m: float,
 def grid_raster(slices, gsd_m: float):
     """The raster whose grid becomes the output grid: of one modality's ``slices`` (sorted by
     date), the one whose ground pixel is closest to the model's ``gsd_m`` (log scale: 20 m
-    and 5 m are equally far from 10 m), the earliest among equals. A stack mixing 10 m and
-    20 m dates is then mapped at 10 m whichever date comes first.
+    and 5 m are equally far from 10 m), then the one covering the largest ground area, then
+    the earliest. A stack mixing 10 m and 20 m dates is mapped at 10 m whichever date comes
+    first, and a first date cropped smaller than the others does not crop the map.
 
     Args:
         slices: objects with ``crs``, ``transform``, ``width``, ``height`` (engine Slice).
     """
-    def distance(sl) -> float:
+    def key(sl) -> tuple[float, float]:
         size = ground_pixel_size_m(sl.crs, sl.transform, sl.width, sl.height)
         if size is None:
-            return math.inf
-        return abs(math.log(math.sqrt(size[0] * size[1]) / gsd_m))
+            return (math.inf, 0.0)
+        distance = abs(math.log(math.sqrt(size[0] * size[1]) / gsd_m))
+        area = size[0] * size[1] * sl.width * sl.height
+        return (round(distance, 6), -round(area, -2))
 
-    return min(slices, key=lambda sl: round(distance(sl), 6))
+    return min(slices, key=key)
 
 
 def gcp_grid(gcps, gcp_crs, width: int, height: int):

@@ -1,0 +1,62 @@
+"""The map's extent (a new-user trial): with the first date cropped smaller than the others,
+the map took the first date's extent (36 % of the area) without a word. The output grid is
+now the raster of the model's pixel size covering the most ground, and a map that stops
+short of the rasters' area says so. Real Slovenia GeoTIFFs, the tiny models of our training."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import rasterio
+
+from engine.api import RunOptions, run_model
+from tests.engine.conftest import SCENE_DATES, downsample2, grid, write_tif
+
+
+def _stack(folder, slovenia, crops):
+    """One S2 GeoTIFF per date (``crops[i]`` = (rows, cols) from the top-left, None = all),
+    nodata 0, dates in the names; the DEM at 20 m over the whole patch."""
+    paths = []
+    for i, crop in enumerate(crops):
+        data = slovenia["s2"][i]
+        if crop is not None:
+            data = data[:, :crop[0], :crop[1]]
+        paths.append(write_tif(os.path.join(folder, f"S2_{SCENE_DATES[i].replace('-', '')}.tif"),
+                               data, grid(), nodata=0))
+    dem = write_tif(os.path.join(folder, "dem.tif"),
+                    downsample2(slovenia["dem"]).astype("float32"), grid(20.0), nodata=-9999.0)
+    return {"s2": paths, "dem": [dem]}
+
+
+def test_a_cropped_first_date_does_not_crop_the_map(tiny_models, slovenia, tmp_path):
+    earliest = int(np.argmin(SCENE_DATES))
+    crops = [None] * 5
+    crops[earliest] = (60, 60)
+    inputs = _stack(str(tmp_path), slovenia, crops)
+    report = run_model(tiny_models["segmentation"], inputs, str(tmp_path / "o.tif"),
+                       RunOptions())
+    with rasterio.open(report.output_path) as src:
+        assert (src.height, src.width) == (101, 100)            # was 60 x 60
+    assert not any("the map covers the extent" in m for m in report.messages)
+
+
+def test_a_map_smaller_than_the_rasters_area_is_reported(tiny_models, slovenia, tmp_path):
+    """Two halves of one date as two rasters (west 60 / east columns): the map can only take
+    one raster's grid; the log says how much of the area it covers."""
+    folder = tmp_path / "halves"
+    folder.mkdir()
+    inputs = _stack(str(folder), slovenia, [None] * 4 + [None])
+    west = slovenia["s2"][0][:, :, :60]
+    east = slovenia["s2"][0][:, :, 40:]
+    from affine import Affine
+
+    inputs["s2"][0] = write_tif(str(folder / f"S2_{SCENE_DATES[0].replace('-', '')}.tif"),
+                                west, grid(), nodata=0)
+    inputs["s2"] = inputs["s2"][:1] + [write_tif(str(folder / "S2_east_20150820.tif"), east,
+                                                 grid() * Affine.translation(40, 0), nodata=0)]
+    report = run_model(tiny_models["segmentation"], inputs, str(tmp_path / "o.tif"),
+                       RunOptions(), )
+    lines = [m for m in report.messages if "the map covers the extent" in m]
+    assert len(lines) == 1 and "% of the area the 2 s2 rasters cover together" in lines[0]
+    share = int(lines[0].split("about ")[1].split(" %")[0])
+    assert 55 <= share <= 65                                    # 60 of 100 columns
