@@ -31,7 +31,8 @@ def split_threads(threads: int | None, in_flight: int | None = None,
     Args:
         threads: threads the run may use (None = every core).
         in_flight: asked for (None = auto: ``min(threads, MAX_AUTO_IN_FLIGHT)`` on the CPU,
-            1 on an accelerator, which runs one batch at a time anyway).
+            1 on an accelerator, which runs one batch at a time anyway). On the CPU at most
+            ``threads``: each batch in flight runs on at least one thread of its own.
         on_cpu: whether the CPU execution provider runs the model.
 
     Raises:
@@ -42,7 +43,9 @@ def split_threads(threads: int | None, in_flight: int | None = None,
         raise ValueError(f"threads must be at least 1 (got {threads})")
     if in_flight is not None and int(in_flight) < 1:
         raise ValueError(f"batches in flight must be at least 1 (got {in_flight})")
-    k = int(in_flight) if in_flight else (min(total, MAX_AUTO_IN_FLIGHT) if on_cpu else 1)
+    k = int(in_flight) if in_flight else (MAX_AUTO_IN_FLIGHT if on_cpu else 1)
+    if on_cpu:
+        k = min(k, total)
     return k, max(1, total // k)
 
 

@@ -324,7 +324,7 @@ class Runner:
             if ran == 0 and self.options.bounds is None:
                 self._raise_all_nodata(meta, stacks, seen)
             if ran == 0:
-                self.log("no tile has valid data in every modality within the bounds: "
+                self.log("warning: no tile has valid data in every modality within the bounds: "
                          "the output is all nodata")
             self.check_cancel()
             self.progress(1.0, "writing the output")
@@ -337,8 +337,7 @@ class Runner:
             for rs in readers.values():
                 for r in rs:
                     r.close()
-        dates = self._dates_in_use(stacks) if ran else {
-            n: [s.when.date().isoformat() for s in st] for n, st in stacks.items()}
+        dates = self._dates_in_use(stacks) if ran else {n: [] for n in stacks}
         seconds = time.perf_counter() - start
         self.log(f"done: {ran} tiles in {seconds:.1f} s -> {paths[0]}")
         return RunReport(output_path=paths[0], confidence_path=paths[1] if len(paths) > 1 else None,
@@ -374,7 +373,7 @@ class Runner:
         Returns:
             (session, provider actually used, batches in flight).
         """
-        from .session import cached_session, choose_providers
+        from .session import cached_session, choose_providers, wants_float16
 
         opts = self.options
         on_cpu = choose_providers(opts.device)[0] == "CPUExecutionProvider"
@@ -383,9 +382,13 @@ class Runner:
                                              on_cpu)
         except ValueError as exc:
             raise InputError(str(exc)) from None
+        asked = getattr(opts, "batches_in_flight", None)
+        if asked and int(asked) > in_flight:
+            self.log(f"{asked} batches in flight asked for, {in_flight} used: each runs on at "
+                     f"least one of the {opts.threads or os.cpu_count()} threads")
         float16 = getattr(opts, "float16", None)
         session, provider = cached_session(self.model_path, opts.device, intra, float16=float16)
-        if provider == "CPUExecutionProvider" and float16:
+        if provider == "CPUExecutionProvider" and wants_float16(float16):
             self.log("float16 is used on CUDA only: the CPU provider runs the float32 model")
         self.log(f"onnxruntime provider: {provider}; {in_flight} batch(es) in flight, "
                  f"{intra} thread(s) each")
@@ -568,6 +571,11 @@ class Runner:
                             else out_rows[1])
                 self.progress(0.98 * done / len(tiles), f"tile {done}/{len(tiles)}")
         acc.finish()
+        total, valid = self._output_counts
+        if ran and total and valid < 0.99 * total:
+            self.log(f"{100 * (total - valid) / total:.1f} % of the output pixels are nodata: "
+                     "no valid data in every modality there (declared nodata, masked clouds, "
+                     "DEM voids, a date's or a modality's edge)")
         return ran, seen
 
     def _make_flush(self, meta: ModelMetadata, writers: list[RasterWriter]):
@@ -575,8 +583,12 @@ class Runner:
         decode = self._task.decode
         with_conf = self._with_confidence
 
+        counts = self._output_counts = [0, 0]          # output pixels, valid ones
+
         def flush(row: int, sums: np.ndarray, weights: np.ndarray, valid: np.ndarray) -> None:
             ok = valid & (weights > 0)
+            counts[0] += int(ok.size)
+            counts[1] += int(ok.sum())
             values = sums / np.where(weights > 0, weights, 1.0)[None]
             writers[0].write_rows(row, decode(values, ok, meta))
             if with_conf:

@@ -83,7 +83,10 @@ def pixel_size_warning(crs, transform, width: int, height: int, gsd_m: float,
     where = (f" ({abs(transform.a):g} x {abs(transform.e):g} degrees at latitude "
              f"{(transform * (width / 2.0, height / 2.0))[1]:.2f})" if crs.is_geographic else "")
     return (f"warning: the reference raster's pixel is {px:.4g} m{where} but the model was "
-            f"trained at {gsd_m:g} m")
+            f"trained at {gsd_m:g} m: objects look {px / gsd_m:.2g} times smaller to it than in "
+            f"training, which changes the map; resample the stack to {gsd_m:g} m first (e.g. "
+            f"gdalwarp -tr {gsd_m:g} {gsd_m:g} -r bilinear, or gdalbuildvrt -resolution highest "
+            "for band files of several resolutions)")
 
 
 def grid_raster(slices, gsd_m: float):
