@@ -230,7 +230,10 @@ def _log_notes(spec: ModalitySpec, slices: list[Slice], log: Callable[[str], Non
         for note in s.notes:
             by_note.setdefault(note, []).append(display_name(s.path))
     for note, files in by_note.items():
-        log(f"{spec.name}: {note} ({', '.join(files)})")
+        if note.startswith("warning: "):          # warnings stay recognisable as such
+            log(f"warning: {spec.name}: {note[len('warning: '):]} ({', '.join(files)})")
+        else:
+            log(f"{spec.name}: {note} ({', '.join(files)})")
 
 
 def reference_date(meta: ModelMetadata, stacks: dict[str, list[Slice]]) -> _dt.datetime:

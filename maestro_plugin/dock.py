@@ -525,7 +525,15 @@ class MaestroDock(QgsDockWidget):
         what = "Preview" if preview else get_task(self.meta.task).title
         name = layer.name() if layer else ""
         seconds = f", {report.seconds:.0f} s" if report else ""
-        self.show_info(f"{what} ready: '{name}' added to the map (on {where}{seconds}).")
+        warnings = [m for m in (report.messages if report else []) if m.startswith("warning:")]
+        for line in warnings:
+            QgsMessageLog.logMessage(line, LOG_TAG, Qgis.MessageLevel.Warning)
+        if warnings:
+            more = f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else ""
+            self.show_warning(f"{what} ready: '{name}' added to the map, with a warning{more} "
+                              f"in the MAESTRO log panel: {warnings[0][len('warning: '):]}")
+        else:
+            self.show_info(f"{what} ready: '{name}' added to the map (on {where}{seconds}).")
         self.run_finished.emit(True, layer_id)
 
     @guarded

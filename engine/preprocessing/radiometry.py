@@ -72,6 +72,7 @@ Data types that cannot carry the data are refused (:func:`check_dtypes`): signed
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import re
 from dataclasses import dataclass
 from typing import Sequence
@@ -371,6 +372,50 @@ def implied_nodata(spec, values: Sequence[np.ndarray], *, declared: bool,
                          "(an undeclared DEM void value)" + ("" if not declared else
                                                              " besides the declared nodata"))
     return zero, valid, notes
+
+
+#: Where a raster says its Sentinel-2 processing level: dataset tags (ESA product metadata
+#: names as GDAL's SENTINEL2 driver and our build_stack VRTs carry them) and the file name
+#: (ESA product names: MSIL1C / MSIL2A).
+_LEVEL_TAGS = ("PROCESSING_LEVEL", "PRODUCT_TYPE", "SENTINEL2_LEVEL", "PROCESSINGLEVEL")
+
+
+def _s2_level(text: str) -> str | None:
+    """``L1C`` / ``L2A`` named in ``text`` (Level-1C, S2MSI2A, MSIL2A, _L2A_...), else None."""
+    t = re.sub(r"[^A-Z0-9]", "", text.upper())
+    found = {lvl for lvl, keys in (("L1C", ("LEVEL1C", "MSI1C", "MSIL1C", "L1C")),
+                                   ("L2A", ("LEVEL2A", "MSI2A", "MSIL2A", "L2A")))
+             if any(k in t for k in keys)}
+    return found.pop() if len(found) == 1 else None
+
+
+def product_level_warning(spec, tags: dict, path: str) -> str | None:
+    """A warning line when a raster says it is a Sentinel-2 processing level other than the
+    one the model was trained on (``radiometry.product``, e.g. "Sentinel-2 L1C"), or None.
+    The line does not name the file (the run log adds the files it concerns).
+
+    Level-1C is top-of-atmosphere and Level-2A bottom-of-atmosphere (surface) reflectance (ESA,
+    Sentinel-2 product types, sentiwiki.copernicus.eu/web/s2-products): the same units, other
+    values (atmospheric correction lowers the visible bands most), so nothing in the values
+    tells them apart with certainty; the raster's own metadata and name can.
+    """
+    rad = getattr(spec, "radiometry", None)
+    if rad is None or not is_s2_reflectance(spec):
+        return None
+    trained = _s2_level(rad.product)
+    if trained is None:
+        return None
+    upper = {str(k).upper(): str(v) for k, v in tags.items()}
+    said = [(f"tag {k}={upper[k]}", _s2_level(upper[k])) for k in _LEVEL_TAGS if k in upper]
+    said.append(("its file name", _s2_level(os.path.basename(path))))
+    for where, level in said:
+        if level is not None and level != trained:
+            return (f"warning: the raster is Sentinel-2 {level} ({where}) but the model was "
+                    f"trained on {rad.product}: {'surface' if level == 'L2A' else 'top-of-atmosphere'}"
+                    " reflectance differs from what the model learned, so the map will differ "
+                    f"from one made from {trained} products; use {trained} products, or a model "
+                    f"trained on {level}")
+    return None
 
 
 def offset_warning(spec, values: Sequence[np.ndarray], calibration: Calibration,

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from .bands import alpha_bands, match_bands, raster_band_names
 from .radiometry import (Calibration, check_dtypes, check_values, declared_add_offsets,
-                         implied_nodata, offset_warning, plan_calibration, sample_values)
+                         implied_nodata, offset_warning, plan_calibration,
+                         product_level_warning, sample_values)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,8 @@ def plan_read(src, spec, path: str, check: bool = True, when=None) -> ReadPlan:
     calibration = plan_calibration([src.scales[i - 1] for i in idx],
                                    [src.offsets[i - 1] for i in idx], spec, path=path,
                                    add_offsets=adds)
-    notes = [n for n in (match.note, calibration.note) if n]
+    notes = [n for n in (match.note, calibration.note, product_level_warning(spec, src.tags(), path))
+             if n]
     zero, valid, _ = implied_nodata(spec, [], declared=True)
     if check:
         stats: dict = {}

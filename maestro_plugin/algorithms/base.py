@@ -49,6 +49,18 @@ class MaestroAlgorithm(QgsProcessingAlgorithm):
             raise as_processing_error(exc) from None
 
 
+def engine_log(feedback):
+    """The engine's ``log`` callback for a Processing run: its ``warning:`` lines (a map that
+    may not be what the analyst expects: another product level, a partial extent, nodata
+    shares...) as Processing warnings, shown highlighted in the log; the rest as information."""
+    def log(line: str) -> None:
+        if line.startswith("warning:"):
+            feedback.pushWarning(line)
+        else:
+            feedback.pushInfo(line)
+    return log
+
+
 def debug_log_path() -> str:
     """The file that receives the tracebacks of unexpected errors (also the CLI's)."""
     import tempfile

@@ -12,7 +12,7 @@ from qgis.core import (Qgis, QgsProcessingContext, QgsProcessingException,
                        QgsProcessingParameterFolderDestination,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterString)
 
-from .base import DEFAULT_MODEL, MaestroAlgorithm
+from .base import DEFAULT_MODEL, MaestroAlgorithm, engine_log
 from .inference import _advanced, _with_help, extent_and_crs
 
 HELP = (
@@ -157,7 +157,7 @@ class BuildStackAlgorithm(MaestroAlgorithm):
             masked_classes=self._classes(parameters, context),
             bounds=area[0] if area else None, bounds_crs=area[1] if area else None,
             resampling=self.parameterAsEnumString(parameters, self.RESAMPLING, context)
-            or "bilinear", log=feedback.pushInfo)
+            or "bilinear", log=engine_log(feedback))
         if context.project() is not None:
             for vrt in vrts:
                 context.addLayerToLoadOnCompletion(vrt, QgsProcessingContext.LayerDetails(

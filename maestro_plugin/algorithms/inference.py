@@ -20,7 +20,7 @@ from engine.tasks import STYLE_CLASSES, get_task, written_task
 from .. import inputs as plugin_inputs
 from ..styling import style_on_load
 from ..inputs import MODALITY_PARAMS, MODALITY_TITLES, LayerInput, PluginInputError
-from .base import DEFAULT_MODEL, MaestroAlgorithm
+from .base import DEFAULT_MODEL, MaestroAlgorithm, engine_log
 
 DEVICES = ("auto", "cpu", "cuda")
 OUTPUT_EXTENSIONS = (".tif", ".tiff")
@@ -328,7 +328,7 @@ class InferenceAlgorithm(MaestroAlgorithm):
 
         report = self.engine_call(
             run_model, model_path, plugin_inputs.to_engine_inputs(matched), output, options,
-            progress=progress, is_cancelled=feedback.isCanceled, log=feedback.pushInfo)
+            progress=progress, is_cancelled=feedback.isCanceled, log=engine_log(feedback))
         from ..diagnostics import record_run
 
         record_run(report, model_path)

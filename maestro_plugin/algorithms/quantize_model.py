@@ -11,7 +11,7 @@ from qgis.core import (Qgis, QgsProcessingException, QgsProcessingOutputNumber,
 
 from .. import inputs as plugin_inputs
 from ..inputs import MODALITY_PARAMS, MODALITY_TITLES, PluginInputError
-from .base import DEFAULT_MODEL
+from .base import DEFAULT_MODEL, engine_log
 from .inference import DATES_HELP, MODALITY_HELP, InferenceAlgorithm, _with_help
 
 METHODS = ("auto", "static", "static-qdq", "dynamic")
@@ -121,6 +121,6 @@ class QuantizeModelAlgorithm(InferenceAlgorithm):
         feedback.pushInfo(f"Model: {meta.name} ({meta.task}), {model_path}")
         report = self.engine_call(quantize_model, model_path,
                                   plugin_inputs.to_engine_inputs(matched), output, options,
-                                  log=feedback.pushInfo)
+                                  log=engine_log(feedback))
         return {self.OUTPUT: report.output_path, self.AGREEMENT: report.agreement_pct,
                 self.METHOD_USED: report.method, self.SPEEDUP: report.speedup}

@@ -18,7 +18,7 @@ from qgis.core import (QgsColorRampShader, Qgis, QgsProcessingException,
                        QgsSingleBandPseudoColorRenderer, QgsStyle)
 
 from .. import inputs as plugin_inputs
-from .base import DEFAULT_MODEL
+from .base import DEFAULT_MODEL, engine_log
 from .inference import InferenceAlgorithm, _with_help
 
 
@@ -91,7 +91,7 @@ class EmbeddingsRunMixin:
 
         result = self.engine_call(run_model, model_path, plugin_inputs.to_engine_inputs(matched),
                                   path, options, progress=report,
-                                  is_cancelled=feedback.isCanceled, log=feedback.pushInfo)
+                                  is_cancelled=feedback.isCanceled, log=engine_log(feedback))
         return result.output_path
 
 

@@ -12,7 +12,7 @@ from qgis.core import (Qgis, QgsProcessingException, QgsProcessingOutputNumber,
                        QgsProcessingParameterString)
 
 from .. import inputs as plugin_inputs
-from .base import DEFAULT_MODEL
+from .base import DEFAULT_MODEL, engine_log
 from .inference import COMMON_HELP, InferenceAlgorithm, _advanced, _with_help
 
 HEADS = ("logistic", "mlp")
@@ -221,7 +221,7 @@ class TrainClassesAlgorithm(InferenceAlgorithm):
         report = self.engine_call(train_classes, model_path,
                                   plugin_inputs.to_engine_inputs(matched), shapes, crs, classes,
                                   out, options, progress=progress,
-                                  is_cancelled=feedback.isCanceled, log=feedback.pushInfo)
+                                  is_cancelled=feedback.isCanceled, log=engine_log(feedback))
         results = {self.OUTPUT_MODEL: out, self.CV_OA: report.head["overall_accuracy"],
                    self.CV_OA_RF: (report.forest or {}).get("overall_accuracy"),
                    self.VERDICT: report.verdict}

@@ -1,0 +1,55 @@
+"""Sentinel-2 processing level (a new-user trial): Level-2A rasters fed to the bundled model,
+trained on Level-1C, gave a map with 10 % of pixels changed and no word. The level the
+raster's metadata or name states is compared with the model's ``radiometry.product``.
+Real bundled sample rewritten by rasterio."""
+from __future__ import annotations
+
+import glob
+import os
+
+import pytest
+import rasterio
+
+from engine.api import RunOptions, run_model
+from tests.conftest import ROOT
+
+SAMPLE = os.path.join(ROOT, "resources", "sample")
+MODEL = glob.glob(os.path.join(ROOT, "resources", "models", "*.onnx"))[0]
+
+
+def _copy(folder, rename=None, tags=None):
+    out = []
+    for path in sorted(glob.glob(os.path.join(SAMPLE, "S2_L1C_*.tif"))):
+        name = os.path.basename(path) if rename is None else rename(os.path.basename(path))
+        with rasterio.open(path) as src:
+            profile, data, all_tags = src.profile, src.read(), src.tags()
+            names = src.descriptions
+        all_tags.update(tags or {})
+        dst_path = os.path.join(folder, name)
+        with rasterio.open(dst_path, "w", **profile) as dst:
+            dst.write(data)
+            dst.update_tags(**all_tags)
+            for b, n in enumerate(names, 1):
+                dst.set_band_description(b, n)
+        out.append(dst_path)
+    return {"s2": out, "dem": [os.path.join(SAMPLE, "dem.tif")]}
+
+
+@pytest.mark.parametrize("case", ["tag", "product_type", "name"])
+def test_level_2a_rasters_for_a_level_1c_model_are_warned(tmp_path, case):
+    if case == "tag":
+        inputs = _copy(str(tmp_path), tags={"PROCESSING_LEVEL": "Level-2A"})
+    elif case == "product_type":
+        inputs = _copy(str(tmp_path), tags={"PRODUCT_TYPE": "S2MSI2A"})
+    else:
+        inputs = _copy(str(tmp_path), rename=lambda n: n.replace("L1C", "L2A"))
+    report = run_model(MODEL, inputs, str(tmp_path / "o.tif"), RunOptions())
+    lines = [m for m in report.messages if "is Sentinel-2 L2A" in m]
+    assert len(lines) == 1 and lines[0].startswith("warning: s2: the raster is Sentinel-2 L2A")
+    assert "trained on Sentinel-2 L1C" in lines[0] and lines[0].count("S2_L") == 5   # all files
+
+
+def test_level_1c_rasters_are_not_warned(tmp_path):
+    inputs = _copy(str(tmp_path), tags={"PROCESSING_LEVEL": "Level-1C"})
+    report = run_model(MODEL, inputs, str(tmp_path / "o.tif"), RunOptions())
+    assert not any("is Sentinel-2" in m for m in report.messages)
