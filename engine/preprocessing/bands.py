@@ -242,9 +242,9 @@ def derive_source_names(sources: Sequence[Sequence[tuple[str, str]]]
     if not unnamed and not twice:
         return names, None
     problems = ([f"{'; '.join(unnamed)} name no Sentinel-2 band"] if unnamed else []) + twice
-    return None, (f"warning: the raster's bands have no names and its VRT source file names do "
-                  f"not name each band once ({'; '.join(problems)}), so the source names are "
-                  f"not used")
+    return None, (f"warning: the raster's bands have no descriptions and its VRT source file "
+                  f"names do not name each band once ({'; '.join(problems)}), so the source "
+                  f"names are not used")
 
 
 def _s2_band(name: Optional[str]) -> Optional[str]:
