@@ -10,6 +10,21 @@ A raster names its bands in one of these places (first found per band wins):
 3. a dataset metadata item ``BANDS`` listing one name per band, comma separated
    (``B02,B03,...``).
 
+A VRT whose bands have no names of their own (no description or band item on any band: what
+``gdalbuildvrt -separate S2_<date>.vrt T33TVM_<date>_B*.tif`` writes) is named by its source
+files: each band is the Sentinel-2 band its source file name names (``..._B8A.tif`` -> B8A,
+:func:`engine.sentinel2.band_of_name`), only when every band gets one and no two the same
+(:func:`derive_source_names`). Such per-band names take precedence over a ``BANDS`` tag. When
+only some bands get one, or two bands the same, the names are not used, and the run log says
+so in a warning naming the bands (the shell glob ``_B*.tif`` puts B8A after B12).
+
+Names that disagree (a band's description or source file says B8A, the ``BANDS`` tag says B11
+for that band) give a warning naming both; the per-band name is used: GDAL moves a band's
+description and VRT source with the band when it reorders bands (``gdal_translate -b``,
+``gdalbuildvrt -b``), and copies a dataset tag as it was. A stale ``BANDS`` tag on a raster
+with no other names (a copy that reordered the bands and kept the tag) cannot be told from the
+file itself.
+
 The colour interpretation is not a name: GeoTIFF writers set red/green/blue/alpha from the
 TIFF photometric tag whatever the bands hold (TreeSatAI's aerial tiles store IR, G, B, R
 flagged as red, green, blue, alpha).
@@ -35,8 +50,8 @@ Matching (:func:`match_bands`):
 - a raster that names its bands (any band) is matched by name: the model's bands are
   reordered, picked from a raster that has more, or the raster is refused naming what it
   holds and what the model needs (bands the model needs that no name gives);
-- only a raster that names no band at all is taken by position (the count must agree) and
-  the run log says so;
+- only a raster that names no band at all (nor its VRT source files, see above) is taken by
+  position (the count must agree) and the run log says so;
 - one exception: a one-band raster for a one-band modality (a DEM whose band is called
   ``height``) is taken whatever its name, logged (there is no order to get wrong).
 
@@ -50,7 +65,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import AbstractSet as Set
-from typing import Sequence
+from typing import Iterable, List, Optional, Sequence
 
 from ..errors import InputError
 
@@ -68,6 +83,8 @@ STAC_S2_COMMON_NAMES = {"COASTAL": "B01", "BLUE": "B02", "GREEN": "B03", "RED": 
                         "REDEDGE1": "B05", "REDEDGE2": "B06", "REDEDGE3": "B07", "NIR": "B08",
                         "NIR08": "B8A", "NIR09": "B09", "CIRRUS": "B10", "SWIR16": "B11",
                         "SWIR22": "B12"}
+#: The Sentinel-2 bands in canonical spelling.
+_S2_IDS = frozenset([f"B{i:02d}" for i in range(1, 13)] + ["B8A"])
 #: Names that name nothing: "Band 1", "band_2", "Layer 3", "channel 4", "1".
 _GENERIC = re.compile(r"^(BAND|LAYER|CHANNEL)?[\s_-]*\d+$")
 
@@ -126,22 +143,186 @@ def _whole(name: str) -> set[str]:
     return out
 
 
-def raster_band_names(src) -> list[str | None]:
-    """The name of each band of an open rasterio dataset, None where it has none
-    (sources in the module docstring, in that order)."""
+class RasterBandNames(List[Optional[str]]):
+    """One name (or None) per raster band, as :func:`raster_band_names` finds them: a list,
+    plus where the names come from and what finding them has to say.
+
+    Attributes:
+        origin: ``"vrt-sources"`` when the names are derived from a VRT's source file names
+            (:func:`derive_source_names`), None when they are the raster's own.
+        warnings: run-log lines (each starts with ``warning:``) for names that disagree or
+            that could not be derived for every band; :func:`match_bands` puts them in its
+            note.
+    """
+
+    def __init__(self, names: Iterable[Optional[str]] = (), origin: Optional[str] = None,
+                 warnings: Iterable[str] = ()) -> None:
+        super().__init__(names)
+        self.origin = origin
+        self.warnings = tuple(warnings)
+
+
+#: :attr:`RasterBandNames.origin` of names derived from a VRT's source file names.
+FROM_VRT_SOURCES = "vrt-sources"
+#: VRT source elements whose ``SourceFilename`` is a band's data (gdal.org/drivers/raster/vrt).
+_VRT_SOURCES = ("SimpleSource", "ComplexSource", "AveragedSource", "KernelFilteredSource",
+                "NoDataFromMaskSource")
+
+
+def vrt_band_sources(xml: str) -> dict[int, list[tuple[str, str]]]:
+    """The sources of each band of a VRT, from its XML.
+
+    Args:
+        xml: the VRT document (the file's text, or GDAL's ``xml:VRT`` metadata domain).
+
+    Returns:
+        1-based band -> ``[(source file name, source band), ...]`` (``SourceFilename`` as
+        written, relative or not; ``SourceBand`` as written, ``"1"`` when absent,
+        ``"mask,1"`` for a mask band). Bands without file sources (a warped VRT, a band of
+        derived pixel functions with no source) are absent or empty. Unparsable XML: ``{}``.
+    """
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return {}
+    out: dict[int, list[tuple[str, str]]] = {}
+    for k, band in enumerate(root.findall("VRTRasterBand"), 1):
+        try:
+            index = int(band.get("band", k))
+        except ValueError:
+            index = k
+        found = []
+        for source in band:
+            if source.tag in _VRT_SOURCES and source.findtext("SourceFilename"):
+                found.append((str(source.findtext("SourceFilename")).strip(),
+                              (source.findtext("SourceBand") or "1").strip()))
+        out[index] = found
+    return out
+
+
+def source_band_name(sources: Sequence[tuple[str, str]]) -> Optional[str]:
+    """The Sentinel-2 band a VRT band's sources name: the band every source's file name names
+    (:func:`engine.sentinel2.band_of_name`, ``T33TVM_20150711T100008_B8A.tif`` -> ``B8A``),
+    each source being band 1 of its file (a file name says nothing of the other bands of a
+    multi-band file); None when there is no source, or one names no band or another band."""
+    from ..sentinel2 import band_of_name
+
+    names = {band_of_name(path.replace("\\", "/")) if band == "1" else None
+             for path, band in sources}
+    return names.pop() if len(names) == 1 else None
+
+
+def derive_source_names(sources: Sequence[Sequence[tuple[str, str]]]
+                        ) -> tuple[list[Optional[str]] | None, Optional[str]]:
+    """Band names from each band's VRT sources (:func:`source_band_name`).
+
+    Args:
+        sources: per raster band (in band order), its ``(file name, source band)`` list.
+
+    Returns:
+        ``(names, None)`` when every band gets a name and no two the same; ``(None, warning)``
+        when only some do or two share one (the warning names the bands: the names are not
+        used); ``(None, None)`` when no band gets a name (nothing to say).
+    """
+    names = [source_band_name(s) for s in sources]
+    if not any(names):
+        return None, None
+    import os
+
+    def which(i: int) -> str:
+        files = sorted({os.path.basename(p.replace("\\", "/")) for p, _ in sources[i]})
+        return f"band {i + 1} ({', '.join(files) or 'no source file'})"
+
+    unnamed = [which(i) for i, n in enumerate(names) if n is None]
+    shared = {n: [i for i, m in enumerate(names) if m == n] for n in names if n}
+    twice = [f"{', '.join(which(i) for i in idx)} all name {n}"
+             for n, idx in shared.items() if len(idx) > 1]
+    if not unnamed and not twice:
+        return names, None
+    problems = ([f"{'; '.join(unnamed)} name no Sentinel-2 band"] if unnamed else []) + twice
+    return None, (f"warning: the raster's bands have no descriptions and its VRT source file "
+                  f"names do not name each band once ({'; '.join(problems)}), so the source "
+                  f"names are not used")
+
+
+def _s2_band(name: Optional[str]) -> Optional[str]:
+    """The one Sentinel-2 band a name names (``"B8A narrow NIR"`` -> B8A, ``"nir08"`` -> B8A),
+    else None: what two names of one band are compared by."""
+    if not name or is_generic(name):
+        return None
+    found = canonical_tokens(name) & _S2_IDS
+    return found.pop() if len(found) == 1 else None
+
+
+def _disagreement(chosen: Sequence[Optional[str]], chosen_by: str,
+                  other: Sequence[Optional[str]], other_by: str) -> Optional[str]:
+    """A warning when per-band names and other names say different Sentinel-2 bands for the
+    same raster band (None when they agree wherever both name one)."""
+    differ = [i for i, (a, b) in enumerate(zip(chosen, other))
+              if _s2_band(a) and _s2_band(b) and _s2_band(a) != _s2_band(b)]
+    if not differ:
+        return None
+    return (f"warning: the {chosen_by} ({_listing(chosen)}) and the {other_by} "
+            f"({_listing(other)}) name bands {', '.join(str(i + 1) for i in differ)} "
+            f"differently: the {chosen_by} are used (GDAL moves a band's description and VRT "
+            f"source with the band when it reorders bands, and copies a dataset tag as it was); "
+            f"check the bands and correct or remove the wrong names")
+
+
+def raster_band_names(src) -> RasterBandNames:
+    """The name of each band of an open rasterio dataset, None where it has none (sources and
+    precedence in the module docstring: description, band item, names derived from a VRT's
+    source files, ``BANDS`` tag).
+
+    Returns:
+        RasterBandNames: the names (a list), where they come from (``origin``), and warnings
+        for names that disagree or could not be derived for every band.
+    """
     count = src.count
-    names: list[str | None] = [None] * count
     descriptions = list(src.descriptions or [None] * count)
     listed: list[str | None] = [s.strip() for s in str(src.tags().get(BANDS_ITEM, "")).split(",")]
     listed = listed if len(listed) == count and all(listed) else [None] * count
+    own: list[str | None] = [None] * count
     for i in range(count):
         tags = src.tags(i + 1)
         item = next((tags[k] for k in BAND_NAME_ITEMS if tags.get(k)), None)
-        for candidate in (descriptions[i], item, listed[i]):
+        for candidate in (descriptions[i], item):
             if candidate and str(candidate).strip():
-                names[i] = str(candidate).strip()
+                own[i] = str(candidate).strip()
                 break
-    return names
+    warnings: list[str] = []
+    derived: list[str | None] | None = None
+    partial: list[str | None] = [None] * count
+    if getattr(src, "driver", None) == "VRT":
+        try:
+            xml = str(src.tags(ns="xml:VRT").get("xml:VRT") or "")
+        except Exception:  # noqa: BLE001 (no VRT XML to read: no derived names)
+            xml = ""
+        per_band = vrt_band_sources(xml) if xml else {}
+        sources = [per_band.get(i + 1, []) for i in range(count)]
+        partial = [source_band_name(s) for s in sources]
+        if not any(n and not is_generic(n) for n in own):
+            derived, warning = derive_source_names(sources)
+            if warning:
+                warnings.append(warning)
+    if derived is not None:
+        names, origin, chosen_by = derived, FROM_VRT_SOURCES, "VRT source file names"
+    else:
+        names = [o if o else t for o, t in zip(own, listed)]
+        origin = None
+        chosen_by = "band descriptions" if any(d and str(d).strip() for d in descriptions) \
+            else "band metadata names"
+        if any(partial) and any(own):
+            sourced = _disagreement(own, chosen_by, partial, "VRT source file names")
+            if sourced:
+                warnings.append(sourced)
+    if any(listed) and (derived is not None or any(own)):
+        stale = _disagreement(names, chosen_by, listed, f"dataset tag {BANDS_ITEM}")
+        if stale:
+            warnings.append(stale)
+    return RasterBandNames(names, origin, warnings)
 
 
 def alpha_bands(src) -> set[int]:
@@ -176,19 +357,34 @@ def match_bands(raster_names: Sequence[str | None], model_bands: Sequence[str], 
     """Match a raster's bands to the model's ``bands`` (rules in the module docstring).
 
     Args:
-        raster_names: one name (or None) per raster band, as :func:`raster_band_names`.
+        raster_names: one name (or None) per raster band, as :func:`raster_band_names` (its
+            ``origin`` and ``warnings``, when given, go into the note).
         model_bands: the modality's ``bands`` from the model metadata, in model order.
         path, modality: for messages.
         alpha: 1-based indexes of alpha bands (left out only when that makes the count
             agree, see the module docstring).
 
     Returns:
-        BandMatch.
+        BandMatch; its note starts with the warnings of ``raster_names`` and says when the
+        names come from a VRT's source file names.
 
     Raises:
         InputError: a band named by the model is missing or named twice; or, matching by
             position, the band count differs from the model's.
     """
+    match = _match(raster_names, model_bands, path=path, modality=modality, alpha=alpha)
+    warnings = tuple(getattr(raster_names, "warnings", ()))
+    if not warnings:
+        return match
+    return BandMatch(match.indexes, match.by, "; ".join(warnings + ((match.note,) if match.note
+                                                                    else ())))
+
+
+def _match(raster_names: Sequence[str | None], model_bands: Sequence[str], *, path: str,
+           modality: str, alpha: Set[int]) -> BandMatch:
+    """:func:`match_bands` without the warnings of ``raster_names``."""
+    sourced = getattr(raster_names, "origin", None) == FROM_VRT_SOURCES
+    named_by = "names its bands (by its VRT source file names)" if sourced else "names its bands"
     n = len(model_bands)
     data = [i for i in range(1, len(raster_names) + 1)]
     if alpha and len(data) != n and len(data) - len(set(alpha) & set(data)) == n:
@@ -220,15 +416,22 @@ def match_bands(raster_names: Sequence[str | None], model_bands: Sequence[str], 
         what = ("none of them is one the model takes" if len(missing) == n else
                 f"it lacks {', '.join(missing)}")
         raise InputError(
-            f"input raster '{path}' ({modality}) names its bands {listing}: {what} (the model "
+            f"input raster '{path}' ({modality}) {named_by} {listing}: {what} (the model "
             f"needs {', '.join(model_bands)}; names may be Sentinel-2 band ids such as B02 or "
-            f"B8A, or STAC common names such as blue or nir08). Rename the bands (band "
-            f"descriptions, e.g. gdal_edit.py or QGIS layer properties), or remove the names to "
-            f"have them taken by position.")
+            f"B8A, or STAC common names such as blue or nir08). Give each band the name of the "
+            f"band it holds (band descriptions: gdal_edit.py, a VRT's <Description>, rasterio "
+            f"set_band_description), or give the raster the bands the model needs; a raster "
+            f"without names is read by position, and nothing then checks the order.")
     indexes = tuple(int(c) for c in chosen if c is not None)    # none is None: no band missing
     note = None
+    origin = ("bands named by their VRT source file names (the raster has no band names) and "
+              if sourced else "bands ")
     if indexes != tuple(data) or any(stac_band(named[i]) for i in indexes):
-        note = (f"bands matched by name: reading raster bands {', '.join(map(str, indexes))} "
-                f"of {len(raster_names)} ({_listing([raster_names[i - 1] for i in indexes])}) "
+        note = (f"{origin}matched by name: reading raster bands "
+                f"{', '.join(map(str, indexes))} of {len(raster_names)} "
+                f"({_listing([raster_names[i - 1] for i in indexes])}) "
                 f"as {', '.join(model_bands)}")
+    elif sourced:
+        note = (f"{origin}matched by name: raster bands {_listing(list(raster_names))}, in the "
+                f"model's order")
     return BandMatch(indexes, "name", note)
