@@ -186,6 +186,9 @@ def main(args: argparse.Namespace) -> int:
               f"({summary['blocks_per_hour']} blocks/h with {report.workers} workers)")
         print(f"Mosaic: {report.vrt_path}" + (f"; merged COG: {report.cog_path}"
                                                if report.cog_path else ""))
+        if report.dates:
+            print("Dates the model saw (all blocks): " + "; ".join(
+                f"{name} {', '.join(days)}" for name, days in sorted(report.dates.items())))
     return 0
 
 

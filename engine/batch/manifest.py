@@ -3,9 +3,14 @@ job resumable.
 
 It holds the job's parameters (model checksum, inputs, grid, options that change pixels) and,
 per block, its status (``pending``, ``done``, ``failed``), file name (relative to the output
-folder), sha256 and timing. Only the driver (the process that submits the Dask tasks) writes
-it, always through a temporary file renamed over the old one, so a crash leaves either the
-previous or the new manifest, never a torn one. A block counts as finished only if the
+folder), sha256, timing and, once done, ``dates``: per modality the dates the model saw in that
+block (the engine's ``RunReport.dates``), so that a resumed job reports the dates of every
+block, not only of those it computed. Manifests written before that field are still read: their
+blocks simply have no recorded dates (:meth:`Manifest.dates`).
+
+Only the driver (the process that submits the Dask tasks) writes it, always through a
+temporary file renamed over the old one, so a crash leaves either the previous or the new
+manifest, never a torn one. A block counts as finished only if the
 manifest says ``done`` *and* its file exists with the recorded sha256.
 """
 from __future__ import annotations
@@ -161,6 +166,24 @@ class Manifest:
             raise OutputError(f"Cannot write the batch manifest {self.path}: {exc}") from exc
         self._last_save = now
         self._dirty = False
+
+    def dates(self, block_ids: Iterable[str]) -> tuple[dict[str, list[str]], list[str]]:
+        """The union of the recorded ``dates`` of the ``done`` blocks among ``block_ids``:
+        ``({modality: sorted ISO dates}, ids of done blocks without recorded dates)``. Blocks
+        of manifests written before the field existed are in the second list and add no date.
+        """
+        union: dict[str, set[str]] = {}
+        unknown = []
+        for block_id in block_ids:
+            rec = self.blocks.get(block_id, {})
+            if rec.get("status") != "done":
+                continue
+            if not isinstance(rec.get("dates"), dict):
+                unknown.append(block_id)
+                continue
+            for name, days in rec["dates"].items():
+                union.setdefault(name, set()).update(days)
+        return {name: sorted(days) for name, days in union.items()}, unknown
 
     def counts(self) -> dict[str, int]:
         """Number of blocks per status."""

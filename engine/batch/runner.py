@@ -104,6 +104,8 @@ class BatchJob:
     is_cancelled: Callable[[], bool] | None
     block_fn: Callable[..., dict[str, Any]]
     t_start: float
+    #: The asked area in the reference CRS (the mosaic is cut to it); None = no cut.
+    clip: Bounds | None = None
 
     def engine_options(self, n_workers: int) -> dict[str, Any]:
         """The ``RunOptions`` fields each block task gets (``run_block``'s ``options``)."""
@@ -141,6 +143,8 @@ class BatchReport:
     throughput_blocks_s: float = 0.0
     throughput_px_s: float = 0.0
     provider: str | None = None
+    #: Per modality, the dates (ISO) the model saw over all the job's blocks, those of
+    #: earlier runs included (recorded per block in the manifest).
     dates: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -197,23 +201,32 @@ def plan_blocks(meta, grid: ReferenceGrid, block_px: int, area_raster: str | Non
         raise InputError("Give at most one area: a raster, a vector layer, bounds, or a list of "
                          "block extents.")
     align = meta.reference.tile_px
-    if area_crs:
-        area_bounds = _to_grid_crs(area_bounds, area_crs, grid) if area_bounds else None
-        block_extents = ([_to_grid_crs(b, area_crs, grid) for b in block_extents]
-                         if block_extents else block_extents)
     if block_extents is not None:
+        if area_crs:
+            block_extents = [_to_grid_crs(b, area_crs, grid) for b in block_extents]
         return explicit_blocks(grid, block_extents, align)
     block_px = -(-block_px // align) * align
-    if area_raster is not None:
-        area = area_from_raster(area_raster, grid)
-    elif area_vector is not None:
-        area = area_from_vector(area_vector, grid)
-    elif area_bounds is not None:
-        xmin, ymin, xmax, ymax = area_bounds
-        area = xmin, ymin, xmax, ymax
-    else:
+    area = area_in_grid(grid, area_raster, area_vector, area_bounds, area_crs)
+    if area is None:
         area = grid.window_bounds((0, 0, grid.width, grid.height))
     return split_area(grid, area, block_px, align)
+
+
+def area_in_grid(grid: ReferenceGrid, area_raster: str | None = None,
+                 area_vector: str | None = None, area_bounds: Bounds | None = None,
+                 area_crs: str | None = None) -> Bounds | None:
+    """The asked area (a raster's extent, a vector layer's extent, or bounds in ``area_crs``)
+    as bounds in the reference CRS; None when none is given (the whole reference raster)."""
+    if area_raster is not None:
+        return area_from_raster(area_raster, grid)
+    if area_vector is not None:
+        return area_from_vector(area_vector, grid)
+    if area_bounds is not None:
+        if area_crs:
+            area_bounds = _to_grid_crs(area_bounds, area_crs, grid)
+        xmin, ymin, xmax, ymax = area_bounds
+        return xmin, ymin, xmax, ymax
+    return None
 
 
 def _to_grid_crs(bounds: Bounds, crs: str, grid: ReferenceGrid) -> Bounds:
@@ -338,6 +351,9 @@ def run_batch(model_path: str, inputs: Mapping[str, Sequence[Any]], output_dir: 
     grid = ReferenceGrid.from_raster(_reference_raster(meta, spec))
     blocks = plan_blocks(meta, grid, opts.block_px, area.raster, area.vector, area.bounds,
                          area.block_extents, area.crs)
+    # Blocks start and end on the model's tile grid; the mosaic is cut to the asked area.
+    clip = None if area.block_extents is not None else area_in_grid(
+        grid, area.raster, area.vector, area.bounds, area.crs)
     try:
         os.makedirs(os.path.join(output_dir, BLOCKS_DIR), exist_ok=True)
     except OSError as exc:
@@ -345,7 +361,7 @@ def run_batch(model_path: str, inputs: Mapping[str, Sequence[Any]], output_dir: 
     with FolderLock(output_dir, log):
         _remove_leftovers(output_dir, log)
         return _run_locked(BatchJob(model_path, meta, spec, blocks, output_dir, opts, progress,
-                                    log, is_cancelled, block_fn, t_start))
+                                    log, is_cancelled, block_fn, t_start, clip))
 
 
 def _remove_leftovers(output_dir: str, log: Callable[[str], None]) -> None:
@@ -402,13 +418,30 @@ def _run_locked(job: BatchJob) -> BatchReport:
             f"{len(report.failed)} of {total} blocks failed after {opts.retries} retries "
             f"(first: {next(iter(report.failed.items()))}); the {total - len(report.failed)} "
             f"others are recorded in {manifest.path}. Re-run the same command to retry them.")
+    report.dates = _job_dates(manifest, blocks, log)
     files = [os.path.join(output_dir, manifest.blocks[b.id]["file"]) for b in blocks]
-    report.vrt_path = build_vrt(os.path.join(output_dir, VRT_NAME), files)
+    report.vrt_path = build_vrt(os.path.join(output_dir, VRT_NAME), files, job.clip)
     if opts.merged_cog:
         log("Writing the merged COG")
         report.cog_path = merge_cog(report.vrt_path, os.path.join(output_dir, COG_NAME))
     report.seconds = time.perf_counter() - job.t_start
     return report
+
+
+def _job_dates(manifest: Manifest, blocks: Sequence[Block],
+               log: Callable[[str], None]) -> dict[str, list[str]]:
+    """Per modality, the dates the model saw over every block of the job (the union of the
+    blocks' recorded dates), whether computed in this run or in an earlier one."""
+    dates, unknown = manifest.dates([b.id for b in blocks])
+    if unknown and len(unknown) == len(blocks):
+        log(f"The dates the model saw are not known: the manifest records none for the "
+            f"{len(unknown)} blocks (finished by an older version of this runner); "
+            "--restart computes them again")
+    elif unknown:
+        log(f"The dates reported are those of {len(blocks) - len(unknown)} of {len(blocks)} "
+            f"blocks: the manifest records none for {len(unknown)} blocks finished by an older "
+            "version of this runner")
+    return dates
 
 
 def _compute(job: BatchJob, todo: list[Block], manifest: Manifest, report: BatchReport) -> None:
@@ -465,11 +498,9 @@ def _collect(job: BatchJob, client, todo: list[Block], engine_opts: dict[str, An
                 res = fut.result()
                 manifest.record(b.id, status="done", sha256=res["sha256"],
                                 seconds=res["seconds"], worker=res["worker"], error=None,
-                                redo_reason=None)
+                                redo_reason=None, dates=res["dates"] or {})
                 report.blocks_run += 1
                 report.provider = res["provider"]
-                for name, days in (res["dates"] or {}).items():      # union over the blocks
-                    report.dates[name] = sorted(set(report.dates.get(name, [])) | set(days))
                 done_px += b.pixels
             else:
                 exc = fut.exception()

@@ -43,6 +43,18 @@ def assert_equals_reference(vrt_path, reference_run):
     np.testing.assert_array_equal(mosaic, whole)
 
 
+def s2_days(slovenia_inputs):
+    """The ISO dates of the patch's Sentinel-2 files (named s2_YYYYMMDD.tif)."""
+    names = sorted(os.path.basename(p) for p in slovenia_inputs["s2"])
+    return [f"{n[3:7]}-{n[7:9]}-{n[9:11]}" for n in names]
+
+
+def temporaries(folder):
+    """Files of the output folder (not blocks/) other than the job's outputs."""
+    return sorted(set(os.listdir(folder)) - {"blocks", "manifest.json", "mosaic.vrt", "mosaic.tif",
+                                             "mosaic.tif.aux.xml"})
+
+
 def manifest_of(folder):
     with open(os.path.join(folder, "manifest.json")) as f:
         return json.load(f)
@@ -67,7 +79,8 @@ def finished_job(tiny_models, slovenia_inputs, dask_cluster, tmp_path_factory):
     return folder, report, progress
 
 
-def test_mosaic_equals_single_process_run(tiny_models, reference_run, finished_job):
+def test_mosaic_equals_single_process_run(tiny_models, slovenia_inputs, reference_run,
+                                          finished_job):
     folder, report, progress = finished_job
     assert (report.blocks_total, report.blocks_run, report.blocks_skipped) == (TOTAL, TOTAL, 0)
     assert report.workers == 2
@@ -90,6 +103,50 @@ def test_mosaic_equals_single_process_run(tiny_models, reference_run, finished_j
     from osgeo import gdal
     assert gdal.Open(report.vrt_path).GetRasterBand(1).GetCategoryNames() == [
         "forest", "grassland", "artificial"]
+    # The merged COG too (in mosaic.tif.aux.xml), and the temporary COG left no side file
+    # (it used to leave mosaic.tif.tmp.tif.aux.xml, and the COG lost its class names).
+    assert temporaries(folder) == [] and os.path.isfile(folder / "mosaic.tif.aux.xml")
+    cog = gdal.Open(report.cog_path)
+    band = cog.GetRasterBand(1)
+    assert band.GetDescription() == "class"           # (also makes GDAL 3.6 read the .aux.xml)
+    assert band.GetCategoryNames() == ["forest", "grassland", "artificial"]
+    band = cog = None
+    # Dates the model saw: every date of the patch, recorded with each block.
+    assert report.dates["s2"] == s2_days(slovenia_inputs) and len(report.dates["dem"]) == 1
+    assert all(rec["dates"] == report.dates for rec in doc["blocks"].values())
+
+
+def test_resumed_finished_job_reports_the_dates_of_earlier_runs(
+        tiny_models, slovenia_inputs, dask_cluster, finished_job, tmp_path):
+    """Re-running a finished job computes nothing: its dates come from the manifest (they
+    used to be ``{}``), and a --merged-cog run left nothing the next run calls a leftover."""
+    shutil.copytree(finished_job[0], tmp_path, dirs_exist_ok=True, copy_function=shutil.copy2)
+    logs = []
+    report = run_batch(tiny_models["segmentation"], slovenia_inputs, str(tmp_path),
+                       BatchOptions(block_px=BLOCK_PX, scheduler=dask_cluster.scheduler_address,
+                                    merged_cog=True), log=logs.append)
+    assert (report.blocks_run, report.blocks_skipped) == (0, TOTAL)
+    assert report.dates == finished_job[1].dates and report.dates["s2"]
+    assert not [m for m in logs if "interrupted run" in m], logs
+    assert temporaries(tmp_path) == []
+
+
+def test_manifest_without_dates_is_resumed_and_says_dates_are_unknown(
+        tiny_models, slovenia_inputs, dask_cluster, finished_job, tmp_path):
+    """A manifest written before blocks recorded their dates still resumes; its blocks add no
+    date, and the log says so."""
+    shutil.copytree(finished_job[0], tmp_path, dirs_exist_ok=True, copy_function=shutil.copy2)
+    doc = manifest_of(tmp_path)
+    for rec in doc["blocks"].values():
+        del rec["dates"]
+    (tmp_path / "manifest.json").write_text(json.dumps(doc))
+    logs = []
+    report = run_batch(tiny_models["segmentation"], slovenia_inputs, str(tmp_path),
+                       BatchOptions(block_px=BLOCK_PX, scheduler=dask_cluster.scheduler_address),
+                       log=logs.append)
+    assert (report.blocks_run, report.blocks_skipped, report.dates) == (0, TOTAL, {})
+    assert [m for m in logs if "dates the model saw are not known" in m
+            and f"none for the {TOTAL} blocks" in m], logs
 
 
 def test_resume_after_interrupted_run_redoes_nothing_finished(
@@ -106,6 +163,9 @@ def test_resume_after_interrupted_run_redoes_nothing_finished(
     files_before = {n: s for n, s in block_stats(tmp_path).items()
                     if n[:-4] in done_before}
 
+    dates_before = {i: manifest_of(tmp_path)["blocks"][i]["dates"] for i in done_before}
+    assert all(d["s2"] == s2_days(slovenia_inputs) for d in dates_before.values())
+
     report = run_batch(tiny_models["segmentation"], slovenia_inputs, str(tmp_path), opts)
     assert report.blocks_skipped == len(done_before)
     assert report.blocks_run == TOTAL - len(done_before)
@@ -113,6 +173,10 @@ def test_resume_after_interrupted_run_redoes_nothing_finished(
     for name, stat in files_before.items():                  # finished blocks untouched
         assert after[name] == stat, name
     assert_equals_reference(report.vrt_path, reference_run)
+    # The report's dates are those of the blocks of both runs (kept in the manifest).
+    blocks = manifest_of(tmp_path)["blocks"]
+    assert {i: blocks[i]["dates"] for i in done_before} == dates_before
+    assert report.dates["s2"] == s2_days(slovenia_inputs) and len(report.dates["dem"]) == 1
 
 
 def test_corrupt_and_missing_blocks_are_detected_and_redone(
@@ -231,3 +295,84 @@ def test_classification_blocks_fit_together(tiny_models, slovenia_inputs, dask_c
         assert (a.count, a.shape) == (b.count, b.shape) == (3, (7, 7))
         assert a.transform.almost_equals(b.transform)
         np.testing.assert_allclose(b.read(), a.read(), rtol=0, atol=1e-6)
+
+
+def test_report_dates_are_the_union_over_blocks_of_both_runs(
+        tiny_models, slovenia_inputs, dask_cluster, tmp_path):
+    """The last Sentinel-2 date is nodata over the bottom-right of the patch (rows and columns
+    from 24: block r00001_c00001 and the tiles it reads), so that block does not see it while
+    the blocks of the top row do. Run 1 fails that block; run 2 computes only it: the report
+    must still name the last date, seen by blocks of run 1 (run 2's blocks alone lack it)."""
+    import rasterio
+
+    days = s2_days(slovenia_inputs)
+    last = max(slovenia_inputs["s2"])
+    holed = tmp_path / "in" / os.path.basename(last)
+    holed.parent.mkdir()
+    with rasterio.open(last) as src:
+        data, profile = src.read(), src.profile
+        descriptions = src.descriptions
+    data[:, 24:, 24:] = 0
+    with rasterio.open(holed, "w", **profile) as dst:
+        dst.write(data)
+        dst.descriptions = descriptions
+    inputs = {"s2": [p for p in slovenia_inputs["s2"] if p != last] + [str(holed)],
+              "dem": slovenia_inputs["dem"]}
+    out = tmp_path / "out"
+    opts = BatchOptions(block_px=BLOCK_PX, scheduler=dask_cluster.scheduler_address, retries=0)
+    with pytest.raises(BlocksFailedError):
+        run_batch(tiny_models["segmentation"], inputs, str(out), opts,
+                  block_fn=functools.partial(run_block_failing_for, "r00001_c00001"))
+    report = run_batch(tiny_models["segmentation"], inputs, str(out), opts)
+    assert (report.blocks_run, report.blocks_skipped) == (1, TOTAL - 1)
+    blocks = manifest_of(out)["blocks"]
+    assert blocks["r00001_c00001"]["dates"]["s2"] == days[:-1]      # this run's block only
+    assert blocks["r00000_c00000"]["dates"]["s2"] == days           # a block of run 1
+    assert report.dates["s2"] == days
+
+
+def test_mosaic_is_cut_to_the_asked_area(slovenia_inputs, reference_run, finished_job, tmp_path):
+    """build_vrt on the real block files: bounds off the pixel grid cut the mosaic to the
+    smallest window of whole pixels covering them; bounds covering it all cut nothing."""
+    import rasterio
+
+    from engine.batch.mosaic import build_vrt
+
+    folder = finished_job[0]
+    files = [os.path.join(folder, r["file"]) for r in manifest_of(folder)["blocks"].values()]
+    t = reference_run[1]["transform"]
+    # Columns 20.5..84.2, rows 10.7..90.01 -> whole pixels 20..85, 10..91.
+    bounds = (t.c + 20.5 * t.a, t.f + 90.01 * t.e, t.c + 84.2 * t.a, t.f + 10.7 * t.e)
+    vrt = build_vrt(str(tmp_path / "cut.vrt"), files, bounds)
+    with rasterio.open(vrt) as src:
+        col, row = ~src.transform * (t.c, t.f)
+        assert (round(col), round(row), src.width, src.height) == (-20, -10, 65, 81)
+        np.testing.assert_array_equal(src.read(1), reference_run[0][10:91, 20:85])
+    whole = (t.c - 100, t.f - 2000, t.c + 2000, t.f + 100)
+    with rasterio.open(build_vrt(str(tmp_path / "whole.vrt"), files, whole)) as src:
+        assert src.shape == (101, 100)
+        np.testing.assert_array_equal(src.read(1), reference_run[0])
+
+
+def test_classification_mosaic_of_a_sub_area_is_whole_tiles(tiny_models, slovenia_inputs,
+                                                            dask_cluster, tmp_path):
+    """One output pixel per 16 px tile: the cut keeps the whole tiles covering the area (the
+    mosaic of a sub-area is the matching window of the whole-area run)."""
+    import rasterio
+
+    from engine.api import RunOptions, run_model
+
+    model = tiny_models["classification"]
+    whole = str(tmp_path / "whole.tif")
+    run_model(model, slovenia_inputs, whole, RunOptions(threads=1))
+    with rasterio.open(whole) as src:
+        t, ref = src.transform, src.read()
+    # Output pixels (tiles) 1..4 in x, 2..5 in y: bounds inside them, off their edges.
+    bounds = (t.c + 1.3 * t.a, t.f + 4.6 * t.e, t.c + 4.2 * t.a, t.f + 2.1 * t.e)
+    report = run_batch(model, slovenia_inputs, str(tmp_path / "batch"),
+                       BatchOptions(block_px=BLOCK_PX, scheduler=dask_cluster.scheduler_address),
+                       area=BatchArea(bounds=bounds))
+    with rasterio.open(report.vrt_path) as src:
+        col, row = ~src.transform * (t.c, t.f)
+        assert (round(col), round(row), src.width, src.height) == (-1, -2, 4, 3)
+        np.testing.assert_allclose(src.read(), ref[:, 2:5, 1:5], rtol=0, atol=1e-6)

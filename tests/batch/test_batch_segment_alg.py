@@ -80,8 +80,15 @@ def test_batch_segment_cancel_resume_and_mosaic(plugin, tiny_models, slovenia_in
     assert any("9/9 blocks done" in info for info in feedback.infos)
     assert result["PROVIDER"] == "CPUExecutionProvider"
 
-    again = processing.run("maestro:batch_segment", params, feedback=_feedback())
+    # The resumed job's dates: those of all 9 blocks, the ones of the cancelled run included.
+    assert json.loads(result["DATES_USED"])["s2"] == sorted(json.loads(result["DATES_USED"])["s2"])
+    assert len(json.loads(result["DATES_USED"])["s2"]) == 5
+    again_feedback = _feedback()
+    again = processing.run("maestro:batch_segment", params, feedback=again_feedback)
     assert (again["BLOCKS_RUN"], again["BLOCKS_SKIPPED"]) == (0, 9)
+    assert again["DATES_USED"] == result["DATES_USED"]       # nothing computed: was "{}"
+    # --merged-cog left no temporary side file for this run to call a leftover.
+    assert not [i for i in again_feedback.infos if "interrupted run" in i], again_feedback.infos
 
 
 

@@ -66,3 +66,16 @@ def test_throttled_save_skips_rewrites_within_the_interval(tmp_path):
     assert (tmp_path / "manifest.json").stat().st_mtime_ns == before
     m.save()
     assert json.loads((tmp_path / "manifest.json").read_text())["blocks"]["a"]["seconds"] == 1.0
+
+
+def test_dates_are_the_union_over_done_blocks_and_survive_a_reopen(tmp_path):
+    m = make_job_folder(tmp_path)                         # a, b, c done, no dates (old format)
+    assert m.dates(["a", "b", "c"]) == ({}, ["a", "b", "c"])
+    m.record("a", dates={"s2": ["2015-07-31", "2015-07-11"], "dem": ["2015-07-11"]})
+    m.record("b", dates={"s2": ["2015-08-20", "2015-07-11"]})
+    m.record("d", status="pending", dates={"s2": ["2020-01-01"]})   # not done: not counted
+    m.save()
+    again = Manifest.open(str(tmp_path), JOB)
+    assert again.dates(["a", "b", "c", "d"]) == (
+        {"s2": ["2015-07-11", "2015-07-31", "2015-08-20"], "dem": ["2015-07-11"]}, ["c"])
+    assert again.dates(["b"]) == ({"s2": ["2015-07-11", "2015-08-20"]}, [])
