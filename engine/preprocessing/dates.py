@@ -188,7 +188,7 @@ def name_dates(path) -> list[_dt.datetime]:
         name = str(name)
     except Exception:
         return []
-    skipped = set()
+    skipped: set[int] = set()
     for _what, pattern in PRODUCT_NAMES:
         for product in pattern.finditer(name):
             skipped.update(product.start(g) for g, v in product.groupdict().items()
