@@ -8,12 +8,19 @@ Where a slice's date comes from, in this order (docs/model-contract.md, "Dates i
    domains): the acquisition as the data provider wrote it;
 3. a date in the file name (:func:`date_from_name`): ``YYYYMMDD``, ``YYYY-MM-DD`` (or with
    ``_``/``.``), optionally followed by ``THH[MM[SS]]``, as in ``S2_20200501T10.tif``,
-   ``..._2020-05-01.tif`` or Sentinel/Landsat product names (the first date there is the
-   sensing date);
-4. ``TIFFTAG_DATETIME``, last: TIFF 6.0 defines the DateTime tag (306) as the "date and time
-   of image creation", i.e. when the file was written, which for an exported or converted
-   raster is the export day (Adobe, TIFF Revision 6.0, 1992, section 8, p. 31). A stack whose
-   slices all got one and the same date from it is refused (:func:`check_stack_dates`).
+   ``..._2020-05-01.tif`` or Sentinel/Landsat product names (:data:`PRODUCT_NAMES`: their
+   processing/stop dates are not read). A name holding two or more *different* dates (e.g.
+   ``export_20240105_S2_20150711.tif``: an export day and an acquisition day) is ambiguous:
+   :func:`find_slice_date` refuses it (:class:`AmbiguousNameDateError`) unless 1. or 2. gives
+   the date.
+
+``TIFFTAG_DATETIME`` is never an acquisition date: TIFF 6.0 defines the DateTime tag (306) as
+the "date and time of image creation", i.e. when the file was written, which for an exported
+or converted raster is the export day (Adobe, TIFF Revision 6.0, 1992, section 8, p. 31).
+:func:`find_slice_date` still reports it (source :data:`SOURCE_TIFF`) when it is a slice's only
+date, so that the caller can say so: :func:`check_stack_dates` refuses such a slice naming the
+file and how to give its date; the one raster of a single-date modality (DEM, aerial) takes the
+run's reference date instead (:func:`single_date_drops_tiff`), as an undated one does.
 
 Time of day (:func:`date_triplet`): models of contract version 2 get hour 0 whatever the
 source says, because most sources (file names, date-only tags, explicit dates, MAESTRO's own
@@ -39,13 +46,19 @@ class DateFormatError(InputError, ValueError):
     a ValueError for callers that catch that)."""
 
 
+class AmbiguousNameDateError(InputError):
+    """A file name holds two or more different dates and nothing else (explicit value, sensor
+    tag) says which one is the acquisition (an :class:`~engine.errors.InputError`)."""
+
+
 #: GDAL metadata items holding the acquisition (sensor) date, in the order they are tried:
 #: GDAL's IMAGERY domain item, Landsat MTL, generic names, Sentinel-2 tile/product metadata
 #: (GDAL SENTINEL2 driver), Sentinel-1 (GDAL SAFE driver), EXIF capture time, a plain DATETIME.
 SENSOR_TAGS = ("ACQUISITIONDATETIME", "DATE_ACQUIRED", "ACQUISITION_DATE", "SENSING_TIME",
                "SENSING_START", "PRODUCT_START_TIME", "DATATAKE_1_DATATAKE_SENSING_START",
                "ACQUISITION_START_TIME", "START_TIME", "EXIF_DATETIMEORIGINAL", "DATETIME")
-#: The TIFF DateTime tag as GDAL names it: the file's write time, used only as a last resort.
+#: The TIFF DateTime tag as GDAL names it: the file's write time, never an acquisition date
+#: (reported by :func:`find_slice_date` so that :func:`check_stack_dates` can refuse it).
 TIFF_DATETIME_TAG = "TIFFTAG_DATETIME"
 #: Kept for callers that list every tag read.
 DATE_TAGS = SENSOR_TAGS + (TIFF_DATETIME_TAG,)
@@ -75,6 +88,34 @@ _TEXT_DATE_RE = re.compile(
     r"\s*(\d{4})([-:/]?)(\d{2})\2(\d{2})(?:[Tt _]?(\d{2})(?::?(\d{2})(?::?(\d{2}))?)?)?")
 # What may follow a given value's time: fractions of a second and a time zone.
 _TEXT_TAIL_RE = re.compile(r"(?:[.,]\d+)?\s*(?:[Zz]|UTC|[+-]\d{2}(?::?\d{2})?)?\s*")
+
+_DT = r"\d{8}T\d{6}"
+#: Product names whose later dates are not acquisition dates, as (what, pattern): the
+#: pattern's named groups ``skip*`` are the dates :func:`date_from_name` does not read.
+#:
+#: - Sentinel-2 (compact naming, products since 2016-12-06):
+#:   ``MMM_MSIXXX_YYYYMMDDTHHMMSS_Nxxyy_ROOO_Txxxxx_<product discriminator>``: the first date is
+#:   the datatake sensing start, the discriminator is the product's generation time (ESA,
+#:   Sentinel-2 Products Specification Document S2-PDGS-TAS-DI-PSD, "naming convention";
+#:   SentiWiki "Sentinel-2 Products Naming Convention");
+#: - Sentinel-2 before 2016-12-06 (``S2A_OPER_...``): ``..._<creation>_R<orbit>_V<start>_<stop>``
+#:   and datastrips ``..._<creation>_S<sensing start>_N..``: only a date after ``_V`` or ``_S``
+#:   is the sensing time, the others are creation and stop times (same document, issue 13);
+#: - Sentinel-1: ``MMM_BB_TTTR_LFPP_<start>_<stop>_OOOOOO_DDDDDD_CCCC``: the product start and
+#:   stop times (ESA, Sentinel-1 Product Specification S1-RS-MDA-52-7441, "product naming");
+#: - Landsat Collection 1/2: ``LXSS_LLLL_PPPRRR_YYYYMMDD_yyyymmdd_CC_TX``: acquisition date,
+#:   then processing date (USGS, "Landsat Collections" product identifier FAQ).
+PRODUCT_NAMES = (
+    ("Sentinel-2", re.compile(rf"S2[A-D]_MSI\w{{3,4}}_{_DT}_N\d{{4}}_R\d{{3}}_T\w{{5}}_"
+                              rf"(?P<skip>{_DT})", re.IGNORECASE)),
+    ("Sentinel-2 (before 2016-12-06)", re.compile(
+        rf"S2[A-D]_OPER_\w*?(?P<skip>{_DT})(?:\w*?_[VS]{_DT}(?:_(?P<skip2>{_DT}))?)?",
+        re.IGNORECASE)),
+    ("Sentinel-1", re.compile(rf"S1[A-D]_\w\w_\w{{4}}_\w{{4}}_{_DT}_(?P<skip>{_DT})_",
+                              re.IGNORECASE)),
+    ("Landsat", re.compile(r"L[COTEM]0\d_L\w{3}_\d{6}_\d{8}_(?P<skip>\d{8})_\d{2}_(?:T1|T2|RT)",
+                           re.IGNORECASE)),
+)
 
 
 @dataclass(frozen=True)
@@ -128,28 +169,54 @@ def parse_date_text(text) -> _dt.datetime | None:
     return found[0] if found else None
 
 
-def date_from_name(path) -> _dt.datetime | None:
-    """The first valid date in the file name (not the folders): ``YYYYMMDD``, ``YYYY-MM-DD``,
-    ``YYYY_MM_DD`` or ``YYYY.MM.DD`` not glued to other digits, with an optional time
-    ``THH[MM[SS]]``. In Sentinel-1/2 and Landsat product names the first date is the sensing
-    date (the later ones are processing dates), e.g.
-    ``S2A_MSIL2A_20190103T104431_N0211_R008_T32UMD_20190103T115449`` -> 2019-01-03 10:44:31.
+def name_dates(path) -> list[_dt.datetime]:
+    """The acquisition dates a file name (not its folders) may hold, one per day, in the order
+    they come: every valid ``YYYYMMDD``, ``YYYY-MM-DD``, ``YYYY_MM_DD`` or ``YYYY.MM.DD`` not
+    glued to other digits, with an optional time ``THH[MM[SS]]`` (the first one of a day kept),
+    except the processing, generation and stop dates of the product names of
+    :data:`PRODUCT_NAMES` (e.g. the second date of
+    ``S2A_MSIL2A_20190103T104431_N0211_R008_T32UMD_20190103T115449``). Never raises.
 
     Returns:
-        the datetime, or None when the name holds no valid date. Never raises.
+        [] when the name holds no date; one datetime for an unambiguous name; several (distinct
+        days) for an ambiguous one such as ``export_20240105_S2_20150711.tif``.
     """
     try:
         name = os.path.basename(os.fspath(path))
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "replace")
+        name = str(name)
     except Exception:
-        return None
-    if isinstance(name, bytes):
-        name = name.decode("utf-8", "replace")
+        return []
+    skipped: set[int] = set()
+    for _what, pattern in PRODUCT_NAMES:
+        for product in pattern.finditer(name):
+            skipped.update(product.start(g) for g, v in product.groupdict().items()
+                           if g.startswith("skip") and v is not None)
+    found: dict[_dt.date, _dt.datetime] = {}
     for match in _NAME_DATE_RE.finditer(name):
+        if match.start() in skipped:
+            continue
         y, mo1, d1, _, mo2, d2, h, mi, s = match.groups()
-        found = _build(int(y), int(mo1 or mo2), int(d1 or d2), h, mi, s)
-        if found:
-            return found
-    return None
+        when = _build(int(y), int(mo1 or mo2), int(d1 or d2), h, mi, s)
+        if when is not None:
+            found.setdefault(when.date(), when)
+    return list(found.values())
+
+
+def date_from_name(path) -> _dt.datetime | None:
+    """The acquisition date of a file name (not the folders): its one date (:func:`name_dates`:
+    ``YYYYMMDD``, ``YYYY-MM-DD``, ``YYYY_MM_DD`` or ``YYYY.MM.DD`` not glued to other digits,
+    with an optional time ``THH[MM[SS]]``), found once or repeated. In Sentinel-1/2 and Landsat
+    product names (:data:`PRODUCT_NAMES`) the sensing date, e.g.
+    ``S2A_MSIL2A_20190103T104431_N0211_R008_T32UMD_20190103T115449`` -> 2019-01-03 10:44:31.
+
+    Returns:
+        the datetime; None when the name holds no valid date, or two or more different ones
+        (ambiguous: :func:`find_slice_date` says so). Never raises.
+    """
+    found = name_dates(path)
+    return found[0] if len(found) == 1 else None
 
 
 def product_date(product) -> _dt.date:
@@ -159,13 +226,14 @@ def product_date(product) -> _dt.date:
     same date in these names: maestro/dataset/treesatai_ts.py products_datetimes).
 
     Raises:
-        DateFormatError: no date in the name.
+        DateFormatError: no date in the name, or two different ones outside a known product
+            naming (:func:`date_from_name`).
     """
     if isinstance(product, bytes):
         product = product.decode("utf-8", "replace")
     found = date_from_name(str(product))
     if found is None:
-        raise DateFormatError(f"no date in the product name {product!r}")
+        raise DateFormatError(f"no date, or more than one, in the product name {product!r}")
     return found.date()
 
 
@@ -252,10 +320,15 @@ def find_slice_date(path, given=None) -> DateFound | None:
         given: an explicit date or None.
 
     Returns:
-        the date and its source, or None when no source holds one.
+        the date and its source; a ``TIFFTAG_DATETIME`` found when nothing else gives a date,
+        with source :data:`SOURCE_TIFF` (the file's write time: :func:`check_stack_dates`
+        refuses it); None when no source holds a date.
 
     Raises:
         DateFormatError: ``given`` is not a date.
+        AmbiguousNameDateError: neither ``given`` nor a sensor tag gives the date and the file
+            name holds two or more different dates (naming the file, the dates and how to give
+            the date).
     """
     if given is not None:
         return DateFound(as_datetime(given, f"date given for '{path}'"), SOURCE_GIVEN)
@@ -271,9 +344,19 @@ def find_slice_date(path, given=None) -> DateFound | None:
         found = None
     if found:
         return found
-    name = date_from_name(path)
-    if name:
-        return DateFound(name, SOURCE_NAME)
+    names = name_dates(path)
+    if len(names) > 1:
+        days = ", ".join(_day(w) for w in names)
+        raise AmbiguousNameDateError(
+            f"the name of '{path}' holds {len(names)} different dates ({days}): which one is the "
+            "acquisition date cannot be told (the others may be export or processing days). "
+            f"Give it explicitly: DATES={os.path.basename(os.fspath(path))}=YYYY-MM-DD in the "
+            f"Processing algorithms, --date MODALITY={path}=YYYY-MM-DD on the command line "
+            "(MODALITY as the model names it, e.g. s2), "
+            "or an ACQUISITIONDATETIME tag (gdal_edit.py -mo ACQUISITIONDATETIME=YYYY-MM-DD "
+            "FILE), or rename the file so that it holds only the acquisition date")
+    if names:
+        return DateFound(names[0], SOURCE_NAME)
     return tiff
 
 
@@ -286,15 +369,23 @@ def single_date_drops_tiff(founds: Sequence[DateFound | None], max_dates: int) -
 
 
 def read_slice_datetime(path) -> tuple[_dt.datetime | None, str]:
-    """(datetime, source) of a raster without an explicit date; (None, "") when none."""
-    found = find_slice_date(path)
-    return (found.when, found.source) if found else (None, "")
+    """(datetime, source) the engine would use for a raster without an explicit date;
+    (None, "") when it has none: no date, only ``TIFFTAG_DATETIME`` (the write time) or an
+    ambiguous file name. Never raises for a date reason."""
+    try:
+        found = find_slice_date(path)
+    except AmbiguousNameDateError:
+        return None, ""
+    if found is None or found.source == SOURCE_TIFF:
+        return None, ""
+    return found.when, found.source
 
 
 def read_slice_date(path) -> _dt.date | None:
-    """The date the engine would use for ``path`` without an explicit value; None if none."""
-    found = find_slice_date(path)
-    return found.when.date() if found else None
+    """The date the engine would use for ``path`` without an explicit value; None if none
+    (see :func:`read_slice_datetime`)."""
+    when, _ = read_slice_datetime(path)
+    return when.date() if when else None
 
 
 # ---------------------------------------------------------------------------------- triplet
@@ -394,14 +485,15 @@ def check_stack_dates(name: str, items: Sequence[tuple[str, _dt.datetime | None,
         name: the modality (for messages).
         items: ``(path, when, source)`` per slice, ``source`` as in :class:`DateFound`
             (``when`` may be None for an undated slice: only the file checks apply).
-        log: receives warning lines (TIFFTAG_DATETIME used; dates far from the rest).
+        log: receives warning lines (two rasters of one day; dates far from the rest).
 
     Raises:
-        InputError: two items are the same file (same path, symbolic or hard link) or hold
-            identical pixels (two copies), naming both; with several slices, every slice
-            got one and the same date from TIFFTAG_DATETIME (the file write time); or a date
-            lies before :data:`FIRST_EO_DAY` or after today (UTC), naming the file and where
-            the date came from.
+        InputError: a slice whose only date is ``TIFFTAG_DATETIME`` (source
+            :data:`SOURCE_TIFF`: the file's write time, not an acquisition date), naming every
+            such file, its write day and how to give the date; two items are the same file
+            (same path, symbolic or hard link) or hold identical pixels (two copies), naming
+            both; or a date lies before :data:`FIRST_EO_DAY` or after today (UTC), naming the
+            file and where the date came from.
 
     Two different rasters of one day are reported (one log line): two scenes of one
     acquisition (adjacent tiles of one orbit) belong in one mosaic, one slice per date.
@@ -413,6 +505,18 @@ def check_stack_dates(name: str, items: Sequence[tuple[str, _dt.datetime | None,
     """
     log = log or (lambda _m: None)
     paths = [os.fspath(p) for p, _, _ in items]
+    tiff = [(os.fspath(p), w) for p, w, s in items if s == SOURCE_TIFF and w is not None]
+    if tiff:
+        files = ", ".join(f"'{p}' ({_day(w)})" for p, w in tiff)
+        one = os.path.basename(tiff[0][0])
+        raise InputError(
+            f"modality '{name}': no acquisition date for {files}: the only date found is "
+            "TIFFTAG_DATETIME, which TIFF 6.0 defines as the time the file was written (an "
+            "export or conversion day), not when the image was acquired. Give the date: "
+            f"DATES={one}=YYYY-MM-DD in the Processing algorithms (one entry per file, "
+            f"separated by ';'), --date {name}=PATH=YYYY-MM-DD on the command line, a "
+            "YYYYMMDD in the file name (S2_20200501.tif), or an ACQUISITIONDATETIME or "
+            "DATE_ACQUIRED tag (gdal_edit.py -mo ACQUISITIONDATETIME=YYYY-MM-DD FILE)")
     today = _dt.datetime.now(_dt.timezone.utc).date()
     for path, when, source in items:
         if when is not None and not FIRST_EO_DAY <= when.date() <= today:
@@ -438,18 +542,6 @@ def check_stack_dates(name: str, items: Sequence[tuple[str, _dt.datetime | None,
                              "(the same acquisition given twice as two dates): give each "
                              "acquisition once")
         prints.setdefault(fp, p)
-    tiff = [(p, w) for p, w, s in items if s == SOURCE_TIFF and w is not None]
-    if len(items) > 1 and len(tiff) == len(items) and len({_day(w) for _, w in tiff}) == 1:
-        raise InputError(
-            f"modality '{name}': all {len(items)} rasters got the date {_day(tiff[0][1])} from "
-            "TIFFTAG_DATETIME, which is the time the file was written (TIFF 6.0), not the "
-            "acquisition: give the dates explicitly (DATES= in the plugin, --date "
-            f"{name}=PATH=YYYY-MM-DD on the command line), set the ACQUISITIONDATETIME tag "
-            "(gdal_edit.py -mo ACQUISITIONDATETIME=YYYY-MM-DD), or put YYYYMMDD in the file names")
-    if tiff:
-        log(f"warning: {name}: the date of {', '.join(os.path.basename(p) for p, _ in tiff)} "
-            "comes from TIFFTAG_DATETIME, the time the file was written (TIFF 6.0): check it or "
-            "give the acquisition date")
     by_day: dict[str, list[str]] = {}
     for path, when, _ in items:
         if when is not None:

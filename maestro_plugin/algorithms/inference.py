@@ -32,9 +32,14 @@ MODALITY_HELP = (
     "S2=a.tif S2=b.tif.")
 
 DATES_HELP = (
-    "Optional date overrides. By default each layer's date is read from its metadata "
-    "(ACQUISITIONDATETIME, TIFFTAG_DATETIME, DATE_ACQUIRED, ACQUISITION_DATE, DATETIME), then "
-    "from a YYYYMMDD or YYYY-MM-DD in its file name. Format: entries separated by ';', each "
+    "Optional date overrides. By default each layer's date is read from an acquisition tag of "
+    "its metadata (ACQUISITIONDATETIME, DATE_ACQUIRED, ACQUISITION_DATE, SENSING_TIME and "
+    "other sensor tags), then from a YYYYMMDD or YYYY-MM-DD in its file name (the sensing date "
+    "of a Sentinel-1/2 or Landsat product name). Never from TIFFTAG_DATETIME: that is when the "
+    "file was written, so a time-series layer dated only by it stops the run, and so does a "
+    "file name with two different dates (export_20240105_S2_20150711.tif), until the date is "
+    "given here (or in an ACQUISITIONDATETIME tag, or as the file name's only date). Format: "
+    "entries separated by ';', each "
     "[MODALITY:]LAYER=YYYY-MM-DD where LAYER is the file path, file name or layer name, e.g. "
     "'S2:scene_a.tif=2020-05-01; S2:scene_b.tif=2020-06-12'.")
 

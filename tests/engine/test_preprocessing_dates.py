@@ -1,6 +1,7 @@
 """engine.preprocessing.dates: the one date reader (names, tags, explicit values), the
-time-of-day rule and the stack checks (same file or content twice, TIFFTAG_DATETIME, far
-dates), on real GeoTIFFs written by rasterio from the Slovenia patch."""
+time-of-day rule and the stack checks (same file or content twice, TIFFTAG_DATETIME refused,
+far dates), on real GeoTIFFs written by rasterio from the Slovenia patch. End to end through
+run_model: tests/engine/test_dates_trial.py."""
 from __future__ import annotations
 
 import datetime as dt
@@ -30,6 +31,27 @@ from tests.tiny_model import tiny_metadata
     ("S1A_IW_GRDH_1SDV_20200501T052345_20200501T052410_032361_03BF35_1D40.tif",
      dt.datetime(2020, 5, 1, 5, 23, 45)),
     ("LC08_L1TP_190028_20200501_20200509_02_T1.tif", dt.datetime(2020, 5, 1)),
+    ("LC08_L1TP_190028_20200501_20200509_02_T1_B4.TIF", dt.datetime(2020, 5, 1)),
+    # product discriminator (generation time) on the next day: the sensing start is read
+    ("S2A_MSIL1C_20230101T235421_N0509_R065_T32TQM_20230102T021212.SAFE",
+     dt.datetime(2023, 1, 1, 23, 54, 21)),
+    ("s2b_msil2a_20200903T151809_N0214_R068_T22WEB_20200907T194353_B04_10m.tif",
+     dt.datetime(2020, 9, 3, 15, 18, 9)),
+    ("T32TQM_20230101T101421_B04.jp2", dt.datetime(2023, 1, 1, 10, 14, 21)),  # tile band file
+    # Sentinel-1 stop time after midnight
+    ("S1A_IW_GRDH_1SDV_20200501T235945_20200502T000010_032361_03BF35_1D40.tif",
+     dt.datetime(2020, 5, 1, 23, 59, 45)),
+    # Sentinel-2 names before 2016-12-06: creation time first, V<sensing start>_<stop>
+    ("S2A_OPER_PRD_MSIL1C_PDMC_20160103T202002_R008_V20151230T105153_20151230T105153.SAFE",
+     dt.datetime(2015, 12, 30, 10, 51, 53)),
+    ("S2A_OPER_MSI_L1C_DS_SGS__20180121T160435_S20180120T141504_N02.06",
+     dt.datetime(2018, 1, 20, 14, 15, 4)),
+    ("S2A_OPER_MSI_L1C_TL_SGS__20160601T190034_A005000_T18TWL_B04.jp2", None),  # creation only
+    ("s2_20200501_2020-05-01T10.tif", dt.datetime(2020, 5, 1)),  # one day written twice
+    # two different dates outside a product name: ambiguous, no date from the name
+    ("export_20240105_S2_20150711.tif", None),
+    ("export_20240105_S2A_MSIL1C_20230101T101421_N0509_R065_T32TQM_20230101T121212.tif", None),
+    ("S2_20200501_20200510_composite.tif", None),
     ("/data/20200101/scene.tif", None),                  # folders are not read
     ("x_20201340_20200229.tif", dt.datetime(2020, 2, 29)),
     ("tile_1234567890.tif", None),
@@ -37,6 +59,16 @@ from tests.tiny_model import tiny_metadata
 ])
 def test_date_from_name(name, expected):
     assert D.date_from_name(name) == expected
+
+
+def test_name_dates_lists_the_different_days_in_order():
+    assert D.name_dates("export_20240105_S2_20150711T10.tif") == [
+        dt.datetime(2024, 1, 5), dt.datetime(2015, 7, 11, 10)]
+    assert D.name_dates("S2A_MSIL2A_20190103T104431_N0211_R008_T32UMD_20190104T115449") == [
+        dt.datetime(2019, 1, 3, 10, 44, 31)]
+    assert D.name_dates("scene.tif") == [] and D.name_dates(None) == []
+    with pytest.raises(InputError, match="no date, or more than one"):
+        D.product_date("export_20240105_S2_20150711")
 
 
 def test_training_and_engine_read_one_name_alike():
@@ -143,6 +175,21 @@ def test_tifftag_datetime_alone_for_a_stack_is_refused(tile):
     paths = [tile(f"scene_{i}.tif", i, export) for i in range(3)]
     with pytest.raises(InputError, match="TIFFTAG_DATETIME.*written.*--date"):
         _collect(paths)
+    # written on different days: refused all the same (trial: 2026-11-29 and 2026-11-30 were
+    # used as acquisition dates)
+    days = [tile(f"day_{i}.tif", i, {"TIFFTAG_DATETIME": f"2024:01:{9 + i:02d} 11:00:00"})
+            for i in range(3)]
+    with pytest.raises(InputError, match=r"'[^']*day_0\.tif' \(2024-01-09\), '[^']*day_1\.tif' "
+                                         r"\(2024-01-10\), .*TIFFTAG_DATETIME.*TIFF 6\.0.*written.*"
+                                         r"DATES=day_0\.tif=YYYY-MM-DD.*--date s2=PATH"):
+        _collect(days)
+    with pytest.raises(InputError, match="TIFFTAG_DATETIME"):       # alone in its stack too
+        _collect(days[:1])
+    # explicit dates win: accepted
+    from engine.types import SliceInput
+
+    stack, _ = _collect([SliceInput(p, f"2015-07-{11 + i}") for i, p in enumerate(days)])
+    assert [s.date_source for s in stack] == ["given"] * 3
     # the real date in the file name wins: accepted, no warning
     named = [tile(f"S2_201507{11 + 10 * i}.tif", i, export) for i in range(3)]
     stack, lines = _collect(named)
@@ -152,11 +199,31 @@ def test_tifftag_datetime_alone_for_a_stack_is_refused(tile):
     assert not any("warning" in m for m in lines)
 
 
-def test_tifftag_datetime_used_for_one_slice_is_reported(tile):
+def test_tifftag_datetime_for_one_slice_is_refused(tile):
+    """Was a warning line and the write day used as the acquisition date."""
     paths = [tile("S2_20150711.tif", 0), tile("scene.tif", 1,
                                               {"TIFFTAG_DATETIME": "2015:08:01 10:00:00"})]
-    stack, lines = _collect(paths)
-    assert any("scene.tif" in m and "TIFFTAG_DATETIME" in m for m in lines)
+    with pytest.raises(InputError, match=r"no acquisition date for '[^']*scene\.tif' "
+                                         r"\(2015-08-01\): the only date found is TIFFTAG") as err:
+        _collect(paths)
+    assert "S2_20150711" not in str(err.value)
+    assert D.find_slice_date(paths[1]).source == D.SOURCE_TIFF
+    assert D.read_slice_date(paths[1]) is None              # not a date the engine uses
+
+
+def test_two_dates_in_a_name_are_refused_unless_given_or_tagged(tile):
+    path = tile("export_20240105_S2_20150711.tif", 0,
+                {"TIFFTAG_DATETIME": "2024:01:05 11:00:00"})
+    with pytest.raises(D.AmbiguousNameDateError,
+                       match=r"name of '[^']*export_20240105_S2_20150711\.tif' holds 2 different "
+                             r"dates \(2024-01-05, 2015-07-11\).*DATES=export_20240105_S2_"
+                             r"20150711\.tif=YYYY-MM-DD.*--date MODALITY="):
+        _collect([path, tile("S2_20150811.tif", 1)])
+    assert D.read_slice_date(path) is None
+    assert D.find_slice_date(path, "2015-07-11").when == dt.datetime(2015, 7, 11)
+    tagged = tile("export_20240105_S2_20150721.tif", 2, {"DATE_ACQUIRED": "2015-07-21"})
+    assert D.find_slice_date(tagged) == D.DateFound(dt.datetime(2015, 7, 21),
+                                                    "tag DATE_ACQUIRED")
 
 
 def test_same_file_twice_is_refused(tile, tmp_path):

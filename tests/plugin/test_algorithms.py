@@ -67,12 +67,18 @@ def test_segment_time_stack_two_crs_nodata_block_and_confidence(tiny_models, ras
     assert ((confidence[0][valid] >= 1 / 3 - 1e-6) & (confidence[0][valid] <= 1)).all()
 
 
-def test_segment_dates_from_tags_and_override(tiny_models, rasters, tmp_path):
-    """Dates come from TIFFTAG_DATETIME; DATES overrides one of them (by file name)."""
-    name = os.path.basename(rasters.s2_tagged[0])
-    result = _run("segment", {"MODEL": tiny_models["segmentation"], "S2": rasters.s2_tagged[:2],
-                              "DEM": [rasters.dem], "OUTPUT": str(tmp_path / "lc.tif"),
-                              "DATES": f"S2:{name}=2016-01-02"})
+def test_segment_refuses_write_time_dates_until_dates_gives_them(tiny_models, rasters,
+                                                                 tmp_path):
+    """Layers dated only by TIFFTAG_DATETIME (the file write time): the run stops naming the
+    layer DATES leaves without a date; DATES giving both (by file name) runs."""
+    from qgis.core import QgsProcessingException
+
+    a, b = (os.path.basename(p) for p in rasters.s2_tagged[:2])
+    params = {"MODEL": tiny_models["segmentation"], "S2": rasters.s2_tagged[:2],
+              "DEM": [rasters.dem], "OUTPUT": str(tmp_path / "lc.tif")}
+    with pytest.raises(QgsProcessingException, match=rf"{b}' \(2015-07-31\).*TIFFTAG_DATETIME"):
+        _run("segment", {**params, "DATES": f"S2:{a}=2016-01-02"})
+    result = _run("segment", {**params, "DATES": f"S2:{a}=2016-01-02; {b}=2015-07-31"})
     assert json.loads(result["DATES_USED"])["s2"] == ["2015-07-31", "2016-01-02"]
 
 

@@ -414,8 +414,9 @@ def test_init_gui_adds_dock_menu_and_own_toolbar_and_unloads(qgis_iface, maestro
 
 def test_dates_shown_are_passed_on_only_when_edited(qgis_app, project_layers, tiny_models,
                                                    rasters):
-    """An unchanged date lets the engine read it itself (tags keep the hour); an edited
-    one is passed as the override; an invalid one is refused with the layer named."""
+    """An unchanged date lets the engine read it itself; an edited one is passed as the
+    override; an invalid one is refused with the layer named. A date found only in
+    TIFFTAG_DATETIME (the file's write time) is not shown: the cell is empty, to be typed."""
     import datetime
 
     from engine.contract import read_model_metadata
@@ -425,12 +426,19 @@ def test_dates_shown_are_passed_on_only_when_edited(qgis_app, project_layers, ti
     widget = ModalityInput(spec)
     try:
         widget.add_layers([project_layers(p) for p in rasters.s2_tagged[:2]])
-        assert widget.dates() == sorted(S2_DATES[:2])  # from tags
-        assert widget.layer_names() == ["scene_b", "scene_a"]
-        widget.set_date(1, "2016-02-03")                # scene_a, now last
+        assert widget.dates() == ["", ""]               # write times are no acquisition dates
+    finally:
+        widget.deleteLater()
+    widget = ModalityInput(spec)
+    try:
+        widget.add_layers([project_layers(p) for p in rasters.s2[:2]])
+        assert widget.dates() == sorted(S2_DATES[:2])  # from the file names
+        first, second = widget.layer_names()
+        assert (first, second) == ("S2_20150731", "S2_20150820")
+        widget.set_date(1, "2016-02-03")                # S2_20150820, still last
         assert [x.date for x in widget.layer_inputs()] == [None, datetime.date(2016, 2, 3)]
         widget.set_date(1, "03/02/2016")
-        with pytest.raises(ValueError, match="date '03/02/2016' of layer 'scene_a'"):
+        with pytest.raises(ValueError, match=f"date '03/02/2016' of layer '{second}'"):
             widget.layer_inputs()
     finally:
         widget.deleteLater()
