@@ -43,6 +43,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
+from .preprocessing.bands import band_of_name, canonical_band
 from .errors import InputError, OutputError
 
 #: Sentinel-2 MSI bands in product ``band_id`` order (0..12).
@@ -60,8 +61,6 @@ RESAMPLINGS = ("bilinear", "nearest", "cubic", "average")
 RASTER_EXTENSIONS = (".jp2", ".tif", ".tiff", ".vrt")
 
 _PRODUCT_XML = re.compile(r"^MTD_MSIL(1C|2A)\.xml$", re.IGNORECASE)
-_BAND_TOKEN = re.compile(r"^B0?(\d{1,2})(A?)$", re.IGNORECASE)
-_SPLIT = re.compile(r"[^A-Za-z0-9]+")
 
 LogFn = Callable[[str], None]
 
@@ -109,29 +108,6 @@ class S2Scene:
 
 
 # ---------------------------------------------------------------------- names
-def band_of_name(path: str) -> str | None:
-    """The Sentinel-2 band a file name names (``s2_B8A.jp2`` -> ``B8A``, ``x_B2_10m.tif`` ->
-    ``B02``), ``SCL`` for a scene classification file, or None (no or several band tokens)."""
-    stem = os.path.basename(path).split(".")[0]
-    found = set()
-    for tok in _SPLIT.split(stem):
-        if tok.upper() == "SCL":
-            found.add("SCL")
-            continue
-        m = _BAND_TOKEN.match(tok)
-        if m and 1 <= int(m.group(1)) <= 12:
-            found.add(f"B{int(m.group(1))}A" if m.group(2) else f"B{int(m.group(1)):02d}")
-    return found.pop() if len(found) == 1 else None
-
-
-def canonical_band(name: str) -> str:
-    """A model band name in Sentinel-2 spelling (``B2`` -> ``B02``); other names unchanged."""
-    m = _BAND_TOKEN.match(str(name).strip())
-    if m and 1 <= int(m.group(1)) <= 12:
-        return f"B{int(m.group(1))}A" if m.group(2) else f"B{int(m.group(1)):02d}"
-    return str(name).strip().upper()
-
-
 # ---------------------------------------------------------------------- finding scenes
 def product_xml(path: str) -> str | None:
     """The GDAL path of a product's ``MTD_MSIL1C.xml`` / ``MTD_MSIL2A.xml`` for a ``.SAFE``

@@ -4,7 +4,7 @@ subsample evenly to the model's ``max_dates``.
 Rules (docs/model-contract.md, "Dates in the engine"; dates are read by
 :mod:`engine.preprocessing.dates`):
 - the same file (path, symbolic or hard link) or identical pixels given twice is refused; a
-  stack whose slices all got one date from TIFFTAG_DATETIME (the file write time) is refused;
+  slice dated only by TIFFTAG_DATETIME (the file write time) is refused;
   a date more than two years from the rest of its stack is reported in the log;
 - a time-series modality (``max_dates > 1``) needs a date for every slice (explicit, tags,
   file name) or raises InputError naming the file;
@@ -184,7 +184,8 @@ def collect_stack(spec: ModalitySpec, items: Sequence, log: Callable[[str], None
     Raises:
         InputError: no slices, an undated slice of a time series, fewer than ``min_dates``,
             or a check of :func:`engine.preprocessing.dates.check_stack_dates` (same file or
-            content twice, every date from TIFFTAG_DATETIME).
+            content twice, a date only from TIFFTAG_DATETIME), or an ambiguous file name
+            (:class:`engine.preprocessing.dates.AmbiguousNameDateError`).
     """
     slices = []
     for item in items:

@@ -13,7 +13,7 @@ A raster names its bands in one of these places (first found per band wins):
 A VRT whose bands have no names of their own (no description or band item on any band: what
 ``gdalbuildvrt -separate S2_<date>.vrt T33TVM_<date>_B*.tif`` writes) is named by its source
 files: each band is the Sentinel-2 band its source file name names (``..._B8A.tif`` -> B8A,
-:func:`engine.sentinel2.band_of_name`), only when every band gets one and no two the same
+:func:`band_of_name`), only when every band gets one and no two the same
 (:func:`derive_source_names`). Such per-band names take precedence over a ``BANDS`` tag. When
 only some bands get one, or two bands the same, the names are not used, and the run log says
 so in a warning naming the bands (the shell glob ``_B*.tif`` puts B8A after B12).
@@ -62,6 +62,7 @@ Pure Python; the rasterio dataset is only queried in :func:`raster_band_names`.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import AbstractSet as Set
@@ -87,6 +88,35 @@ STAC_S2_COMMON_NAMES = {"COASTAL": "B01", "BLUE": "B02", "GREEN": "B03", "RED": 
 _S2_IDS = frozenset([f"B{i:02d}" for i in range(1, 13)] + ["B8A"])
 #: Names that name nothing: "Band 1", "band_2", "Layer 3", "channel 4", "1".
 _GENERIC = re.compile(r"^(BAND|LAYER|CHANNEL)?[\s_-]*\d+$")
+
+
+
+#: A Sentinel-2 band token in a file name (B2, B02, B8A...) and what splits a name into tokens.
+_BAND_TOKEN = re.compile(r"^B0?(\d{1,2})(A?)$", re.IGNORECASE)
+_NAME_SPLIT = re.compile(r"[^A-Za-z0-9]+")
+
+
+def band_of_name(path: str) -> str | None:
+    """The Sentinel-2 band a file name names (``s2_B8A.jp2`` -> ``B8A``, ``x_B2_10m.tif`` ->
+    ``B02``), ``SCL`` for a scene classification file, or None (no or several band tokens)."""
+    stem = os.path.basename(path).split(".")[0]
+    found = set()
+    for tok in _NAME_SPLIT.split(stem):
+        if tok.upper() == "SCL":
+            found.add("SCL")
+            continue
+        m = _BAND_TOKEN.match(tok)
+        if m and 1 <= int(m.group(1)) <= 12:
+            found.add(f"B{int(m.group(1))}A" if m.group(2) else f"B{int(m.group(1)):02d}")
+    return found.pop() if len(found) == 1 else None
+
+
+def canonical_band(name: str) -> str:
+    """A model band name in Sentinel-2 spelling (``B2`` -> ``B02``); other names unchanged."""
+    m = _BAND_TOKEN.match(str(name).strip())
+    if m and 1 <= int(m.group(1)) <= 12:
+        return f"B{int(m.group(1))}A" if m.group(2) else f"B{int(m.group(1)):02d}"
+    return str(name).strip().upper()
 
 
 def _token(tok: str) -> str:
@@ -204,10 +234,9 @@ def vrt_band_sources(xml: str) -> dict[int, list[tuple[str, str]]]:
 
 def source_band_name(sources: Sequence[tuple[str, str]]) -> Optional[str]:
     """The Sentinel-2 band a VRT band's sources name: the band every source's file name names
-    (:func:`engine.sentinel2.band_of_name`, ``T33TVM_20150711T100008_B8A.tif`` -> ``B8A``),
+    (:func:`band_of_name`, ``T33TVM_20150711T100008_B8A.tif`` -> ``B8A``),
     each source being band 1 of its file (a file name says nothing of the other bands of a
     multi-band file); None when there is no source, or one names no band or another band."""
-    from ..sentinel2 import band_of_name
 
     names = {band_of_name(path.replace("\\", "/")) if band == "1" else None
              for path, band in sources}

@@ -1,8 +1,8 @@
 """Generic GeoTIFF time stacks: what a QGIS user has (one raster per date and modality).
 
 Each modality is a set of GeoTIFFs, one per date (a glob under ``root``), dated and checked by
-the engine's own code (:mod:`engine.preprocessing.dates`: sensor tags, file name, then
-TIFFTAG_DATETIME; the same file or content twice refused). Each file's bands are matched to
+the engine's own code (:mod:`engine.preprocessing.dates`: sensor tags, then file name; a date
+only from TIFFTAG_DATETIME, an ambiguous name, the same file or content twice refused). Each file's bands are matched to
 the modality's band names and its GDAL scale/offset applied by the engine's read plan
 (:func:`engine.preprocessing.reading.plan_read`, as ``engine.stack.open_slice``; explicit
 ``band_indexes`` skip the name matching). Pixels are read with nodata (the raster's nodata
