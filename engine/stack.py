@@ -201,6 +201,13 @@ def collect_stack(spec: ModalitySpec, items: Sequence, log: Callable[[str], None
             f"({first_when.date().isoformat()}), the time the file was written: it takes "
             "the reference date instead")
         slices[0].when, slices[0].date_source = None, ""
+    if spec.max_dates == 1 and len(slices) > 1:
+        raise InputError(
+            f"modality '{spec.name}' takes one raster (one date) but {len(slices)} were given "
+            f"({', '.join(os.path.basename(s.path) for s in slices)}): tiles of one area go into "
+            f"one mosaic first (e.g. gdalbuildvrt {spec.name}.vrt "
+            f"{' '.join(os.path.basename(s.path) for s in slices[:3])}"
+            f"{' ...' if len(slices) > 3 else ''}), then give the mosaic")
     undated = [s.path for s in slices if s.when is None]
     if undated and (spec.max_dates > 1 or len(slices) > 1):
         raise InputError(

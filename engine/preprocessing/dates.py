@@ -457,6 +457,17 @@ def content_fingerprint(path: str) -> str | None:
     return h.hexdigest()
 
 
+def holds_no_data(path: str) -> bool:
+    """True when a raster, read at up to 256 x 256 px, has no pixel that is both unmasked and
+    non-zero (every pixel nodata, or 0, Sentinel-2's NO_DATA)."""
+    from .reading import open_raster
+
+    with open_raster(path) as src:
+        shape = (src.count, min(src.height, 256), min(src.width, 256))
+        data = src.read(out_shape=shape, masked=True)
+    return not bool(np.any(data.filled(0)))
+
+
 def same_content(a: str, b: str, rows: int = 256) -> bool:
     """True when two rasters hold the same pixels (full read, ``rows`` rows at a time)."""
     from rasterio.windows import Window
@@ -538,6 +549,10 @@ def check_stack_dates(name: str, items: Sequence[tuple[str, _dt.datetime | None,
             continue
         other = prints.get(fp)
         if other is not None and same_content(other, p):
+            if holds_no_data(p):
+                raise InputError(f"modality '{name}': '{other}' and '{p}' hold no valid pixel "
+                                 "at all (every pixel nodata or 0): check these rasters (an "
+                                 "export outside the data, a wrong band or window)")
             raise InputError(f"modality '{name}': '{other}' and '{p}' hold identical pixels "
                              "(the same acquisition given twice as two dates): give each "
                              "acquisition once")

@@ -102,3 +102,34 @@ def test_float16_from_the_environment_is_reported_ignored_on_cpu(tiny_models, sc
     report = run_model(tiny_models["segmentation"], scene(rows=32, cols=32),
                        str(tmp_path / "o.tif"), RunOptions(device="cpu", threads=1))
     assert any("float16 is used on CUDA only" in m for m in report.messages)
+
+
+def test_two_tiles_of_a_single_date_modality_ask_for_a_mosaic(tiny_models, scene, slovenia,
+                                                              tmp_path):
+    """A new-user trial gave two DEM tiles: the error spoke of dates, and following it gave a
+    half map. The DEM takes one raster: the error says to mosaic the tiles."""
+    import pytest
+
+    from engine.errors import InputError
+    from tests.engine.conftest import grid, write_tif
+
+    inputs = scene(rows=32, cols=32)
+    west = write_tif(str(tmp_path / "dem_west.tif"), slovenia["dem"][:16, :8], grid(20.0))
+    east = write_tif(str(tmp_path / "dem_east.tif"), slovenia["dem"][:16, 8:16],
+                     grid(20.0, x0=465181.05 + 160))
+    with pytest.raises(InputError, match="takes one raster .* mosaic first .*gdalbuildvrt"):
+        run_model(tiny_models["segmentation"], {"s2": inputs["s2"], "dem": [west, east]},
+                  str(tmp_path / "o.tif"))
+
+
+def test_all_nodata_rasters_are_named_as_such(tiny_models, scene, tmp_path):
+    import pytest
+
+    from engine.errors import InputError
+
+    def blank(i, data):
+        if i in (1, 3):
+            data[:] = 0
+    inputs = scene(rows=32, cols=32, s2_edit=blank)
+    with pytest.raises(InputError, match="hold no valid pixel at all"):
+        run_model(tiny_models["segmentation"], inputs, str(tmp_path / "o.tif"))

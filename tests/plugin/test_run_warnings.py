@@ -47,10 +47,10 @@ def test_processing_pushes_engine_warnings_as_warnings(tmp_path):
             super().__init__()
             self.warnings, self.infos = [], []
 
-        def pushWarning(self, text):
+        def pushWarning(self, text):  # noqa: N802 (QgsProcessingFeedback API)
             self.warnings.append(text)
 
-        def pushInfo(self, text):
+        def pushInfo(self, text):  # noqa: N802 (QgsProcessingFeedback API)
             self.infos.append(text)
 
     inputs = _copy(str(tmp_path), tags={"PRODUCT_TYPE": "S2MSI2A"})
