@@ -158,7 +158,8 @@ class ModelMetadata:
     """The validated ``maestro`` metadata of a model (schema version 1 or 2).
 
     ``embedding_dim``: the ``embeddings`` output's channels; set for every version-2 model
-    written by the exporter (and for every embedding model)."""
+    written by the exporter (and for every embedding model). ``quantisation``: the record an
+    int8 variant carries (engine/quantize.py, docs/model-contract.md), None for float32."""
 
     schema_version: int
     name: str
@@ -171,6 +172,14 @@ class ModelMetadata:
     provenance: Mapping[str, Any]
     description: str = ""
     version: str = ""
+    quantisation: Mapping[str, Any] | None = None
+
+    @property
+    def precision(self) -> str:
+        """``float32``, or ``int8 (<method>)`` for a quantised variant."""
+        if not self.quantisation:
+            return "float32"
+        return f"int8 ({self.quantisation.get('method', '?')})"
 
     def modality(self, name: str) -> ModalitySpec:
         for spec in self.modalities:
@@ -492,7 +501,9 @@ def parse_metadata(doc: Mapping[str, Any] | str) -> ModelMetadata:
                          modalities=modalities, classes=classes, multilabel=multilabel,
                          embedding_dim=emb, provenance=dict(provenance),
                          description=_string(doc, "description", "", ""),
-                         version=_string(doc, "version", "", ""))
+                         version=_string(doc, "version", "", ""),
+                         quantisation=(dict(doc["quantisation"]) if isinstance(
+                             doc.get("quantisation"), Mapping) else None))
 
 
 def build_metadata(*, name: str, task: str, reference_modality: str,

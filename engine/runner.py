@@ -286,6 +286,12 @@ class Runner:
                      "pixels are zero-filled and whole tiles are attended; re-export it for "
                      "missing-data masks")
         self._task = self._chosen_output(meta)
+        if meta.quantisation:
+            q = meta.quantisation
+            agreement = q.get("agreement") or {}
+            self.log(f"model {meta.name}: {meta.precision} variant of "
+                     f"{q.get('source_model', 'a float32 model')}, agreement with float32 "
+                     f"{agreement.get('value', '?')} {agreement.get('metric', '')} at conversion")
         stacks = self._collect(meta)
         ref_date = reference_date(meta, stacks)
         ref = meta.reference
@@ -328,6 +334,14 @@ class Runner:
                          "the output is all nodata")
             self.check_cancel()
             self.progress(1.0, "writing the output")
+            dates = self._dates_in_use(stacks) if ran else {n: [] for n in stacks}
+            tags = {"MAESTRO_MODEL": meta.name, "MAESTRO_MODEL_FILE": os.path.basename(
+                        self.model_path), "MAESTRO_TASK": meta.task,
+                    "MAESTRO_OUTPUT": self._task.output_name,
+                    "MAESTRO_PRECISION": meta.precision,
+                    **{f"MAESTRO_DATES_{n.upper()}": ",".join(d) for n, d in dates.items()}}
+            for w in writers:
+                w.set_tags(tags)
             paths = [w.commit() for w in writers]
         except BaseException:
             for w in writers:
@@ -337,7 +351,6 @@ class Runner:
             for rs in readers.values():
                 for r in rs:
                     r.close()
-        dates = self._dates_in_use(stacks) if ran else {n: [] for n in stacks}
         seconds = time.perf_counter() - start
         self.log(f"done: {ran} tiles in {seconds:.1f} s -> {paths[0]}")
         return RunReport(output_path=paths[0], confidence_path=paths[1] if len(paths) > 1 else None,

@@ -17,7 +17,7 @@ import os
 import re
 import socket
 import uuid
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -165,6 +165,13 @@ class RasterWriter:
             self._dst.write_colormap(1, cmap)
         for i, name in enumerate(band_names, start=1):
             self._dst.set_band_description(i, name)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Dataset metadata items of the output (kept by the COG conversion)."""
+        try:
+            self._dst.update_tags(**{k: str(v) for k, v in tags.items()})
+        except Exception as exc:
+            raise OutputError(f"writing the metadata of '{self.path}' failed: {exc}") from exc
 
     def write_rows(self, row: int, data: np.ndarray) -> None:
         """Write ``data`` [count, h, w] (full width) at output row ``row``."""
