@@ -632,10 +632,105 @@ def dem_void_resampled(c: Case, base) -> list[dict]:
                  value=v, unit="%", goal="100 (the same map)", met=v == 100.0)]
 
 
+def new_user_trial(c: Case, base) -> list[dict]:
+    """Situations a new-user trial (session 4) met with a silent wrong or partial map:
+    a shell-glob VRT stack, zeros in only some bands, a cropped first date, acquisition dates
+    only in TIFFTAG_DATETIME or in names holding an export date too, and Level-2A rasters
+    for this Level-1C model. Engine before the fixes: 73.8 % equal (glob VRT), those columns
+    mapped as forest (partial zeros), a 60 x 60 map (cropped first date), exit 0 with write
+    days or export days as dates, no word on the level."""
+    from osgeo import gdal
+
+    rows = []
+    # 1. per-band files stacked in shell-glob order, no band names in the VRT
+    vrts = []
+    for p in s2_paths():
+        with rasterio.open(p) as src:
+            names, a = list(src.descriptions), src.read()
+        day = _day(p).replace("-", "")
+        files = {}
+        for k, name in enumerate(names):
+            f = os.path.join(c.work, f"T33TVM_{day}T100008_{name}.tif")
+            band = write_like(p, f, a[k:k + 1])
+            with rasterio.open(band, "r+") as ds:
+                ds.descriptions = ("",)
+                ds.update_tags(BANDS="")
+            files[name] = band
+        vrt = os.path.join(c.work, f"glob_S2_{day}.vrt")
+        gdal.BuildVRT(vrt, [files[n] for n in sorted(files)], separate=True)
+        with rasterio.open(vrt, "r+") as ds:
+            ds.update_tags(ACQUISITIONDATETIME=_day(p))
+        vrts.append(vrt)
+    rows.append(_equal_or_refused(c, base, vrts, "S2 band files stacked by a shell glob "
+                                  "(B02..B08, B11, B12, B8A) into VRTs without band names"))
+    # 2. zeros in six bands of the last six columns, nodata not declared / declared 0
+    runs = {}
+    for key, nodata in (("undeclared", None), ("declared", 0)):
+        paths = []
+        for p in s2_paths():
+            a = read(p)
+            a[4:, :, -6:] = 0
+            paths.append(write_like(p, os.path.join(c.work, f"pz_{key}_{os.path.basename(p)}"),
+                                    a, nodata=nodata))
+        runs[key] = c.run(paths)
+    v = pct(runs["undeclared"] == runs["declared"])
+    rows.append(dict(situation="S2 with 0 in six of the ten bands in the last 6 columns (edges "
+                     "of a VRT of 10 m and 20 m band files), no nodata declared",
+                     measure="map pixels equal to the nodata=0 run", value=v, unit="%",
+                     goal="100 (those pixels nodata)", met=v == 100.0))
+    # 3. the earliest date cropped to 60 x 60 px
+    paths = []
+    for k, p in enumerate(s2_paths()):
+        a = read(p)
+        if k == 0:
+            a = a[:, :60, :60]
+        paths.append(write_like(p, os.path.join(c.work, f"crop_{os.path.basename(p)}"), a,
+                                width=a.shape[2], height=a.shape[1]))
+    pred = c.run(paths)
+    full = pred.shape == base.shape
+    rows.append(dict(situation="the earliest S2 date cropped to 60 x 60 px, the others whole",
+                     measure="map extent", value="the whole area" if full else
+                     f"{pred.shape[0]} x {pred.shape[1]} px", unit="", goal="the whole area",
+                     met=full))
+    # 4. only TIFFTAG_DATETIME, two write days
+    paths = []
+    for k, p in enumerate(s2_paths()):
+        n = write_like(p, os.path.join(c.work, f"scene_{'abcde'[k]}.tif"), read(p))
+        with rasterio.open(n, "r+") as ds:
+            ds.update_tags(ACQUISITIONDATETIME="", TIFFTAG_DATETIME=f"2026:11:{29 + k % 2} 12:00:00")
+        paths.append(n)
+    rows.append(_refused_or_equal(c, base, paths, "S2 dated only by TIFFTAG_DATETIME (the write "
+                                  "time), written on two days", must_refuse=True))
+    # 5. an export date and the acquisition date in every name
+    paths = []
+    for p in s2_paths():
+        n = write_like(p, os.path.join(c.work, f"export_20240105_S2_{_day(p).replace('-', '')}.tif"),
+                       read(p))
+        with rasterio.open(n, "r+") as ds:
+            ds.update_tags(ACQUISITIONDATETIME="")
+        paths.append(n)
+    rows.append(_refused_or_equal(c, base, paths, "S2 file names holding an export date and the "
+                                  "acquisition date (export_20240105_S2_20150711.tif)",
+                                  must_refuse=True))
+    # 6. Level-2A tags on the rasters of this Level-1C model
+    paths = []
+    for p in s2_paths():
+        n = write_like(p, os.path.join(c.work, f"l2a_{os.path.basename(p)}"), read(p))
+        with rasterio.open(n, "r+") as ds:
+            ds.update_tags(PROCESSING_LEVEL="Level-2A")
+        paths.append(n)
+    c.run(paths)
+    warned = any(m.startswith("warning:") and "Sentinel-2 L2A" in m for m in c.messages)
+    rows.append(dict(situation="S2 rasters tagged Level-2A for this model trained on Level-1C",
+                     measure="outcome", value="warned" if warned else "silent", unit="",
+                     goal="warned", met=warned))
+    return rows
+
+
 CASES = [nodata_frames, first_columns, nan_block, rotated_crs, band_order, l2a_offset,
          reflectance, dates_without_time, export_time_tag, duplicates_and_outliers, dtypes,
          south_up, geographic, gcp_only, hour_in_name, stac_names, zero_fill_undeclared,
-         offset_metadata, dem_void, dem_void_resampled]
+         offset_metadata, dem_void, dem_void_resampled, new_user_trial]
 
 
 def measure(model: str) -> list[dict]:
