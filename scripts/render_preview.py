@@ -55,7 +55,9 @@ def raster_classes(path: str) -> list[tuple[int, str, tuple[int, int, int, int]]
     return out
 
 
-def paletted_layer(path: str, name: str):
+def paletted_layer(path: str, name: str, nodata_label: str | None = None):
+    """A paletted layer of a class raster; ``nodata_label``: a legend entry for its nodata
+    pixels (drawn as the white page they leave)."""
     from qgis.core import QgsPalettedRasterRenderer, QgsRasterLayer
     from qgis.PyQt.QtGui import QColor
 
@@ -64,6 +66,10 @@ def paletted_layer(path: str, name: str):
         raise ValueError(f"cannot open {path} as a raster layer")
     classes = [QgsPalettedRasterRenderer.Class(v, QColor(*rgba), label)
                for v, label, rgba in raster_classes(path)]
+    nodata = layer.dataProvider().sourceNoDataValue(1)
+    if nodata_label and layer.dataProvider().sourceHasNoDataValue(1):
+        classes.append(QgsPalettedRasterRenderer.Class(int(nodata), QColor(255, 255, 255),
+                                                       nodata_label))
     layer.setRenderer(QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes))
     return layer
 
@@ -172,7 +178,8 @@ def _render(s2, reference, prediction, output, heldout, title, dpi, save_style) 
     project = QgsProject.instance()
     panels = [("Sentinel-2 true colour", [true_colour_layer(s2, os.path.basename(s2))])]
     if reference:
-        panels.append(("Reference land cover", [paletted_layer(reference, "reference")]))
+        panels.append(("Reference land cover", [paletted_layer(reference, "reference",
+                                                                nodata_label="no label")]))
     if prediction:
         predicted = paletted_layer(prediction, "predicted land cover")
         panels.append(("Prediction (default model)", [predicted]))
