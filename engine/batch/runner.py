@@ -175,9 +175,13 @@ def _inputs_spec(inputs: Mapping[str, Sequence[Any]]) -> InputsSpec:
 
 
 def _reference_raster(meta, spec: InputsSpec) -> str:
-    """The raster whose grid the engine's output is on: the earliest slice of the reference
-    modality, chosen by the engine's own stack rules (``engine.stack.collect_stack``)."""
+    """The raster whose grid the engine's output is on, by the rule every run applies
+    (``engine.preprocessing.geometry.grid_raster``: the model's pixel size, then the largest
+    ground area, then the earliest) over the reference modality's slices as the engine's own
+    stack rules give them (``engine.stack.collect_stack``): blocks are planned on the grid each
+    block's run will use."""
     from engine.api import SliceInput
+    from engine.preprocessing.geometry import grid_raster
     from engine.stack import collect_stack
 
     ref = meta.reference_modality
@@ -185,7 +189,8 @@ def _reference_raster(meta, spec: InputsSpec) -> str:
         raise InputError(f"The model needs the reference modality '{ref}'; inputs give "
                          f"{', '.join(sorted(spec)) or 'none'}.")
     items = [SliceInput(p, datetime.date.fromisoformat(d) if d else None) for p, d in spec[ref]]
-    return collect_stack(meta.reference, items, lambda message: None)[0].path
+    stack = collect_stack(meta.reference, items, lambda message: None)
+    return grid_raster(stack, meta.reference.gsd_m).path
 
 
 def plan_blocks(meta, grid: ReferenceGrid, block_px: int, area_raster: str | None = None,

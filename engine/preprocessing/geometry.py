@@ -47,23 +47,38 @@ def metres_per_degree(lat_deg: float) -> tuple[float, float]:
 def ground_pixel_size_m(crs, transform, width: int, height: int) -> tuple[float, float] | None:
     """Pixel width and height on the ground, metres, at the raster's centre.
 
-    Projected CRSs: the pixel size times the CRS's linear unit in metres (feet and US survey
-    feet included). Geographic CRSs: degrees converted with :func:`metres_per_degree` at the
-    latitude of the raster's centre. Returns None when the CRS's units are unknown.
+    The centre pixel's column and row steps are transformed to longitude/latitude (GDAL/PROJ,
+    ``rasterio.warp.transform``) and measured on the WGS 84 ellipsoid
+    (:func:`metres_per_degree`), so a projection's scale is accounted for: Web Mercator's
+    1 / cos(latitude) (14.36 units are 10 m on the ground at 45.9 N), UTM's 0.9996 on its
+    central meridian. When the transformation fails, projected CRSs fall back to the pixel size
+    times the CRS's linear unit. Returns None when the CRS is unknown.
     """
-    dx = math.hypot(transform.a, transform.d)
-    dy = math.hypot(transform.b, transform.e)
     if crs is None:
         return None
-    if crs.is_geographic:
-        _, lat = transform * (width / 2.0, height / 2.0)
-        mx, my = metres_per_degree(lat)
-        return dx * mx, dy * my
+    cx, cy = width / 2.0, height / 2.0
+    xs, ys = zip(*(transform * (c, r) for c, r in ((cx, cy), (cx + 1, cy), (cx, cy + 1))))
     try:
-        unit, factor = crs.linear_units_factor
+        if crs.is_geographic:
+            lons, lats = list(xs), list(ys)
+        else:
+            from rasterio.warp import transform as transform_xy
+
+            lons, lats = transform_xy(crs, "EPSG:4326", list(xs), list(ys))
+        mx, my = metres_per_degree(lats[0])
+        size = tuple(math.hypot((lons[k] - lons[0]) * mx, (lats[k] - lats[0]) * my)
+                     for k in (1, 2))
+        if all(math.isfinite(v) and v > 0 for v in size):
+            return size[0], size[1]
+    except Exception:  # noqa: BLE001 (PROJ errors: fall back to the CRS's units)
+        pass
+    if crs.is_geographic:
+        return None
+    try:
+        _, factor = crs.linear_units_factor
     except Exception:
         return None
-    return dx * factor, dy * factor
+    return math.hypot(transform.a, transform.d) * factor, math.hypot(transform.b, transform.e) * factor
 
 
 def pixel_size_warning(crs, transform, width: int, height: int, gsd_m: float,
@@ -92,9 +107,11 @@ def pixel_size_warning(crs, transform, width: int, height: int, gsd_m: float,
 def grid_raster(slices, gsd_m: float):
     """The raster whose grid becomes the output grid: of one modality's ``slices`` (sorted by
     date), the one whose ground pixel is closest to the model's ``gsd_m`` (log scale: 20 m
-    and 5 m are equally far from 10 m), then the one covering the largest ground area, then
-    the earliest. A stack mixing 10 m and 20 m dates is mapped at 10 m whichever date comes
-    first, and a first date cropped smaller than the others does not crop the map.
+    and 5 m are equally far from 10 m; sizes within about 1 % are equal), then one in the CRS
+    most of the slices share, then the one covering the largest ground area, then the
+    earliest. A stack mixing 10 m and 20 m dates is mapped at 10 m whichever date comes first,
+    one date warped to another UTM zone does not move the map there, and a first date cropped
+    smaller than the others does not crop the map.
 
     Args:
         slices: objects with ``crs``, ``transform``, ``width``, ``height`` (engine Slice).
@@ -103,9 +120,12 @@ def grid_raster(slices, gsd_m: float):
         size = ground_pixel_size_m(sl.crs, sl.transform, sl.width, sl.height)
         if size is None:
             return (math.inf, 0.0)
+        # pixel sizes within about 1 % are equal (a UTM zone's scale, a reprojection's
+        # rounding): then the largest ground area, then the earliest
         distance = abs(math.log(math.sqrt(size[0] * size[1]) / gsd_m))
         area = size[0] * size[1] * sl.width * sl.height
-        return (round(distance, 6), -round(area, -2))
+        same_crs = sum(1 for other in slices if other.crs == sl.crs)
+        return (round(distance, 2), -same_crs, -round(area, -2))
 
     return min(slices, key=key)
 

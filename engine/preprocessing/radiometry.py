@@ -27,11 +27,12 @@ Nodata that the raster does not declare (:func:`implied_nodata`), applied by
 :meth:`Calibration.apply` (engine and training alike):
 
 - Sentinel-2 reflectance (``radiometry`` product Sentinel-2 and quantity reflectance, or, without
-  ``radiometry``, a modality whose bands are mostly Sentinel-2 band names): a pixel whose stored
-  value is 0 in any band is nodata (that band has no data there, and a pixel is valid only when
-  every band has data: mosaics of bands of different extents, e.g. a VRT of the 10 m and 20 m
-  band files, leave such pixels at their edges). 0 is the NO_DATA value of Sentinel-2 L1C/L2A products
-  (ESA, Sentinel-2 Products Specification Document S2-PDGS-TAS-DI-PSD, ``Special_Values``:
+  ``radiometry``, a modality whose bands are mostly Sentinel-2 band names) in a raster that
+  declares no nodata value or mask of its own: a pixel whose stored value is 0 in any band is
+  nodata (that band has no data there, and a pixel is valid only when every band has data:
+  mosaics of bands of different extents, e.g. a VRT of the 10 m and 20 m band files, leave
+  such pixels at their edges). 0 is the NO_DATA value of Sentinel-2 L1C/L2A products (ESA,
+  Sentinel-2 Products Specification Document S2-PDGS-TAS-DI-PSD, ``Special_Values``:
   ``NODATA`` = 0, ``SATURATED`` = 65535; also with the offset of baseline 04.00: "DN = 0
   remains the NO_DATA value", sentiwiki.copernicus.eu/web/s2-products). The run log says so
   once per raster when the raster declares no nodata and the sample holds such pixels.

@@ -74,14 +74,19 @@ def plan_read(src, spec, path: str, check: bool = True, when=None) -> ReadPlan:
                                    add_offsets=adds)
     notes = [n for n in (match.note, calibration.note, product_level_warning(spec, src.tags(), path))
              if n]
+    # Sentinel-2's 0 = NO_DATA only where the raster declares no nodata of its own: a declared
+    # nodata (or mask) is the file's word on what is missing, and with it a 0 may be data
+    # (reflectance with the offset removed, dark water in the SWIR)
+    declared = _declares_nodata(src, idx)
     zero, valid, _ = implied_nodata(spec, [], declared=True)
+    zero = zero and not declared
     if check:
         stats: dict = {}
         values = sample_values(src, idx, path=path, band_names=spec.bands,
                                errors=gdal_read_errors(), zero_nodata=zero, stats=stats)
         values = [v * g + b for v, g, b in zip(values, calibration.gain, calibration.bias)]
         check_values(values, spec, path=path)
-        _, _, implied = implied_nodata(spec, values, declared=_declares_nodata(src, idx),
+        _, _, implied = implied_nodata(spec, values, declared=declared,
                                        any_zero=stats["any_zero"], pixels=stats["pixels"])
         notes += implied
         if valid is not None:

@@ -357,8 +357,11 @@ def test_implied_nodata_is_in_the_read_plan_training_uses(tmp_path):
     from engine.preprocessing.reading import plan_read
 
     spec = parse_metadata(_doc())
-    with rasterio.open(S2[0]) as src:
-        cal = plan_read(src, spec.modality("s2"), S2[0]).calibration
+    with rasterio.open(S2[0]) as src:                   # the sample declares nodata 0 itself
+        assert not plan_read(src, spec.modality("s2"), S2[0]).calibration.zero_nodata
+    bare = rewrite(S2[0], tmp_path / "bare.tif", nodata=None, descriptions=BANDS)
+    with rasterio.open(bare) as src:                    # no nodata declared: 0 is NO_DATA
+        cal = plan_read(src, spec.modality("s2"), bare).calibration
     assert cal.zero_nodata and cal.valid_range is None
     data = np.array([[[0, 0, 5]], [[0, 7, 5]]], np.float32)
     out = cal.apply(data.copy())

@@ -60,3 +60,41 @@ def test_a_map_smaller_than_the_rasters_area_is_reported(tiny_models, slovenia, 
     assert len(lines) == 1 and "% of the area the 2 s2 rasters cover together" in lines[0]
     share = int(lines[0].split("about ")[1].split(" %")[0])
     assert 55 <= share <= 65                                    # 60 of 100 columns
+
+
+def test_one_date_in_another_crs_does_not_move_the_map(tiny_models, slovenia, tmp_path):
+    """A new-user trial: one of five dates warped to UTM 34N (its pixel exactly 10 m, the
+    others' 9.995 m on the ground) became the output grid, with nodata wedges. The map stays
+    in the CRS most dates share."""
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    inputs = _stack(str(tmp_path), slovenia, [None] * 5)
+    src_path = inputs["s2"][2]
+    with rasterio.open(src_path) as src:
+        t, w, h = calculate_default_transform(src.crs, "EPSG:32634", src.width, src.height,
+                                              *src.bounds, resolution=10)
+        out = np.zeros((src.count, h, w), np.uint16)
+        reproject(src.read(), out, src_transform=src.transform, src_crs=src.crs, dst_transform=t,
+                  dst_crs="EPSG:32634", resampling=Resampling.bilinear, src_nodata=0,
+                  dst_nodata=0)
+    warped = str(tmp_path / "S2_warped_34N_20150909.tif")
+    write_tif(warped, out, t, crs="EPSG:32634", nodata=0)
+    inputs["s2"][2] = warped
+    report = run_model(tiny_models["segmentation"], inputs, str(tmp_path / "o.tif"), RunOptions())
+    with rasterio.open(report.output_path) as src:
+        assert src.crs.to_epsg() == 32633 and (src.height, src.width) == (101, 100)
+
+
+def test_web_mercator_pixel_is_measured_on_the_ground():
+    """14.36 Web Mercator units at 45.9 N are 10 m on the ground (a new-user trial got a
+    warning calling them 14.36 m and advice that made the map wrong)."""
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    from engine.preprocessing.geometry import ground_pixel_size_m, pixel_size_warning
+
+    y = 5763000.0                                   # about 45.9 N in EPSG:3857
+    t = Affine(14.36, 0, 1625000.0, 0, -14.36, y)
+    size = ground_pixel_size_m(CRS.from_epsg(3857), t, 100, 100)
+    assert abs(size[0] - 10.0) < 0.1 and abs(size[1] - 10.0) < 0.1
+    assert pixel_size_warning(CRS.from_epsg(3857), t, 100, 100, 10.0) is None

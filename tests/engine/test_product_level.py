@@ -53,3 +53,35 @@ def test_level_1c_rasters_are_not_warned(tmp_path):
     inputs = _copy(str(tmp_path), tags={"PROCESSING_LEVEL": "Level-1C"})
     report = run_model(MODEL, inputs, str(tmp_path / "o.tif"), RunOptions())
     assert not any("is Sentinel-2" in m for m in report.messages)
+
+
+def test_zero_is_data_where_the_raster_declares_its_own_nodata(tmp_path):
+    """A new-user trial: int16 reflectance with the offset removed, nodata declared -32768,
+    a dark water block with B11/B12 = 0: those pixels became holes. A declared nodata is the
+    file's word: a 0 there is data; undeclared, 0 stays Sentinel-2's NO_DATA."""
+    import numpy as np
+
+    maps = {}
+    for key, nodata in (("declared", -32768), ("undeclared", None)):
+        folder = tmp_path / key
+        folder.mkdir()
+        paths = []
+        for path in sorted(glob.glob(os.path.join(SAMPLE, "S2_L1C_*.tif"))):
+            with rasterio.open(path) as src:
+                profile, data, tags, names = src.profile, src.read(), src.tags(), src.descriptions
+            data = data.astype(np.int16)
+            data[8:, 40:60, 40:60] = 0                      # B11, B12 of a dark block
+            profile.update(dtype="int16", nodata=nodata)
+            dst_path = str(folder / os.path.basename(path))
+            with rasterio.open(dst_path, "w", **profile) as dst:
+                dst.write(data)
+                dst.update_tags(**tags)
+                dst.descriptions = names
+            paths.append(dst_path)
+        report = run_model(MODEL, {"s2": paths, "dem": [os.path.join(SAMPLE, "dem.tif")]},
+                           str(tmp_path / f"{key}.tif"), RunOptions())
+        with rasterio.open(report.output_path) as src:
+            maps[key] = (src.read(1), src.nodata)
+    block = (slice(40, 60), slice(40, 60))
+    assert (maps["declared"][0][block] != maps["declared"][1]).all()      # mapped
+    assert (maps["undeclared"][0][block] == maps["undeclared"][1]).all()  # NO_DATA
