@@ -116,12 +116,12 @@ def grid_raster(slices, gsd_m: float):
     Args:
         slices: objects with ``crs``, ``transform``, ``width``, ``height`` (engine Slice).
     """
-    def key(sl) -> tuple[float, float]:
+    def key(sl) -> tuple[float, int, float]:
         size = ground_pixel_size_m(sl.crs, sl.transform, sl.width, sl.height)
         if size is None:
-            return (math.inf, 0.0)
+            return (math.inf, 0, 0.0)
         # pixel sizes within about 1 % are equal (a UTM zone's scale, a reprojection's
-        # rounding): then the largest ground area, then the earliest
+        # rounding): then the CRS most slices share, the largest ground area, the earliest
         distance = abs(math.log(math.sqrt(size[0] * size[1]) / gsd_m))
         area = size[0] * size[1] * sl.width * sl.height
         same_crs = sum(1 for other in slices if other.crs == sl.crs)
