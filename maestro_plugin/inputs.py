@@ -2,7 +2,8 @@
 
 Shared by the Processing algorithms and the dock, so both check the same things and say
 the same words. Pure Python: no qgis import; of the engine, only the modality descriptions
-(:mod:`engine.modalities`, pure Python) at import, the rest in :func:`to_engine_inputs`.
+(:mod:`engine.modalities`, pure Python) at import, the rest in :func:`to_engine_inputs` and
+:func:`parse_date_value` (the command line's date parser).
 
 Vocabulary: a *parameter name* is the modality name in upper case (``S2``, ``DEM``,
 ``S1_ASC``...), the key of the Processing parameter and of the dock row; the engine and the
@@ -24,9 +25,6 @@ MODALITY_PARAMS = tuple(m.parameter for m in MODALITIES.values())
 
 #: Parameter name -> the modality's title (engine.modalities).
 MODALITY_TITLES = {m.parameter: m.title for m in MODALITIES.values()}
-
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
 
 class PluginInputError(ValueError):
     """The layers or parameters given do not fit the model (message names the parameter)."""
@@ -113,19 +111,48 @@ def match_modalities(meta, given: Mapping[str, Sequence[LayerInput]]) -> dict[st
     return out
 
 
+def parse_date_value(value: str) -> datetime.date:
+    """One DATES date, in the formats the command line's ``--date`` takes.
+
+    Calls the engine's own parser (:func:`engine.cli_common.parse_date`, i.e.
+    ``datetime.date.fromisoformat``), so DATES and ``--date`` accept the same texts:
+    ``2015-07-12`` and ``20150712`` (and the other ISO 8601 calendar/week forms of the
+    Python in use).
+
+    Raises:
+        PluginInputError: not such a date (message says why, e.g. the month is out of range).
+    """
+    import argparse
+
+    from engine.cli_common import parse_date
+
+    value = value.strip()
+    if not value or "=" in value:
+        raise PluginInputError(f"'{value}' is not a date YYYY-MM-DD (or YYYYMMDD)")
+    try:
+        return parse_date(f"x=x={value}")[2]
+    except argparse.ArgumentTypeError as exc:
+        why = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
+        raise PluginInputError(f"'{value}' is not a date YYYY-MM-DD (or YYYYMMDD){why}") from exc
+
+
 def parse_date_overrides(text: str | None) -> list[tuple[str | None, str, datetime.date]]:
     """Parse the ``DATES`` parameter.
 
-    Format: entries separated by ``;`` or new lines, each ``[MODALITY:]LAYER=YYYY-MM-DD``
-    where LAYER is a layer's file path, file name or layer name, and the optional
-    ``MODALITY:`` prefix (``S2:``) restricts the match to that parameter. Example:
-    ``S2:T33TVM_20200501.tif=2020-05-01; S2:scene_b.tif=2020-06-12``.
+    Format: entries separated by ``;`` or new lines, each ``[MODALITY:]LAYER=DATE`` where
+    LAYER is a layer's file path, file name or layer name, DATE is ``YYYY-MM-DD`` or
+    ``YYYYMMDD`` (what the command line's ``--date`` takes: :func:`parse_date_value`), and
+    the optional ``MODALITY:`` prefix (``S2:``) restricts the match to that parameter.
+    Example: ``S2:T33TVM_20200501.tif=2020-05-01; S2:scene_b.tif=20200612``. Which layer
+    an entry names is decided by :func:`apply_date_overrides` (a LAYER naming several
+    layers is refused there).
 
     Returns:
         (parameter name or None, layer key, date) per entry.
 
     Raises:
-        PluginInputError: an entry without ``=`` or with a date that is not YYYY-MM-DD.
+        PluginInputError: an entry without ``=``, naming no layer, or with a date that is
+            not YYYY-MM-DD / YYYYMMDD.
     """
     entries = []
     for raw in re.split(r"[;\n]", text or ""):
@@ -135,11 +162,9 @@ def parse_date_overrides(text: str | None) -> list[tuple[str | None, str, dateti
         if "=" not in item:
             raise PluginInputError(f"DATES entry '{item}' is not LAYER=YYYY-MM-DD")
         key, value = (s.strip() for s in item.rsplit("=", 1))
-        if not _DATE_RE.match(value):
-            raise PluginInputError(f"DATES entry '{item}': '{value}' is not a date YYYY-MM-DD")
         try:
-            date = datetime.date.fromisoformat(value)
-        except ValueError as exc:
+            date = parse_date_value(value)
+        except PluginInputError as exc:
             raise PluginInputError(f"DATES entry '{item}': {exc}") from exc
         modality = None
         prefix, sep, rest = key.partition(":")
@@ -152,10 +177,39 @@ def parse_date_overrides(text: str | None) -> list[tuple[str | None, str, dateti
     return entries
 
 
-def _matches(layer: LayerInput, key: str) -> bool:
+def _full_path(path: str) -> str:
+    """A path in the form two spellings of one file compare equal in (absolute, normalised,
+    case-folded where the file system is)."""
+    return os.path.normcase(os.path.abspath(path))
+
+
+def _same_path(layer: LayerInput, key: str) -> bool:
+    return key == layer.source or _full_path(key) == _full_path(layer.source)
+
+
+def _same_name(layer: LayerInput, key: str) -> bool:
     norm = os.path.normcase
-    return key in (layer.name,) or norm(key) in (norm(layer.source),
-                                                 norm(os.path.basename(layer.source)))
+    return key == layer.name or norm(key) == norm(os.path.basename(layer.source))
+
+
+def _ambiguous(entry, key, date, hits, by_path) -> str:
+    """The message for a DATES entry matching several layers (``hits``: (modality, index,
+    layer)): names the entry and the layers, says how to name one."""
+    def label(m, layer):
+        base = os.path.basename(layer.source)
+        extra = (f" (layer '{layer.name}')" if layer.name
+                 and layer.name not in (base, os.path.splitext(base)[0]) else "")
+        return f"{parameter_name(m)} {layer.source}{extra}"
+
+    day = date.isoformat()
+    hints = []
+    if not by_path:
+        hints.append(f"give each layer's full file path, e.g. '{hits[0][2].source}={day}'")
+    if len({m for m, _, _ in hits}) > 1:
+        hints.append(f"prefix the modality, e.g. '{parameter_name(hits[0][0])}:{key}={day}'")
+    return (f"DATES entry '{entry}' matches {len(hits)} input layers "
+            f"({'; '.join(label(m, layer) for m, _, layer in hits)}): which one it dates is "
+            f"ambiguous; {', or '.join(hints)}")
 
 
 def apply_date_overrides(inputs: Mapping[str, Sequence[LayerInput]],
@@ -163,27 +217,46 @@ def apply_date_overrides(inputs: Mapping[str, Sequence[LayerInput]],
                          ) -> dict[str, list[LayerInput]]:
     """Set the dates of the layers the overrides name.
 
+    Each entry names one layer: the layer whose file path is the key (relative paths are
+    taken from the current folder) if there is one, else the layer whose file name or layer
+    name is the key. The same file given twice in one modality counts as one layer.
+
     Args:
         inputs: modality name (lower case) -> layers (from :func:`match_modalities`).
         overrides: from :func:`parse_date_overrides`.
 
     Raises:
-        PluginInputError: an entry matches no layer of the inputs.
+        PluginInputError: an entry matches no layer of the inputs; an entry matches more
+            than one layer (several folders holding files of one name, say: the message names
+            the layers and says to give the full path, or the ``MODALITY:`` prefix); or two
+            entries give one layer different dates.
     """
     out = {m: list(layers) for m, layers in inputs.items()}
+    given: dict[tuple[str, int], tuple[str, datetime.date]] = {}
     for modality, key, date in overrides:
-        hit = False
-        for m, layers in out.items():
-            if modality is not None and parameter_name(m) != modality:
-                continue
-            for i, layer in enumerate(layers):
-                if _matches(layer, key):
-                    layers[i] = replace(layer, date=date)
-                    hit = True
-        if not hit:
+        entry = f"{(modality + ':') if modality else ''}{key}={date.isoformat()}"
+        candidates = [(m, i, layer) for m, layers in out.items()
+                      if modality is None or parameter_name(m) == modality
+                      for i, layer in enumerate(layers)]
+        # a full path wins over a file or layer name (another folder's file of that name)
+        hits = [c for c in candidates if _same_path(c[2], key)]
+        by_path = bool(hits)
+        hits = hits or [c for c in candidates if _same_name(c[2], key)]
+        if not hits:
             where = f" of {modality}" if modality else ""
-            raise PluginInputError(f"DATES entry '{key}={date.isoformat()}' matches no input "
+            raise PluginInputError(f"DATES entry '{entry}' matches no input "
                                    f"layer{where} (use a layer's file path, file name or layer name)")
+        distinct = {(m, _full_path(layer.source)) for m, _, layer in hits}
+        if len(distinct) > 1:
+            raise PluginInputError(_ambiguous(entry, key, date, hits, by_path))
+        for m, i, layer in hits:
+            before = given.get((m, i))
+            if before is not None and before[1] != date:
+                raise PluginInputError(
+                    f"DATES entries '{before[0]}' and '{entry}' give the layer "
+                    f"{layer.source} two dates ({before[1].isoformat()}, {date.isoformat()})")
+            given[(m, i)] = (entry, date)
+            out[m][i] = replace(layer, date=date)
     return out
 
 
