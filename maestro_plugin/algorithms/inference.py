@@ -40,8 +40,9 @@ DATES_HELP = (
     "file name with two different dates (export_20240105_S2_20150711.tif), until the date is "
     "given here (or in an ACQUISITIONDATETIME tag, or as the file name's only date). Format: "
     "entries separated by ';', each "
-    "[MODALITY:]LAYER=YYYY-MM-DD where LAYER is the file path, file name or layer name, e.g. "
-    "'S2:scene_a.tif=2020-05-01; S2:scene_b.tif=2020-06-12'.")
+    "[MODALITY:]LAYER=YYYY-MM-DD (or YYYYMMDD) where LAYER is the file path, file name or layer "
+    "name, e.g. 'S2:scene_a.tif=2020-05-01; S2:scene_b.tif=2020-06-12'; a file or layer name "
+    "that matches several input layers is refused: give their full paths.")
 
 AREA_HELP = (
     "Optional area of interest: the map canvas extent, a layer's extent or a rectangle drawn "
