@@ -223,9 +223,13 @@ def collect_stack(spec: ModalitySpec, items: Sequence, log: Callable[[str], None
         slices.sort(key=lambda s: (s.when, s.path))
     if len(slices) > spec.max_dates:
         keep = np.unique(np.round(np.linspace(0, len(slices) - 1, spec.max_dates)).astype(int))
-        log(f"{spec.name}: {len(slices)} dates given, the model takes at most {spec.max_dates}: "
-            f"using {len(keep)} evenly spaced dates "
-            f"({', '.join(slices[i].when.date().isoformat() for i in keep)})")
+        days = [_day_of(s) for s in slices]
+        kept = set(keep.tolist())
+        log(f"warning: {spec.name}: {len(slices)} dates given, the model takes at most "
+            f"{spec.max_dates}: using {len(keep)} spread over the list in date order (first and "
+            f"last kept: {', '.join(days[i] for i in keep)}), not "
+            f"{', '.join(d for i, d in enumerate(days) if i not in kept)}; give the "
+            f"{spec.max_dates} dates you want the model to see")
         slices = [slices[i] for i in keep]
     _log_notes(spec, slices, log)
     return slices
@@ -242,6 +246,10 @@ def _log_notes(spec: ModalitySpec, slices: list[Slice], log: Callable[[str], Non
             log(f"warning: {spec.name}: {note[len('warning: '):]} ({', '.join(files)})")
         else:
             log(f"{spec.name}: {note} ({', '.join(files)})")
+
+
+def _day_of(sl: Slice) -> str:
+    return sl.when.date().isoformat() if sl.when is not None else "undated"
 
 
 def reference_date(meta: ModelMetadata, stacks: dict[str, list[Slice]]) -> _dt.datetime:

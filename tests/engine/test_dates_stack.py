@@ -77,7 +77,10 @@ def test_stack_sorted_subsampled_and_checked(tile):
     stack = collect_stack(spec, paths, lines.append)
     months = [s.when.month for s in stack]
     assert months == sorted(months) and len(months) == 6 and months[0] == 1 and months[-1] == 11
-    assert "8 dates given" in lines[0]
+    assert lines[0].startswith("warning: s2: 8 dates given")      # shown as a warning
+    dropped = lines[0].split("), not ")[1].split(";")[0].split(", ")
+    assert len(dropped) == 2 and all(d not in [s.when.date().isoformat() for s in stack]
+                                     for d in dropped)
     with pytest.raises(InputError, match="has 0 date|no input raster"):
         collect_stack(spec, [], lines.append)
     dem = tiny_metadata().modality("dem")
