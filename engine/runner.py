@@ -108,6 +108,8 @@ class PreparedBatch:
         seen: modality -> whether any valid pixel was seen in the batch.
         dates_used: modality -> bool [dates]: the date has a valid pixel in a tile of ``run``
             (a date without any is masked out entirely: the model does not see it).
+        date_counts: int [dates + 1] for the reference modality: valid reference pixels of the
+            ``run`` tiles by the number of dates with data there.
     """
 
     tiles: list
@@ -116,6 +118,7 @@ class PreparedBatch:
     valid: list
     seen: dict
     dates_used: dict | None = None
+    date_counts: Any = None
 
 
 class Runner:
@@ -490,6 +493,7 @@ class Runner:
         valid = [np.ones((T, T), dtype=bool) for _ in range(n)]
         runnable = [True] * n
         date_ok = {m.name: [None] * n for m in meta.modalities}     # bool [dates] per tile
+        ref_counts: list[Any] = [None] * n        # per tile: dates with data, per ref pixel
         strips: dict[int, list[int]] = {}
         for i, (row, _) in enumerate(batch_tiles):
             strips.setdefault(row, []).append(i)
@@ -517,6 +521,8 @@ class Runner:
                         continue
                     seen[m.name] = True
                     valid[i] &= tile_ok.any(axis=0)[np.ix_(idx, idx)]
+                    if m.name == meta.reference.name:
+                        ref_counts[i] = tile_ok.sum(axis=0)[np.ix_(idx, idx)]
         per_tile = [(runnable[i] and valid[i].any(),
                      {name: arrays[name][i] for name in arrays},
                      {name: masks[name][i] for name in masks}, valid[i]) for i in range(n)]
@@ -534,8 +540,11 @@ class Runner:
         for i in run:
             for name in dates_used:
                 dates_used[name] |= date_ok[name][i]
+        counts = np.zeros(len(readers[meta.reference.name]) + 1, dtype=np.int64)
+        for i in run:
+            counts += np.bincount(ref_counts[i][valid[i]].ravel(), minlength=counts.size)
         return PreparedBatch(list(batch_tiles), run, feeds, [per_tile[i][3] for i in run], seen,
-                             dates_used)
+                             dates_used, counts)
 
     def _loop(self, session, meta, readers, grids, tiles, factor, out_rows, out_cols, writers,
               in_flight: int = 1) -> tuple[int, dict]:
@@ -562,6 +571,7 @@ class Runner:
         seen = {m: False for m in meta.modality_names}
         self._dates_used = {m.name: np.zeros(len(readers[m.name]), dtype=bool)
                             for m in meta.modalities}
+        date_counts = None
         with InFlight(prepare, infer, in_flight) as pipeline:
             for b, (prepared, out) in enumerate(pipeline.results(batches)):
                 self.check_cancel()
@@ -569,6 +579,9 @@ class Runner:
                     seen[m] |= s
                 for m, used in (prepared.dates_used or {}).items():
                     self._dates_used[m] |= used
+                if prepared.date_counts is not None:
+                    date_counts = prepared.date_counts if date_counts is None else (
+                        date_counts + prepared.date_counts)
                 for j, i in enumerate(prepared.run):
                     assert out is not None              # prepared.run is empty without feeds
                     row, col = prepared.tiles[i]
@@ -584,12 +597,27 @@ class Runner:
                             else out_rows[1])
                 self.progress(0.98 * done / len(tiles), f"tile {done}/{len(tiles)}")
         acc.finish()
+        self._report_date_counts(meta.reference.name, date_counts)
         total, valid = self._output_counts
         if ran and total and valid < 0.99 * total:
             self.log(f"{100 * (total - valid) / total:.1f} % of the output pixels are nodata: "
                      "no valid data in every modality there (declared nodata, masked clouds, "
                      "DEM voids, a date's or a modality's edge)")
         return ran, seen
+
+    def _report_date_counts(self, name: str, counts) -> None:
+        """Warn when much of the map rests on few of the dates: the share of the mapped
+        reference pixels (tiles of the run; overlaps counted once per tile) that had data in
+        fewer than half the dates given (clouds, nodata, rasters covering part of the area)."""
+        if counts is None or counts.size < 3 or not counts.sum():
+            return
+        dates = counts.size - 1
+        half = (dates + 1) // 2
+        share = 100.0 * counts[:half].sum() / counts.sum()
+        if share >= 10.0:
+            self.log(f"warning: {name}: about {share:.0f} % of the mapped pixels had data in fewer "
+                     f"than {half} of the {dates} dates (clouds, nodata, rasters covering part of "
+                     "the area): the map rests on fewer observations there")
 
     def _make_flush(self, meta: ModelMetadata, writers: list[RasterWriter]):
         """The callback turning blended sums into output rows and writing them."""

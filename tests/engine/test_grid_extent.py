@@ -98,3 +98,23 @@ def test_web_mercator_pixel_is_measured_on_the_ground():
     size = ground_pixel_size_m(CRS.from_epsg(3857), t, 100, 100)
     assert abs(size[0] - 10.0) < 0.1 and abs(size[1] - 10.0) < 0.1
     assert pixel_size_warning(CRS.from_epsg(3857), t, 100, 100, 10.0) is None
+
+
+def test_a_map_resting_on_few_dates_is_warned(tiny_models, slovenia, tmp_path):
+    """A new-user trial: one whole date and four cropped to 60 x 60 px: 64 % of the map rests
+    on one date while the report lists five. The log gives the share."""
+    biggest = 0
+    crops = [None if i == biggest else (60, 60) for i in range(5)]
+    inputs = _stack(str(tmp_path), slovenia, crops)
+    report = run_model(tiny_models["segmentation"], inputs, str(tmp_path / "o.tif"),
+                       RunOptions(tile_overlap_pct=0))
+    line = next(m for m in report.messages if "of the mapped pixels had data in fewer" in m)
+    share = int(line.split("about ")[1].split(" %")[0])
+    outside = 100 * (1 - 60 * 60 / (101 * 100))         # 64 %: outside the 60 x 60 corner
+    # measured 71: the last tile row and column (anchored at the raster's end, overlapping
+    # the one before by 11 px) lie outside the corner and count twice
+    assert outside - 1 <= share <= outside + 10, share
+    (tmp_path / "c").mkdir()
+    clean = run_model(tiny_models["segmentation"], _stack(str(tmp_path / "c"), slovenia, [None] * 5),
+                      str(tmp_path / "c.tif"), RunOptions(tile_overlap_pct=0))
+    assert not any("had data in fewer" in m for m in clean.messages)
