@@ -50,7 +50,9 @@ def main():
     model.setHelpContent({
         "ALG_DESC": "Runs maestro:segment on the given rasters, then polygonises the land-cover "
                     "map, dissolves the polygons by class, computes each class's area (square "
-                    "metres and hectares, in the land-cover map's CRS) and adds the model's "
+                    "metres and hectares on the ground whatever the map's CRS: measured in "
+                    "EPSG:6933, WGS 84 / NSIDC EASE-Grid 2.0 Global, an equal-area projection; "
+                    "NULL for a CRS without an authority code) and adds the model's "
                     "class names and colours (styled by class when loaded).",
         LAND_COVER: "The land-cover map (GeoTIFF, class ids, 255 = nodata).",
         CLASS_AREAS: "One multipolygon per class: class_id, area_m2, area_ha, class_name, color.",
@@ -116,7 +118,13 @@ def main():
     area_m2.addParameterSources("FIELD_TYPE", static(0))   # decimal
     area_m2.addParameterSources("FIELD_LENGTH", static(20))
     area_m2.addParameterSources("FIELD_PRECISION", static(1))
-    area_m2.addParameterSources("FORMULA", static("area($geometry)"))
+    # ground area whatever the map's CRS: area($geometry) is planar in the layer's units
+    # (2.07x too large for EPSG:3857 at 45.9 N, square degrees for EPSG:4326) and qgis_process
+    # has no project ellipsoid for $area; EPSG:6933 (WGS 84 / NSIDC EASE-Grid 2.0 Global) is
+    # equal-area, so the planar area there is the area on the ellipsoid. @layer_crs is the
+    # authority id (empty for a custom CRS: the area is then NULL, not silently wrong).
+    area_m2.addParameterSources("FORMULA", static(
+        "area(transform($geometry, @layer_crs, 'EPSG:6933'))"))
     model.addChildAlgorithm(area_m2)
 
     area_ha = step("area_ha", "native:fieldcalculator", "Class area (ha)", 4)

@@ -74,8 +74,9 @@ def test_graphical_model_segments_polygonises_and_computes_class_areas(qgis_env,
                          for cid, name in names.items())
     ds = layer = None
     # polygonize skips nodata (255): one row per class present, areas = pixel counts x 100 m2
+    # on the map, x 1/k^2 on the ground (UTM 33N at 14.5 E: k = 0.99961, +0.077 %)
     values, counts = np.unique(lc[0][lc[0] != 255], return_counts=True)
     assert sorted(rows) == sorted(int(v) for v in values)
     for value, count in zip(values, counts):
         m2, ha = rows[int(value)]
-        assert abs(m2 - count * 100.0) < 1.0 and abs(ha - m2 / 10000) < 1e-3
+        assert 1.0 < m2 / (count * 100.0) < 1.001 and abs(ha - m2 / 10000) < 1e-3
