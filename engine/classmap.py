@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import InputError
+from .preprocessing.geometry import ground_pixel_size_m
 
 
 @dataclass
@@ -20,9 +21,8 @@ class ClassMap:
     Attributes:
         path: the raster.
         counts: class id -> number of pixels (nodata excluded; classes with 0 left out).
-        pixel_area: area of one pixel in ``area_unit``.
-        area_unit: ``"m2"`` for a projected CRS in metres (or feet, converted), else ``"pixel"``
-            (a geographic CRS: pixels differ in area, so they are counted, not measured).
+        pixel_area: area of one pixel in ``area_unit`` (:func:`_pixel_area_m2`).
+        area_unit: ``"m2"``, or ``"pixel"`` when the raster has no CRS (counted, not measured).
         names: class id -> name from the raster's category names (may be empty).
         crs_wkt: the raster's CRS as WKT ("" when it has none).
         at_points: class id at each point given (-1 outside the raster or on nodata).
@@ -35,6 +35,26 @@ class ClassMap:
     names: dict[int, str] = field(default_factory=dict)
     crs_wkt: str = ""
     at_points: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+def _pixel_area_m2(crs, transform, width: int, height: int) -> tuple[float, str]:
+    """(area of one pixel, unit). A projected CRS whose pixel is within 1 % of its ground size
+    (UTM and other true-scale projections): the planar area, the area convention of map
+    accuracy assessment (pixel count x pixel area, Olofsson et al. 2014, Remote Sens. Environ.
+    148:42-57). Otherwise (Web Mercator: 2.07x at 45.9 N; a geographic CRS: square degrees)
+    the ground area at the raster's centre on the WGS 84 ellipsoid
+    (engine.preprocessing.geometry.ground_pixel_size_m); its change across the raster is not
+    followed (< 0.1 % over a few km of latitude). No CRS: 1 ``pixel``."""
+    ground = ground_pixel_size_m(crs, transform, width, height)
+    if ground is None:
+        return 1.0, "pixel"
+    ground_area = ground[0] * ground[1]
+    if crs.is_projected:
+        factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
+        planar = abs(transform.a * transform.e - transform.b * transform.d) * factor ** 2
+        if abs(planar / ground_area - 1.0) <= 0.01:
+            return planar, "m2"
+    return ground_area, "m2"
 
 
 def read_class_map(path: str, xs=(), ys=(), progress=None, is_cancelled=None) -> ClassMap:
@@ -88,12 +108,7 @@ def read_class_map(path: str, xs=(), ys=(), progress=None, is_cancelled=None) ->
         counts = {int(i): int(c) for i, c in enumerate(totals) if c > 0}
         names = _category_names(src)
         crs = src.crs
-        pixel = abs(src.transform.a * src.transform.e - src.transform.b * src.transform.d)
-        if crs is not None and crs.is_projected:
-            factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
-            pixel_area, unit = pixel * factor ** 2, "m2"
-        else:
-            pixel_area, unit = 1.0, "pixel"
+        pixel_area, unit = _pixel_area_m2(crs, src.transform, src.width, src.height)
         at = np.full(len(xs), -1, dtype=np.int64)
         if len(xs):
             rows, cols = rasterio.transform.rowcol(src.transform, list(xs), list(ys))
