@@ -245,12 +245,15 @@ def run_engine_batch(args: list[str], feedback) -> dict:
             feedback.setProgressText(event["message"])
             feedback.pushInfo(event["message"])
         elif event["event"] == "log":
-            feedback.pushInfo(event["message"])
+            message = event["message"]
+            (feedback.pushWarning if message.startswith("warning:") else feedback.pushInfo)(message)
         elif event["event"] == "error":
             error = event["message"]
         elif event["event"] == "done":
             done = event
     proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
     if error:
         raise QgsProcessingException(error)
     if proc.returncode != 0 or done is None:
