@@ -73,9 +73,13 @@ def add_run_parser(subparsers) -> None:
                    help="on an NVIDIA GPU (CUDA), run a float16 copy of the model (faster, "
                         "outputs differ slightly); ignored on CPU. Default: the "
                         "MAESTRO_FLOAT16 environment variable")
+    p.add_argument("--bounds-crs", default=None, metavar="CRS",
+                   help="CRS of --bounds (EPSG:4326, EPSG:32633, WKT...); default: the reference "
+                        "raster's CRS")
     p.add_argument("--bounds", type=float, nargs=4, default=None,
                    metavar=("XMIN", "YMIN", "XMAX", "YMAX"),
-                   help="compute only this area (reference raster CRS)")
+                   help="compute only this area (in --bounds-crs; default the reference "
+                        "raster's CRS)")
     p.add_argument("--no-cog", action="store_true", help="write a tiled GeoTIFF, not a COG")
     p.add_argument("--quiet", action="store_true")
 
@@ -101,7 +105,8 @@ def main_run(args) -> int:
                          device=args.device, threads=args.threads,
                          batches_in_flight=args.batches_in_flight, float16=args.float16,
                          confidence_path=args.confidence,
-                         bounds=tuple(args.bounds) if args.bounds else None, cog=not args.no_cog)
+                         bounds=tuple(args.bounds) if args.bounds else None,
+                         bounds_crs=args.bounds_crs, cog=not args.no_cog)
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     last = [-1]
 

@@ -260,6 +260,18 @@ class Runner:
         from rasterio.windows import from_bounds
 
         xmin, ymin, xmax, ymax = self.options.bounds
+        bounds_crs = getattr(self.options, "bounds_crs", None)
+        if bounds_crs:
+            from rasterio.crs import CRS
+            from rasterio.warp import transform_bounds
+
+            try:
+                given = CRS.from_user_input(bounds_crs)
+            except Exception as exc:  # noqa: BLE001 (rasterio's CRSError)
+                raise InputError(f"bounds CRS '{bounds_crs}' is not a CRS: {exc}") from None
+            if given != grid_slice.crs:
+                xmin, ymin, xmax, ymax = transform_bounds(given, grid_slice.crs, xmin, ymin,
+                                                          xmax, ymax, densify_pts=21)
         win = from_bounds(xmin, ymin, xmax, ymax, transform=grid_slice.transform)
         r0, c0 = math.floor(win.row_off + 1e-9), math.floor(win.col_off + 1e-9)
         r1 = math.ceil(win.row_off + win.height - 1e-9)
@@ -268,8 +280,13 @@ class Runner:
         r0, c0 = max(r0, 0), max(c0, 0)
         r1, c1 = min(r1, grid_slice.height), min(c1, grid_slice.width)
         if r1 <= r0 or c1 <= c0:
-            raise InputError(f"bounds {self.options.bounds} do not overlap the reference raster "
-                             f"'{grid_slice.path}' (bounds {tuple(grid_slice.bounds)})")
+            crs_name = grid_slice.crs.to_string() if grid_slice.crs else "its CRS"
+            raise InputError(f"bounds {self.options.bounds}"
+                             f"{' (' + bounds_crs + ')' if bounds_crs else ''} do not overlap the "
+                             f"reference raster '{grid_slice.path}' (bounds "
+                             f"{tuple(round(v, 6) for v in grid_slice.bounds)} in {crs_name}; "
+                             "bounds in another CRS need their CRS: --bounds-crs / "
+                             "RunOptions.bounds_crs)")
         if (r1 - r0) * (c1 - c0) < 0.99 * asked:
             self.log(f"warning: the bounds reach beyond the reference raster "
                      f"'{display_name(grid_slice.path)}' (bounds {tuple(grid_slice.bounds)}): the "

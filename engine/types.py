@@ -46,8 +46,11 @@ class RunOptions:
             graph I/O stays float32). None = the ``MAESTRO_FLOAT16`` environment variable.
             Ignored on the CPU provider (float32 runs; a log line says so).
         confidence_path: optional confidence raster (float32: max class probability).
-        bounds: ``(xmin, ymin, xmax, ymax)`` in the reference raster's CRS: compute only this
-            part; tiles stay on the grid anchored at the reference raster's top-left pixel.
+        bounds: ``(xmin, ymin, xmax, ymax)`` in ``bounds_crs`` (default the reference
+            raster's CRS): compute only this part; tiles stay on the grid anchored at the
+            reference raster's top-left pixel.
+        bounds_crs: CRS of ``bounds`` (anything rasterio's CRS accepts: ``EPSG:4326``, WKT);
+            None = the reference raster's.
         cog: convert the output to a Cloud-Optimized GeoTIFF.
         expect_task: refuse a model of another task (InputError).
         output: the graph output to write: None = the task output; ``"embeddings"`` = the
@@ -63,6 +66,7 @@ class RunOptions:
     float16: bool | None = None
     confidence_path: str | None = None
     bounds: tuple[float, float, float, float] | None = None
+    bounds_crs: str | None = None
     cog: bool = True
     expect_task: str | None = None
     output: str | None = None

@@ -3,6 +3,7 @@ and an int8 variant ran without a word): MAESTRO_* metadata items in the GeoTIFF
 line for a quantised model. Real Slovenia GeoTIFFs, the tiny models of our training."""
 from __future__ import annotations
 
+import numpy as np
 import rasterio
 
 from engine.api import RunOptions, run_model
@@ -34,3 +35,32 @@ def test_an_int8_variant_says_so_in_the_log_and_the_map(tiny_models, scene, tmp_
     assert "agreement with float32" in line
     with rasterio.open(report.output_path) as src:
         assert src.tags()["MAESTRO_PRECISION"] == "int8 (dynamic)"
+
+
+def test_bounds_in_another_crs(tiny_models, scene, tmp_path):
+    """A new-user trial gave lon/lat bounds and got "do not overlap" without the CRS named.
+    bounds_crs transforms them (their envelope in the reference CRS); the map there equals
+    the whole run's pixels."""
+    import pytest
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import from_bounds
+
+    from engine.errors import InputError
+
+    inputs = scene(rows=96, cols=96)
+    whole = run_model(tiny_models["segmentation"], inputs, str(tmp_path / "w.tif"),
+                      RunOptions(tile_overlap_pct=0))
+    with rasterio.open(inputs["s2"][0]) as src:
+        x0, y1 = src.transform.c, src.transform.f
+        crs = src.crs
+    utm = (x0 + 320, y1 - 640, x0 + 640, y1 - 320)
+    lonlat = transform_bounds(crs, "EPSG:4326", *utm)
+    part = run_model(tiny_models["segmentation"], inputs, str(tmp_path / "p.tif"),
+                     RunOptions(tile_overlap_pct=0, bounds=lonlat, bounds_crs="EPSG:4326"))
+    with rasterio.open(part.output_path) as p, rasterio.open(whole.output_path) as w:
+        win = from_bounds(*p.bounds, transform=w.transform).round_offsets().round_lengths()
+        assert p.width >= 32 and p.height >= 32
+        np.testing.assert_array_equal(p.read(1), w.read(1, window=win))
+    with pytest.raises(InputError, match="in EPSG:32633; bounds in another CRS need their CRS"):
+        run_model(tiny_models["segmentation"], inputs, str(tmp_path / "x.tif"),
+                  RunOptions(bounds=lonlat))
