@@ -191,6 +191,8 @@ def collect_stack(spec: ModalitySpec, items: Sequence, log: Callable[[str], None
     for item in items:
         item = SliceInput(os.fspath(item)) if isinstance(item, (str, os.PathLike)) else item
         slices.append(open_slice(os.fspath(item.path), spec, item.date))
+        if item.date is not None:
+            _check_given_date(spec.name, slices[-1], log)
     if not slices:
         raise InputError(f"modality '{spec.name}' has no input raster")
     if single_date_drops_tiff([DateFound(s.when, s.date_source) if s.when else None
@@ -246,6 +248,24 @@ def _log_notes(spec: ModalitySpec, slices: list[Slice], log: Callable[[str], Non
             log(f"warning: {spec.name}: {note[len('warning: '):]} ({', '.join(files)})")
         else:
             log(f"{spec.name}: {note} ({', '.join(files)})")
+
+
+def _check_given_date(name: str, sl: Slice, log: Callable[[str], None]) -> None:
+    """Warn when a date given for a raster differs from the acquisition date its own tags
+    state (the given date is used: it may correct a wrong tag, or be a typing slip)."""
+    from .preprocessing.dates import SOURCE_TIFF, find_slice_date
+
+    try:
+        own = find_slice_date(sl.path)
+    except InputError:                          # e.g. a name with two dates: nothing to compare
+        return
+    if own is None or sl.when is None or not own.source.startswith("tag "):
+        return
+    if own.source == SOURCE_TIFF or own.when.date() == sl.when.date():
+        return
+    log(f"warning: {name}: the date given for {display_name(sl.path)} "
+        f"({sl.when.date().isoformat()}) differs from its {own.source} "
+        f"({own.when.date().isoformat()}): the given date is used")
 
 
 def _day_of(sl: Slice) -> str:

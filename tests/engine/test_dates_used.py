@@ -133,3 +133,24 @@ def test_all_nodata_rasters_are_named_as_such(tiny_models, scene, tmp_path):
     inputs = scene(rows=32, cols=32, s2_edit=blank)
     with pytest.raises(InputError, match="hold no valid pixel at all"):
         run_model(tiny_models["segmentation"], inputs, str(tmp_path / "o.tif"))
+
+
+def test_a_given_date_that_contradicts_the_acquisition_tag_is_warned(tmp_path):
+    """A new-user trial: --date 2015-07-12 for a raster tagged 2015-07-11 was used without a
+    word. The given date wins (it may correct a tag) and the log says they differ."""
+    import datetime as dt
+    import glob
+    import os
+
+    from engine.api import SliceInput
+    from tests.conftest import ROOT
+
+    sample = os.path.join(ROOT, "resources", "sample")
+    s2 = sorted(glob.glob(os.path.join(sample, "S2_L1C_*.tif")))
+    model = glob.glob(os.path.join(ROOT, "resources", "models", "*.onnx"))[0]
+    given = [SliceInput(s2[0], dt.date(2015, 7, 12))] + s2[1:]
+    report = run_model(model, {"s2": given, "dem": [os.path.join(sample, "dem.tif")]},
+                       str(tmp_path / "o.tif"), RunOptions())
+    assert "2015-07-12" in report.dates["s2"]
+    line = next(m for m in report.messages if "differs from its tag" in m)
+    assert line.startswith("warning: s2:") and "(2015-07-11)" in line
