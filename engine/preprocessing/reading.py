@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import InputError
 from .bands import alpha_bands, match_bands, raster_band_names
 from .radiometry import (Calibration, check_dtypes, check_values, declared_add_offsets,
                          implied_nodata, offset_warning, plan_calibration,
@@ -85,7 +86,19 @@ def plan_read(src, spec, path: str, check: bool = True, when=None) -> ReadPlan:
         values = sample_values(src, idx, path=path, band_names=spec.bands,
                                errors=gdal_read_errors(), zero_nodata=zero, stats=stats)
         values = [v * g + b for v, g, b in zip(values, calibration.gain, calibration.bias)]
-        check_values(values, spec, path=path)
+        try:
+            check_values(values, spec, path=path)
+        except InputError as exc:
+            scaled = [(src.scales[i - 1], src.offsets[i - 1]) for i in idx
+                      if src.scales[i - 1] != 1.0 or src.offsets[i - 1] != 0.0]
+            if not scaled:
+                raise
+            g, b = scaled[0]
+            raise InputError(
+                f"{exc} Note: the raster declares a GDAL scale {g:g} and offset {b:g}, applied "
+                "before this check: if its values are already in the model's units, the "
+                "declared scale is wrong; remove it ('gdal_edit.py -scale 1 -offset 0 FILE') "
+                "rather than converting the values.") from None
         _, _, implied = implied_nodata(spec, values, declared=declared,
                                        any_zero=stats["any_zero"], pixels=stats["pixels"])
         notes += implied

@@ -85,3 +85,28 @@ def test_zero_is_data_where_the_raster_declares_its_own_nodata(tmp_path):
     block = (slice(40, 60), slice(40, 60))
     assert (maps["declared"][0][block] != maps["declared"][1]).all()      # mapped
     assert (maps["undeclared"][0][block] == maps["undeclared"][1]).all()  # NO_DATA
+
+
+def test_a_wrong_declared_scale_is_named_in_the_refusal(tmp_path):
+    """A new-user trial: reflectance 0-1 floats with a GDAL scale 0.0001 declared were refused
+    with advice to convert the values; the declared scale is what is wrong."""
+    import numpy as np
+
+    from engine.errors import InputError
+
+    paths = []
+    for path in sorted(glob.glob(os.path.join(SAMPLE, "S2_L1C_*.tif"))):
+        with rasterio.open(path) as src:
+            profile, data, tags, names = src.profile, src.read(), src.tags(), src.descriptions
+        profile.update(dtype="float32", nodata=None)
+        dst_path = str(tmp_path / os.path.basename(path))
+        with rasterio.open(dst_path, "w", **profile) as dst:
+            dst.write((data / 10000.0).astype(np.float32))
+            dst.update_tags(**tags)
+            dst.descriptions = names
+            dst.scales = (0.0001,) * len(names)
+        paths.append(dst_path)
+    with pytest.raises(InputError, match=r"declares a GDAL scale 0.0001 .* remove it"):
+        run_model(MODEL, {"s2": paths, "dem": [os.path.join(SAMPLE, "dem.tif")]},
+                  str(tmp_path / "o.tif"), RunOptions())
+    assert not (tmp_path / "o.tif").exists()
