@@ -282,19 +282,44 @@ def open_product(path: str, log: LogFn | None = None) -> S2Scene:
     return scene
 
 
-def scenes_from_band_files(files: Sequence[str], date: _dt.date | None = None) -> list[S2Scene]:
+#: Tokens of the files of a Sentinel-2 product that are not spectral bands (ESA product
+#: format: true-colour image, aerosol optical thickness, water vapour, preview, cloud and snow
+#: probabilities): skipped when a folder or a glob of a product's files is given.
+_NOT_BAND_TOKENS = {"TCI", "AOT", "WVP", "PVI", "CLDPRB", "SNWPRB", "CLD", "SNW"}
+_RESOLUTION = re.compile(r"(?:^|[^0-9A-Za-z])(\d{2})m(?:$|[^0-9A-Za-z])")
+
+
+def _resolution_m(path: str) -> int | None:
+    """The resolution a Level-2A file name states (``..._B02_10m.jp2`` -> 10), or None."""
+    m = _RESOLUTION.search(os.path.basename(path).split(".")[0])
+    return int(m.group(1)) if m else None
+
+
+def scenes_from_band_files(files: Sequence[str], date: _dt.date | None = None,
+                           log: LogFn | None = None) -> list[S2Scene]:
     """Group per-band files by the date in their names (files without one take ``date``).
+
+    Files that are a product's other layers (TCI, AOT, WVP...) are skipped with a log line;
+    a band given at several resolutions (a Level-2A product's R10m/R20m/R60m folders) keeps
+    its finest file, as the name's ``_10m``/``_20m``/``_60m`` says.
 
     Raises:
         InputError: a file whose band cannot be told from its name, a band given twice for one
-            date, an undated file without ``date``.
+            date at one resolution, an undated file without ``date``.
     """
     from .dates import date_from_name
 
+    log = log or (lambda message: None)
     groups: dict[_dt.date, S2Scene] = {}
+    skipped: list[str] = []
     for path in files:
         band = band_of_name(path)
         if band is None:
+            tokens = {t.upper() for t in re.split(r"[^A-Za-z0-9]+",
+                                                   os.path.basename(path).split(".")[0])}
+            if tokens & _NOT_BAND_TOKENS:
+                skipped.append(os.path.basename(path))
+                continue
             raise InputError(f"cannot tell the Sentinel-2 band of '{path}' from its name (expected "
                              "one token B01..B12 or B8A, e.g. T32TQM_20230101T101421_B04.jp2)")
         when = date_from_name(path)
@@ -313,9 +338,18 @@ def scenes_from_band_files(files: Sequence[str], date: _dt.date | None = None) -
             scene.mask_file, scene.mask_kind = path, "SCL"
             continue
         if band in scene.band_files:
-            raise InputError(f"band {band} of {day.isoformat()} is given twice: "
-                             f"'{scene.band_files[band]}' and '{path}'")
+            kept, res_kept, res_new = scene.band_files[band], None, _resolution_m(path)
+            res_kept = _resolution_m(kept)
+            if res_kept is None or res_new is None or res_kept == res_new:
+                raise InputError(f"band {band} of {day.isoformat()} is given twice: "
+                                 f"'{kept}' and '{path}'")
+            if res_new < res_kept:
+                scene.band_files[band] = path
+            continue
         scene.band_files[band] = path
+    if skipped:
+        log(f"skipped {len(skipped)} file(s) that are not spectral bands: "
+            f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}")
     return list(groups.values())
 
 
@@ -344,7 +378,7 @@ def find_scenes(paths: Sequence[str], date: _dt.date | None = None,
             band_files += found
         else:
             band_files.append(path)
-    scenes += scenes_from_band_files(band_files, date) if band_files else []
+    scenes += scenes_from_band_files(band_files, date, log) if band_files else []
     days: dict[_dt.date, S2Scene] = {}
     for scene in scenes:
         if scene.when is None:
