@@ -61,7 +61,8 @@ class StackModality:
         num_dates: date slots per item; longer series are subsampled by bins.
         cloud_masks: glob of per-date cloud masks (matched by date), or None.
         mask_threshold: mask value above which a pixel is cloudy.
-        resampling: rasterio resampling name used when a file's grid differs.
+        resampling: rasterio resampling name used when a file's grid differs from the
+            modality's (default bilinear, as the engine warps: engine.align).
         group: fusion group.
     """
 
@@ -74,7 +75,7 @@ class StackModality:
     num_dates: int = 1
     cloud_masks: str | None = None
     mask_threshold: float = 0.0
-    resampling: str = "nearest"
+    resampling: str = "bilinear"
     group: str | None = None
 
 
@@ -260,7 +261,8 @@ class GeoTiffStack(Dataset):
     def _read_masked(self, path: str, bounds, size: int, indexes, resampling: str,
                      calibration) -> np.ndarray:
         """:meth:`_read` for a raster whose calibration takes some values as nodata (DEM voids
-        outside its ``valid_range``, possibly undeclared): those values, declared nodata and
+        outside its ``valid_range``, Sentinel-2's undeclared 0, possibly undeclared): those
+        values, declared nodata and
         masked pixels are set to NaN at the raster's own resolution first, then the window is
         resampled (``rasterio.warp.reproject``, NaN as nodata: left out of the kernel), so a
         void is never blended into its neighbours (as engine.align does)."""
@@ -272,6 +274,13 @@ class GeoTiffStack(Dataset):
             src_bounds = bounds if src.crs == self.ref_crs else transform_bounds(
                 self.ref_crs, src.crs, *bounds, densify_pts=21)
             win = from_bounds(*src_bounds, transform=src.transform)
+            same_grid = (src.crs == self.ref_crs and abs(win.width - size) < 1e-6
+                         and abs(win.height - size) < 1e-6
+                         and abs(win.col_off - round(win.col_off)) < 1e-6
+                         and abs(win.row_off - round(win.row_off)) < 1e-6)
+        if same_grid:                               # nothing resampled: the plain read
+            return self._read(path, bounds, size, indexes, resampling)
+        with rasterio.open(path) as src:
             ratio = max(1.0, win.width / size, win.height / size)
             pad = int(np.ceil(2 * ratio)) + 3                  # the resampling kernel's reach
             win = Window(int(np.floor(win.col_off)) - pad, int(np.floor(win.row_off)) - pad,
@@ -295,7 +304,8 @@ class GeoTiffStack(Dataset):
         size = int(round(self.tile_px * self.gsd_ref / self.gsd[m.name]))
         stack = np.stack([plan.calibration.apply(
             self._read_masked(p, bounds, size, list(plan.indexes), m.resampling, plan.calibration)
-            if plan.calibration.valid_range is not None and m.resampling != "nearest"
+            if (plan.calibration.valid_range is not None or plan.calibration.zero_nodata)
+            and m.resampling != "nearest"
             else self._read(p, bounds, size, list(plan.indexes), m.resampling))
             for p, plan in zip(files.paths, files.plans)])  # [T, C, h, w]
         if stack.shape[1] != len(m.bands):
