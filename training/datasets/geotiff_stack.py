@@ -261,11 +261,11 @@ class GeoTiffStack(Dataset):
     def _read_masked(self, path: str, bounds, size: int, indexes, resampling: str,
                      calibration) -> np.ndarray:
         """:meth:`_read` for a raster whose calibration takes some values as nodata (DEM voids
-        outside its ``valid_range``, Sentinel-2's undeclared 0, possibly undeclared): those
-        values, declared nodata and
-        masked pixels are set to NaN at the raster's own resolution first, then the window is
-        resampled (``rasterio.warp.reproject``, NaN as nodata: left out of the kernel), so a
-        void is never blended into its neighbours (as engine.align does)."""
+        outside its ``valid_range``, Sentinel-2's undeclared 0): those values, declared nodata
+        and masked pixels are set to NaN at the raster's own resolution first, then the window
+        is resampled (``rasterio.warp.reproject``, NaN as nodata: left out of the kernel), so a
+        void is never blended into its neighbours (as engine.align does). A file already on the
+        window's grid is read by :meth:`_read` (nothing to resample)."""
         from rasterio.transform import from_bounds as transform_from_bounds
         from rasterio.warp import reproject, transform_bounds
         from rasterio.windows import transform as window_transform
