@@ -26,9 +26,10 @@ HELP = (
     "names come from the map's categories (maps written by maestro:segment carry them).</p>"
     "<p><b>REFERENCE</b>: points with the reference (true) class of each; points outside the "
     "map or on nodata are left out and counted in the log.</p>"
-    "<p><b>CLASS_FIELD</b>: the reference class: a class id (number) or a class name as the "
-    "map names it (case does not matter). A reference class the map never shows is kept "
-    "(its producer's accuracy is 0).</p>"
+    "<p><b>CLASS_FIELD</b>: the reference class: a class name as the map names it (case does "
+    "not matter; names first, so a model trained on labels coded 2, 3, 4, 8 is matched by "
+    "those codes) or else a class id (number). A reference class the map never shows is kept "
+    "(its producer's accuracy is 0) and named in a warning.</p>"
     "<p><b>OUTPUT</b>: a table, one row per class: mapped area and share, sample counts, user's "
     "and producer's accuracy with their 95 % confidence half-widths, the estimated area with "
     "its 95 % half-width, and the error matrix in area proportions (columns p_ref_&lt;id&gt;: "
@@ -97,7 +98,9 @@ class AccuracyAssessmentAlgorithm(MaestroAlgorithm):
         cmap = self.engine_call(read_class_map, layer.source(), xs, ys,
                                 progress=lambda f: feedback.setProgress(90 * f),
                                 is_cancelled=feedback.isCanceled)
-        assessment, names, skipped = self.engine_call(self._assess, cmap, refs)
+        assessment, names, skipped, warnings = self.engine_call(self._assess, cmap, refs)
+        for line in warnings:
+            feedback.pushWarning(line)
         if skipped:
             feedback.pushWarning(f"{skipped} reference point(s) outside the map or on nodata "
                                  "were left out")
@@ -149,10 +152,7 @@ class AccuracyAssessmentAlgorithm(MaestroAlgorithm):
         from engine.errors import InputError
 
         names = dict(cmap.names)
-        by_name = {n.strip().lower(): i for i, n in names.items()}
-        ref_ids = []
-        for value in refs:
-            ref_ids.append(_class_id(value, by_name, names))
+        ref_ids, warnings = reference_ids(refs, names, set(cmap.counts))
         pairs = [(int(m), r) for m, r in zip(cmap.at_points, ref_ids) if m >= 0]
         skipped = len(ref_ids) - len(pairs)
         if not pairs:
@@ -168,7 +168,7 @@ class AccuracyAssessmentAlgorithm(MaestroAlgorithm):
         result = assess(counts, area, ids)
         for c in ids:
             names.setdefault(c, str(c))
-        return result, names, skipped
+        return result, names, skipped, warnings
 
     @staticmethod
     def _log(feedback, a, names, unit, scale):
@@ -210,19 +210,58 @@ class AccuracyAssessmentAlgorithm(MaestroAlgorithm):
         return dest
 
 
-def _class_id(value, by_name, names) -> int:
-    """A reference value (id or name) -> class id. Unknown names raise InputError."""
-    from engine.errors import InputError
+def reference_ids(refs, names: dict, mapped: set) -> tuple[list[int], list[str]]:
+    """Reference values -> class ids, and warning lines.
 
-    if isinstance(value, (int, float)) and float(value).is_integer():
-        return int(value)
-    text = str(value).strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    if text.lower() in by_name:
-        return by_name[text.lower()]
-    raise InputError(f"reference class '{text}' is neither a class id nor one of the map's class "
-                     f"names ({', '.join(names.values()) or 'the map has no class names'})")
+    A value that is one of the map's class names (exactly, else ignoring case) is that
+    class, also when the names are numbers (a model trained on labels coded 2, 3, 4, 8 names
+    its classes "2", "3", "4", "8" with ids 0-3: a reference "2" is the class named "2", not
+    id 2). Otherwise a whole number is a class id. A value that is neither is kept as a
+    reference class the map never shows (producer's accuracy 0), with a warning, as is an id
+    that is not one of the map's classes (codes of another legend).
+
+    Args:
+        refs: the reference values (numbers or text). names: class id -> name of the map.
+        mapped: the class ids present in the map.
+    """
+    exact = {str(n).strip(): i for i, n in names.items()}
+    folded: dict[str, int] = {}
+    for n, i in exact.items():
+        folded.setdefault(n.lower(), i)
+    known = set(names) | set(mapped)
+    resolved: list[int | str] = []              # an id, or a text kept as a new class
+    for value in refs:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        text = str(value).strip()
+        if text in exact:
+            resolved.append(exact[text])
+        elif text.lower() in folded:
+            resolved.append(folded[text.lower()])
+        elif text.lstrip("-").isdigit():
+            resolved.append(int(text))
+        else:
+            resolved.append(text)
+    taken = known | {r for r in resolved if isinstance(r, int)}
+    unknown_ids = {r for r in resolved if isinstance(r, int) and r not in known}
+    extra: dict[str, int] = {}
+    for r in resolved:                          # new ids after every id in use
+        if isinstance(r, str) and r not in extra:
+            extra[r] = max(taken | set(extra.values()) | {-1}) + 1
+            names[extra[r]] = r
+    ids = [extra[r] if isinstance(r, str) else r for r in resolved]
+    warnings = []
+    legend = ", ".join(f"{i} {names[i]}" for i in sorted(names) if i not in extra.values())
+    if unknown_ids:
+        warnings.append(f"reference value(s) {', '.join(map(str, sorted(unknown_ids)))} are not "
+                        f"classes of the map ({legend or 'no class names'}): if they are codes of "
+                        "another legend, translate them to the map's classes first; kept as "
+                        "classes the map never shows (producer's accuracy 0)")
+    if extra:
+        warnings.append(f"reference class(es) {', '.join(repr(t) for t in extra)} are not among "
+                        f"the map's classes ({legend or 'no class names'}): kept as classes the "
+                        "map never shows (producer's accuracy 0)")
+    return ids, warnings
 
 
 def _pm(value, ci):

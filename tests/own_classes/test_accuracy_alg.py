@@ -48,17 +48,61 @@ def test_processing_run_reproduces_the_published_example(olofsson_sample, tmp_pa
 
 
 @pytest.mark.usefixtures("maestro")
-def test_unknown_reference_class_is_named(olofsson_sample, tmp_path):
+def test_unknown_reference_class_is_kept_and_warned(olofsson_sample, tmp_path):
+    """A reference class the map never shows is kept (producer's accuracy 0), as the help
+    says, and warned (a new-user trial: it was refused, so analysts dropped such points and
+    the accuracy looked better than it is)."""
     import processing
-    from qgis.core import QgsProcessingException
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback
 
     from tests.own_classes.conftest import write_points
 
-    map_path, _ = olofsson_sample
-    pts = write_points(tmp_path / "bad.gpkg", [500015.0], [5099985.0], ["wetland"])
-    with pytest.raises(QgsProcessingException, match="reference class 'wetland'"):
-        processing.run("maestro:accuracy_assessment", {
-            "INPUT": map_path, "REFERENCE": pts, "CLASS_FIELD": "ref", "OUTPUT": "memory:"})
+    from osgeo import ogr
+
+    map_path, points = olofsson_sample
+    src = ogr.Open(str(points))
+    layer = src.GetLayer(0)
+    xs, ys, refs = [], [], []
+    for f in layer:
+        g = f.GetGeometryRef()
+        xs.append(g.GetX())
+        ys.append(g.GetY())
+        refs.append(f.GetField("ref"))
+    src = None
+    pts = write_points(tmp_path / "wet.gpkg", xs + [500015.0, 500045.0],
+                       ys + [5099985.0, 5099985.0], refs + ["wetland", "wetland"])
+
+    class Feedback(QgsProcessingFeedback):
+        warnings: list = []
+
+        def pushWarning(self, text):  # noqa: N802 (QgsProcessingFeedback API)
+            self.warnings.append(text)
+
+    feedback = Feedback()
+    out = processing.run("maestro:accuracy_assessment", {
+        "INPUT": map_path, "REFERENCE": pts, "CLASS_FIELD": "ref", "OUTPUT": "memory:"},
+        context=QgsProcessingContext(), feedback=feedback)
+    assert any("'wetland'" in w and "never shows" in w for w in feedback.warnings)
+    rows = {f["class_name"]: f for f in out["OUTPUT"].getFeatures()}
+    assert rows["wetland"]["producers_acc"] in (0.0, None)
+    assert out["OVERALL_ACCURACY"] < 0.95               # 0.95 without the two wetland points
+
+
+def test_reference_values_are_class_names_first_then_ids():
+    """A model trained on labels coded 2, 3, 4, 8 names its classes "2", "3", "4", "8" (ids
+    0-3): a reference coded the same way is matched by name (a new-user trial got overall
+    accuracy 0.069 instead of the real figure, matched as ids)."""
+    from maestro_plugin.algorithms.accuracy_assessment import reference_ids
+
+    names = {0: "2", 1: "3", 2: "4", 3: "8"}
+    ids, warnings = reference_ids([2, "3", 8.0, "4"], names, {0, 1, 2, 3})
+    assert ids == [0, 1, 3, 2] and warnings == []
+    names = {0: "forest", 1: "grassland"}
+    ids, warnings = reference_ids([0, "Forest", 4, "cultivated land"], names, {0, 1})
+    assert ids == [0, 0, 4, 5] and names[5] == "cultivated land"   # after id 4, in use
+    assert any("4 are not classes of the map" in w or "value(s) 4 are not" in w
+               for w in warnings)
+    assert any("'cultivated land'" in w for w in warnings)
 
 
 def test_qgis_process(qgis_env, olofsson_sample, tmp_path):
