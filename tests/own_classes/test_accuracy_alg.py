@@ -149,3 +149,15 @@ def test_points_in_another_crs_give_the_same_estimates(olofsson_sample, tmp_path
         "INPUT": map_path, "REFERENCE": wgs, "CLASS_FIELD": "ref", "OUTPUT": "memory:"})
     assert b["SAMPLE_SIZE"] == a["SAMPLE_SIZE"] == 640
     assert b["OVERALL_ACCURACY"] == pytest.approx(a["OVERALL_ACCURACY"], abs=1e-12)
+
+
+def test_class_labels_differing_only_by_case_are_one_class():
+    from maestro_plugin.algorithms.train_classes import merge_case_variants
+
+    items = [("g1", "Forest"), ("g2", "forest"), ("g3", "forest"), ("g4", "water"),
+             ("g5", "Water "), ("g6", "grass")]
+    merged, notes = merge_case_variants(items)
+    assert [label for _, label in merged] == ["forest", "forest", "forest", "Water", "Water",
+                                              "grass"]              # a tie: the first sorted
+    assert len(notes) == 2 and all(n.startswith("warning:") for n in notes)
+    assert "'Forest', 'forest'" in notes[0] and "one class 'forest'" in notes[0]
