@@ -147,8 +147,9 @@ def assess(counts, mapped_area, classes: Sequence | None = None, z: float = Z95)
     n_i = n.sum(axis=1)
     for i in range(k):
         if area[i] > 0 and n_i[i] < 2:
-            raise InputError(f"map class {classes[i]!r} covers {area[i]:g} but has {int(n_i[i])} "
-                             "sample point(s): at least 2 per mapped class are needed "
+            raise InputError(f"map class {classes[i]!r} covers {area[i]:g} pixels (or area "
+                             f"units) of the map but has {int(n_i[i])} sample point(s): at "
+                             "least 2 per mapped class are needed; add points in that class "
                              "(stratified estimation, Olofsson et al. 2014 eq. 5-7)")
         if area[i] == 0 and n_i[i] > 0:
             raise InputError(f"{int(n_i[i])} sample point(s) fall in map class {classes[i]!r}, "

@@ -285,8 +285,8 @@ class Runner:
                              f"{' (' + bounds_crs + ')' if bounds_crs else ''} do not overlap the "
                              f"reference raster '{grid_slice.path}' (bounds "
                              f"{tuple(round(v, 6) for v in grid_slice.bounds)} in {crs_name}; "
-                             "bounds in another CRS need their CRS: --bounds-crs / "
-                             "RunOptions.bounds_crs)")
+                             "bounds in another CRS need their CRS: the extent's [EPSG:...] "
+                             "in QGIS, --bounds-crs on the command line, RunOptions.bounds_crs)")
         if (r1 - r0) * (c1 - c0) < 0.99 * asked:
             self.log(f"warning: the bounds reach beyond the reference raster "
                      f"'{display_name(grid_slice.path)}' (bounds {tuple(grid_slice.bounds)}): the "

@@ -60,6 +60,11 @@ def query_vector(emb_path: str, shapes: Sequence[dict], shapes_crs) -> tuple[np.
             raise InputError("no example geometry was given")
         burnt = rasterize(geoms, out_shape=(src.height, src.width), transform=src.transform,
                           fill=0, default_value=1, dtype="uint8").astype(bool)
+        if not burnt.any():     # examples smaller than a cell of the token grid: the cells
+            burnt = rasterize(geoms, out_shape=(src.height, src.width),  # they touch
+                              transform=src.transform, fill=0, default_value=1, dtype="uint8",
+                              all_touched=True).astype(bool)
+        cell_m = abs(src.transform.a)
         rows, cols = np.nonzero(burnt)
         vecs = []
         for r0 in range(0, src.height, ROWS):
@@ -70,8 +75,9 @@ def query_vector(emb_path: str, shapes: Sequence[dict], shapes_crs) -> tuple[np.
     x = np.concatenate(vecs) if vecs else np.zeros((0, 1), np.float32)
     x = x[np.isfinite(x).all(axis=1)] if len(x) else x
     if not len(x):
-        raise InputError("no example falls on a valid pixel of the embeddings (check the "
-                         "examples' CRS and extent, and that they are not on nodata)")
+        raise InputError(f"no example falls on a valid cell of the encoder-feature grid (cells "
+                         f"of {cell_m:g} CRS units): check the examples' CRS and extent, and that "
+                         "they are not on nodata")
     return x.mean(axis=0), len(x)
 
 

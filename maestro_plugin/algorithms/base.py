@@ -55,7 +55,7 @@ def engine_log(feedback):
     shares...) as Processing warnings, shown highlighted in the log; the rest as information."""
     def log(line: str) -> None:
         if line.startswith("warning:"):
-            feedback.pushWarning(line)
+            feedback.pushWarning(line[len("warning:"):].strip())   # QGIS shows "WARNING:" itself
         else:
             feedback.pushInfo(line)
     return log

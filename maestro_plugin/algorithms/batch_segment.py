@@ -246,7 +246,10 @@ def run_engine_batch(args: list[str], feedback) -> dict:
             feedback.pushInfo(event["message"])
         elif event["event"] == "log":
             message = event["message"]
-            (feedback.pushWarning if message.startswith("warning:") else feedback.pushInfo)(message)
+            if message.startswith("warning:"):
+                feedback.pushWarning(message[len("warning:"):].strip())
+            else:
+                feedback.pushInfo(message)
         elif event["event"] == "error":
             error = event["message"]
         elif event["event"] == "done":

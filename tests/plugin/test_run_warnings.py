@@ -60,4 +60,5 @@ def test_processing_pushes_engine_warnings_as_warnings(tmp_path):
                                        "OUTPUT": str(tmp_path / "seg.tif")},
                    context=QgsProcessingContext(), feedback=feedback)
     assert any("Sentinel-2 L2A" in w for w in feedback.warnings), feedback.warnings
+    assert not any(w.startswith("warning:") for w in feedback.warnings)  # QGIS adds WARNING:
     assert not any(i.startswith("warning:") for i in feedback.infos)
