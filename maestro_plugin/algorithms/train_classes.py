@@ -39,13 +39,14 @@ HELP = (
     "<h3>Parameters</h3>"
     "<p><b>LABELS</b>: one or more layers of points, lines or polygons; <b>CLASS_FIELD</b>: "
     "the name of the field holding the class of each feature in every layer (text or number; "
-    "classes are sorted by name, their order gives the class ids 0..K-1); "
+    "classes are sorted by name, their order gives the class ids 0..K-1; labels differing "
+    "only by case or spaces are one class, with a warning); "
     "<b>COLOR_FIELD</b> (optional): a colour per class (#rrggbb or a colour name).</p>"
     "<p><b>OUTPUT_MODEL</b>: the new .onnx; <b>REPORT</b>: HTML report.</p>"
     "<p><b>HEAD</b>: logistic (default) or mlp; <b>BLOCK_SIZE</b>: side of the "
     "cross-validation blocks in metres (0 = the model's tile); <b>FOLDS</b>; "
     "<b>COMPARE_RF</b>: also cross-validate the random forest; <b>THREADS</b>: cores used "
-    "(0 = all).</p>") + COMMON_HELP
+    "(0 = all).</p>") + COMMON_HELP.replace("<h3>Parameters</h3>", "", 1)
 
 
 
