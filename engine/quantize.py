@@ -629,6 +629,12 @@ def quantize_model(model_path: str, inputs: Mapping[str, Sequence], output_path:
     options = options or QuantizeOptions()
     if options.method not in METHODS:
         raise QuantisationError(f"method must be one of {METHODS} (got '{options.method}')")
+    from .paths import same_file
+
+    if os.path.abspath(output_path) == os.path.abspath(model_path) or (
+            os.path.exists(output_path) and same_file(output_path, model_path)):
+        raise QuantisationError(f"the output '{output_path}' would overwrite the float32 model "
+                                f"'{model_path}': choose another file name")
     check_writable(output_path)
     windows = capture_feeds(model_path, inputs, options.tiles, options.windows,
                             options.batch_size, options.threads, log)

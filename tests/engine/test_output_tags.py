@@ -64,3 +64,21 @@ def test_bounds_in_another_crs(tiny_models, scene, tmp_path):
     with pytest.raises(InputError, match="in EPSG:32633; bounds in another CRS need their CRS"):
         run_model(tiny_models["segmentation"], inputs, str(tmp_path / "x.tif"),
                   RunOptions(bounds=lonlat))
+
+
+def test_quantize_refuses_to_overwrite_its_model_before_any_work(tiny_models, scene, tmp_path):
+    import os
+    import shutil
+
+    import pytest
+
+    from engine.quantize import QuantisationError
+
+    model = str(tmp_path / "m.onnx")
+    shutil.copyfile(tiny_models["segmentation"], model)
+    os.link(model, str(tmp_path / "hard.onnx"))
+    for out in (model, str(tmp_path / "hard.onnx")):
+        lines = []
+        with pytest.raises(QuantisationError, match="would overwrite the float32 model"):
+            quantize_model(model, scene(rows=32, cols=32), out, QuantizeOptions(), log=lines.append)
+        assert lines == []                                    # refused before preparing tiles
