@@ -456,6 +456,22 @@ def _write_metadata(path: str, doc: dict) -> None:
     onnx.save(model, path)
 
 
+def _check_not_the_model(output_path: str, model_path: str) -> None:
+    """Refuse an output that is the float32 model (same path, link or hard link), then an
+    unwritable one, before any work.
+
+    Raises:
+        QuantisationError, OutputError.
+    """
+    from .paths import same_file
+    from .writer import check_writable
+
+    if same_file(output_path, model_path):
+        raise QuantisationError(f"the output '{output_path}' would overwrite the float32 model "
+                                f"'{model_path}': choose another file name")
+    check_writable(output_path)
+
+
 def quantize_feeds(model_path: str, calibration: Sequence[Mapping[str, np.ndarray]],
                    check: Sequence[Mapping[str, np.ndarray]], output_path: str,
                    options: QuantizeOptions | None = None,
@@ -477,7 +493,6 @@ def quantize_feeds(model_path: str, calibration: Sequence[Mapping[str, np.ndarra
         OutputError: the output cannot be written.
     """
     from .contract import read_model_metadata
-    from .writer import check_writable
 
     options = options or QuantizeOptions()
     messages: list[str] = []
@@ -498,9 +513,7 @@ def quantize_feeds(model_path: str, calibration: Sequence[Mapping[str, np.ndarra
     if isinstance(doc.get(QUANTISATION_KEY), dict):
         raise QuantisationError(f"'{model_path}' is already an int8 variant "
                                 f"({doc[QUANTISATION_KEY].get('method')}); quantise its float32 model")
-    if os.path.abspath(output_path) == os.path.abspath(model_path):
-        raise QuantisationError(f"the output '{output_path}' would overwrite the float32 model")
-    check_writable(output_path)
+    _check_not_the_model(output_path, model_path)
     support = cpu_int8_support()
     say(int8_support_message(support))
 
@@ -624,18 +637,10 @@ def quantize_model(model_path: str, inputs: Mapping[str, Sequence], output_path:
         QuantisationError: agreement below the threshold (nothing written), no valid tile.
         InputError, ContractError, ModelFileError, OutputError: as run_model.
     """
-    from .writer import check_writable
-
     options = options or QuantizeOptions()
     if options.method not in METHODS:
         raise QuantisationError(f"method must be one of {METHODS} (got '{options.method}')")
-    from .paths import same_file
-
-    if os.path.abspath(output_path) == os.path.abspath(model_path) or (
-            os.path.exists(output_path) and same_file(output_path, model_path)):
-        raise QuantisationError(f"the output '{output_path}' would overwrite the float32 model "
-                                f"'{model_path}': choose another file name")
-    check_writable(output_path)
+    _check_not_the_model(output_path, model_path)
     windows = capture_feeds(model_path, inputs, options.tiles, options.windows,
                             options.batch_size, options.threads, log)
     calibration, check = split_windows(windows)

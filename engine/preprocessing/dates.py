@@ -39,6 +39,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..paths import same_file
 
 
 class DateFormatError(InputError, ValueError):
@@ -409,25 +410,6 @@ def date_triplets(dates: Iterable[_dt.datetime | _dt.date], keep_hour: bool = Fa
 
 
 # ---------------------------------------------------------------------------- stack checks
-def _is_local(path: str) -> bool:
-    return "://" not in path and not path.startswith("/vsi") and os.path.exists(path)
-
-
-def same_file(a: str, b: str) -> bool:
-    """True when two paths are one file: equal strings, the same real path (symbolic links)
-    or the same inode (hard links)."""
-    if a == b:
-        return True
-    if _is_local(a) and _is_local(b):
-        if os.path.realpath(a) == os.path.realpath(b):
-            return True
-        try:
-            return os.path.samefile(a, b)
-        except OSError:
-            return False
-    return False
-
-
 #: Side of each window hashed by :func:`content_fingerprint`, and the windows' centres as
 #: fractions of the raster's height and width.
 FINGERPRINT_PX = 32

@@ -24,7 +24,7 @@ from qgis.core import (Qgis, QgsProcessingException, QgsProcessingOutputFile,
                        QgsProcessingParameterString)
 
 from ..styling import style_on_load
-from .base import PLUGIN_DIR
+from .base import PLUGIN_DIR, engine_log
 from .inference import FLOAT16_HELP, InferenceAlgorithm, _advanced, _with_help, extent_and_crs
 
 
@@ -209,6 +209,7 @@ def run_engine_batch(args: list[str], feedback) -> dict:
     """Run ``python -m engine <args>`` (with ``--progress json``), turning its JSON lines into
     feedback; returns the final ``done`` event. Cancel sends Ctrl-C (the job keeps what it
     finished) and raises."""
+    log = engine_log(feedback)
     env = dict(os.environ)
     # The child sees the same packages as QGIS's Python (plugin folder, dependency folder).
     env["PYTHONPATH"] = os.pathsep.join([PLUGIN_DIR] + [p for p in sys.path if p])
@@ -245,11 +246,7 @@ def run_engine_batch(args: list[str], feedback) -> dict:
             feedback.setProgressText(event["message"])
             feedback.pushInfo(event["message"])
         elif event["event"] == "log":
-            message = event["message"]
-            if message.startswith("warning:"):
-                feedback.pushWarning(message[len("warning:"):].strip())
-            else:
-                feedback.pushInfo(message)
+            log(event["message"])
         elif event["event"] == "error":
             error = event["message"]
         elif event["event"] == "done":
