@@ -96,6 +96,19 @@ def bounded_gdal_cache(row_bytes: int, log: Callable[[str], None]):
             _apply_cache_cap(gdal)
 
 
+def _lattice(box, n: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """x, y [n, n] of the cell centres of an n x n lattice over ``box`` (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = box
+    t = (np.arange(n) + 0.5) / n
+    xs, ys = np.meshgrid(x0 + t * (x1 - x0), y0 + t * (y1 - y0))
+    return xs, ys
+
+
+def _in_box(xs: np.ndarray, ys: np.ndarray, box) -> np.ndarray:
+    """bool: the points inside ``box`` (x0, y0, x1, y1), edges included."""
+    return (xs >= box[0]) & (xs <= box[2]) & (ys >= box[1]) & (ys <= box[3])
+
+
 @dataclass
 class PreparedBatch:
     """Inputs of one batch of tiles.
@@ -203,52 +216,51 @@ class Runner:
         lattice): the output is nodata wherever a modality has no data."""
         from rasterio.warp import transform_bounds
 
-        gx0, gy0, gx1, gy1 = grid_slice.bounds
-        lattice = (np.arange(64) + 0.5) / 64
-        xs, ys = np.meshgrid(gx0 + lattice * (gx1 - gx0), gy0 + lattice * (gy1 - gy0))
+        grid_box = grid_slice.bounds
+        xs, ys = _lattice(grid_box)
+        boxes: dict[str, list] = {}
         for name, stack in stacks.items():
             covered = np.zeros(xs.shape, dtype=bool)
+            boxes[name] = []
             for sl in stack:
                 try:
-                    x0, y0, x1, y1 = transform_bounds(sl.crs, grid_slice.crs, *sl.bounds)
+                    box = transform_bounds(sl.crs, grid_slice.crs, *sl.bounds)
                 except Exception as exc:
                     raise InputError(f"input raster '{sl.path}' ({name}) cannot be transformed "
                                      f"to the reference CRS: {exc}") from exc
+                x0, y0, x1, y1 = box
+                gx0, gy0, gx1, gy1 = grid_box
                 if not (x0 < gx1 and x1 > gx0 and y0 < gy1 and y1 > gy0):
                     raise InputError(
                         f"input raster '{sl.path}' ({name}) does not overlap the reference raster "
-                        f"'{grid_slice.path}' (bounds {tuple(round(v, 3) for v in (x0, y0, x1, y1))}"
-                        f" vs {tuple(round(v, 3) for v in grid_slice.bounds)} in the reference CRS)")
-                covered |= (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
+                        f"'{grid_slice.path}' (bounds {tuple(round(v, 3) for v in box)}"
+                        f" vs {tuple(round(v, 3) for v in grid_box)} in the reference CRS)")
+                boxes[name].append(box)
+                covered |= _in_box(xs, ys, box)
             share = float(covered.mean())
             if share < 0.99:
                 self.log(f"warning: {name} covers about {100 * share:.0f} % of the reference "
                          f"raster '{display_name(grid_slice.path)}': the map is nodata where a "
                          "modality has no data")
         if self.options.bounds is None:
-            self._check_grid_extent(stacks[self.meta.reference.name], grid_slice)
+            self._check_grid_extent(boxes[self.meta.reference.name], grid_slice)
 
-    def _check_grid_extent(self, stack: list[Slice], grid_slice: Slice) -> None:
-        """Warn when the reference modality's rasters together cover more ground than the
-        raster whose grid the map takes (the map stops at that raster's edges): the share of
-        their union (bounds sampled on a 64 x 64 lattice) inside it."""
-        from rasterio.warp import transform_bounds
-
-        boxes = [transform_bounds(sl.crs, grid_slice.crs, *sl.bounds) for sl in stack]
-        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
-        x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
-        lattice = (np.arange(64) + 0.5) / 64
-        xs, ys = np.meshgrid(x0 + lattice * (x1 - x0), y0 + lattice * (y1 - y0))
+    def _check_grid_extent(self, boxes: list, grid_slice: Slice) -> None:
+        """Warn when the reference modality's rasters (``boxes``: their bounds in the reference
+        CRS) together cover more ground than the raster whose grid the map takes (the map stops
+        at that raster's edges): the share of their union (a 64 x 64 lattice) inside it."""
+        union_box = (min(b[0] for b in boxes), min(b[1] for b in boxes),
+                     max(b[2] for b in boxes), max(b[3] for b in boxes))
+        xs, ys = _lattice(union_box)
         union = np.zeros(xs.shape, dtype=bool)
-        for b in boxes:
-            union |= (xs >= b[0]) & (xs <= b[2]) & (ys >= b[1]) & (ys <= b[3])
-        gx0, gy0, gx1, gy1 = grid_slice.bounds
-        inside = union & (xs >= gx0) & (xs <= gx1) & (ys >= gy0) & (ys <= gy1)
+        for box in boxes:
+            union |= _in_box(xs, ys, box)
+        inside = union & _in_box(xs, ys, grid_slice.bounds)
         share = float(inside.sum()) / max(int(union.sum()), 1)
         if share < 0.99:
             self.log(f"warning: the map covers the extent of '{display_name(grid_slice.path)}' "
                      f"(its grid is the output grid), about {100 * share:.0f} % of the area the "
-                     f"{len(stack)} {self.meta.reference.name} rasters cover together: mosaic "
+                     f"{len(boxes)} {self.meta.reference.name} rasters cover together: mosaic "
                      "the scenes of one date (gdalbuildvrt) or give every date the same extent "
                      "to map the rest")
 
