@@ -352,11 +352,14 @@ def implied_nodata(spec, values: Sequence[np.ndarray], *, declared: bool,
         any_zero, pixels: sampled pixels 0 in at least one band, and pixels sampled.
 
     Returns:
-        (zero_nodata, valid_range, notes for the run log).
+        (zero_nodata, valid_range, notes for the run log). ``zero_nodata`` only where the
+        raster declares no nodata of its own: a declared nodata (or mask) is the file's word on
+        what is missing, and with it a 0 may be data (reflectance with the offset removed, dark
+        water in the SWIR).
     """
     notes: list[str] = []
-    zero = is_s2_reflectance(spec)
-    if zero and any_zero and not declared:
+    zero = is_s2_reflectance(spec) and not declared
+    if zero and any_zero:
         notes.append(f"{100.0 * any_zero / max(pixels, 1):.0f} % of the sampled pixels are 0 in "
                      "at least one band and the raster declares no nodata value: pixels 0 in any "
                      "band are taken as nodata (0 is the NO_DATA value of Sentinel-2 products)")

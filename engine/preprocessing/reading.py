@@ -75,12 +75,8 @@ def plan_read(src, spec, path: str, check: bool = True, when=None) -> ReadPlan:
                                    add_offsets=adds)
     notes = [n for n in (match.note, calibration.note, product_level_warning(spec, src.tags(), path))
              if n]
-    # Sentinel-2's 0 = NO_DATA only where the raster declares no nodata of its own: a declared
-    # nodata (or mask) is the file's word on what is missing, and with it a 0 may be data
-    # (reflectance with the offset removed, dark water in the SWIR)
-    declared = _declares_nodata(src, idx)
-    zero, valid, _ = implied_nodata(spec, [], declared=True)
-    zero = zero and not declared
+    declared = declares_nodata(src, idx)
+    zero, valid, _ = implied_nodata(spec, [], declared=declared)
     if check:
         stats: dict = {}
         values = sample_values(src, idx, path=path, band_names=spec.bands,
@@ -110,7 +106,7 @@ def plan_read(src, spec, path: str, check: bool = True, when=None) -> ReadPlan:
     return ReadPlan(tuple(idx), calibration.with_nodata(zero, valid), tuple(notes))
 
 
-def _declares_nodata(src, indexes) -> bool:
+def declares_nodata(src, indexes) -> bool:
     """A nodata value, mask band or alpha band is declared for one of the bands read."""
     from rasterio.enums import MaskFlags
 

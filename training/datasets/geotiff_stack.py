@@ -39,7 +39,7 @@ from engine.preprocessing.dates import (check_stack_dates, date_triplets, find_s
                                        single_date_drops_tiff)
 from engine.preprocessing.radiometry import (declared_add_offsets, implied_nodata,
                                              plan_calibration)
-from engine.preprocessing.reading import ReadPlan, plan_read
+from engine.preprocessing.reading import ReadPlan, declares_nodata, plan_read
 from engine.preprocessing.tokens import model_input
 
 from .base import IGNORE_INDEX, ModalityInfo, flip_item, item_rng
@@ -197,7 +197,8 @@ class GeoTiffStack(Dataset):
                                    [src.offsets[i - 1] for i in idx], spec, path=path,
                                    add_offsets=declared_add_offsets(
                                        src.tags(), [src.tags(i) for i in idx], spec.bands))
-        zero, valid, _ = implied_nodata(spec, [], declared=True)
+            declared = declares_nodata(src, idx)
+        zero, valid, _ = implied_nodata(spec, [], declared=declared)
         return ReadPlan(idx, cal.with_nodata(zero, valid))
 
     def info(self) -> list[ModalityInfo]:
